@@ -1,0 +1,90 @@
+// swift-tools-version:6.0
+//
+// Plenum — a distributed in-memory object store over non-coherent
+// disaggregated memory. See README.md and SPEC.md.
+import PackageDescription
+
+/// Release builds optimise across module boundaries so the generic ring code
+/// (`RingProducer<Memory>`, `RingConsumer<Memory>`) specialises for the real
+/// memory seam in the executable: the hot path has no witness-table calls.
+let optimise: [SwiftSetting] = [
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "Plenum",
+    products: [
+        .executable(name: "plenum", targets: ["plenum"]),
+        .library(name: "PlenumRing", targets: ["PlenumRing"]),
+        .library(name: "PlenumRegion", targets: ["PlenumRegion"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // C: only what Swift cannot reach (cache-line flushes, fences, cpuid,
+        // CPU pinning macros, hardware CRC32C). Prefixed `plenum_`.
+        .target(name: "CPlenumShim"),
+        // libnuma through a system-library target (apt: libnuma-dev).
+        .systemLibrary(name: "CNuma", providers: [.apt(["libnuma-dev"])]),
+        // The memory-access seam: every load, store, flush and fence to
+        // shared memory, with the real (mmap + CPU instruction) implementation.
+        .target(
+            name: "PlenumMemory",
+            dependencies: [
+                "CPlenumShim",
+                .product(name: "Atomics", package: "swift-atomics"),
+            ],
+            swiftSettings: optimise
+        ),
+        // Shared regions: create / map by path, header, segment table, NUMA.
+        .target(
+            name: "PlenumRegion",
+            dependencies: ["PlenumMemory", "CNuma", "CPlenumShim"],
+            swiftSettings: optimise
+        ),
+        // The per-pair single-producer single-consumer ring.
+        .target(
+            name: "PlenumRing",
+            dependencies: ["PlenumMemory", "PlenumRegion", "CPlenumShim"],
+            swiftSettings: optimise
+        ),
+        // Benchmarks (not tests): ping-pong floor, ring RTT and throughput.
+        .target(
+            name: "PlenumBench",
+            dependencies: [
+                "PlenumMemory", "PlenumRegion", "PlenumRing", "CPlenumShim",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: optimise
+        ),
+        // The coherency-fault simulator (filled by the simulator issue).
+        .target(
+            name: "PlenumSimulator",
+            dependencies: ["PlenumMemory", "PlenumRing"],
+            path: "Simulator",
+            exclude: ["README.md"],
+            swiftSettings: optimise
+        ),
+        .executableTarget(
+            name: "plenum",
+            dependencies: [
+                "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: optimise
+        ),
+        .testTarget(name: "PlenumMemoryTests", dependencies: ["PlenumMemory", "PlenumRegion"]),
+        .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
+        .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
+        // Multi-process tests drive the real `plenum` executable.
+        .testTarget(
+            name: "PlenumProcessTests",
+            dependencies: ["plenum", "PlenumRing", "PlenumRegion", "PlenumMemory"]
+        ),
+    ]
+)

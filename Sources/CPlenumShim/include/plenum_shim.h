@@ -1,0 +1,61 @@
+// plenum_shim.h — the few things Swift cannot reach on Linux.
+//
+// Cache-line write-back/invalidate instructions, the fences that order them,
+// cpuid, the spin-wait hint, CPU pinning (CPU_SET is a macro) and hardware
+// CRC32C. Everything is prefixed `plenum_`. Architectures: x86_64, aarch64,
+// ppc64le; anything else fails to compile (see shim.c).
+//
+// See SPEC.md §3 (coherence primitives) for what each one guarantees.
+#ifndef PLENUM_SHIM_H
+#define PLENUM_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Which instruction `plenum_flush_range` uses on this CPU.
+typedef enum {
+    PLENUM_FLUSH_CLFLUSHOPT = 1, ///< x86_64 CLFLUSHOPT (ordered by SFENCE)
+    PLENUM_FLUSH_CLFLUSH = 2,    ///< x86_64 CLFLUSH (fallback, serialising)
+    PLENUM_FLUSH_DC_CIVAC = 3,   ///< aarch64 DC CIVAC (clean+invalidate to PoC)
+    PLENUM_FLUSH_DCBF = 4,       ///< ppc64le DCBF (flush data cache block)
+} plenum_flush_kind;
+
+/// Detects the CPU's features once; later calls are cheap. Thread-safe.
+void plenum_cpu_init(void);
+
+/// The hardware data-cache line size in bytes (cpuid / CTR_EL0 / 128).
+uint32_t plenum_hw_line_size(void);
+
+/// The instruction `plenum_flush_range` will use.
+plenum_flush_kind plenum_flush_kind_in_use(void);
+
+/// Writes back (if dirty) and drops from this CPU's cache every hardware line
+/// overlapping [start, start+length). Not ordered with later loads or stores
+/// until a fence (`plenum_fence_store` / `plenum_fence_full`).
+void plenum_flush_range(const void *start, size_t length);
+
+/// Orders earlier stores and flushes before later stores and flushes.
+/// x86_64: SFENCE; aarch64: DSB ISH; ppc64le: HWSYNC.
+void plenum_fence_store(void);
+
+/// Orders earlier loads, stores and flushes before later loads and stores.
+/// x86_64: MFENCE; aarch64: DSB ISH; ppc64le: HWSYNC.
+void plenum_fence_full(void);
+
+/// Spin-wait hint. x86_64: PAUSE; aarch64: YIELD; ppc64le: OR 27,27,27.
+void plenum_cpu_relax(void);
+
+/// CRC32C (Castagnoli), hardware instruction when the CPU has one.
+uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length);
+
+/// Pins the calling thread to one CPU. Returns 0 or an errno value.
+int plenum_pin_to_cpu(int cpu);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,189 @@
+import PlenumMemory
+
+/// The consuming end of a ring (SPEC.md §5.4). One per ring, in one thread.
+///
+/// Private state: `consumed` (messages taken in this epoch; the next
+/// expected sequence is consumed + 1) and `published` (the acknowledgement
+/// last written to the consumer line). Acknowledgements are batched: the
+/// consumer line is written when `ackBatch` messages are pending, and always
+/// when a poll finds the ring empty, so a producer waiting on `.full` is
+/// never left behind.
+///
+/// ```
+///   published ≤ consumed;  slot of seq n = (n - 1) mod C
+///   commit word of the expected slot:  consumed+1        → ready
+///                                      consumed+1-C, 0   → empty (older lap)
+///                                      anything else     → corrupt
+/// ```
+public struct RingConsumer<Memory: SharedMemory> {
+    public let memory: Memory
+    public let layout: RingLayout
+    public private(set) var epoch: UInt64
+    /// Messages taken in this epoch; the next expected sequence is this + 1.
+    public var consumed: UInt64 { _consumed }
+    @usableFromInline var _consumed: UInt64
+    @usableFromInline var published: UInt64
+    /// Acknowledge after this many deliveries (1 = every message).
+    public var ackBatch: UInt64
+    public var stats: RingStats { _stats }
+    @usableFromInline var _stats = RingStats()
+    @usableFromInline var idleSinceEpochCheck = 0
+    @usableFromInline var reportedStall: UInt64 = 0
+    /// Empty polls between two reads of the producer's epoch (SPEC §5.6).
+    public static var epochCheckInterval: Int { 64 }
+
+    /// Attaches and resumes from the consumer line: the last published
+    /// acknowledgement. Messages delivered but not yet acknowledged before a
+    /// crash are delivered again (at-least-once across consumer restarts).
+    public init(memory: Memory, layout: RingLayout, ackBatch: Int = 16) {
+        self.memory = memory
+        self.layout = layout
+        self.ackBatch = UInt64(max(1, min(ackBatch, layout.slotCount / 2)))
+        memory.invalidate(at: layout.consumedOffset, count: 24)
+        memory.fence(.full)
+        epoch = memory.load64(at: layout.ackEpochOffset, ordering: .acquiring)
+        _consumed = memory.load64(at: layout.consumedOffset, ordering: .acquiring)
+        published = _consumed
+        checkProducerEpoch()
+    }
+
+    /// Takes the next message if one is committed, passing it to `body`.
+    ///
+    /// Observe sequence (SPEC §5.4):
+    /// ```
+    ///  1 invalidate slot line 0; fence(.full)
+    ///  2 load sequence (acquiring)           ready? else empty / corrupt
+    ///  3 validate length and epoch from line 0
+    ///  4 invalidate payload lines beyond line 0; fence(.full)
+    ///  5 verify CRC32C over header + payload, deliver, advance
+    ///  6 every ackBatch messages: store consumed; flush; fence(.store)
+    /// ```
+    @inlinable
+    public mutating func poll<R, E: Error>(_ body: (RingMessage) throws(E) -> R) throws(E) -> PollResult<R> {
+        let expected = consumed &+ 1
+        let slot = layout.slotOffset(sequence: expected)
+        let mutants = memory.mutants
+        if !mutants.contains(.noInvalidateBeforePoll) {
+            memory.invalidate(at: slot, count: 8)
+            memory.fence(.full)
+        }
+        let seq = memory.load64(at: slot, ordering: .acquiring)
+        guard seq == expected else { return idle(found: seq, expected: expected) }
+        idleSinceEpochCheck = 0
+        // Line 0 was fetched after the commit was observed: header is current.
+        let (length, slotEpoch) = memory.read(at: slot &+ RingLayout.sEpoch, count: 12) { b in
+            (UInt32(littleEndian: b.loadUnaligned(fromByteOffset: RingLayout.sLength - 8, as: UInt32.self)),
+             UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
+        }
+        guard Int(length) <= layout.maxPayload else { return skip(.badLength(sequence: seq, length: length)) }
+        guard slotEpoch == UInt32(truncatingIfNeeded: epoch) else { return skip(.staleEpoch(sequence: seq, found: slotEpoch)) }
+        let end = RingLayout.slotHeaderBytes &+ Int(length)
+        if end > layout.lineSize, !mutants.contains(.noInvalidateBeforePoll) {
+            memory.invalidate(at: slot &+ layout.lineSize, count: end &- layout.lineSize)
+            memory.fence(.full)
+        }
+        let outcome: R? = try memory.read(at: slot, count: end) { (b) throws(E) -> R? in
+            var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<RingLayout.sCRC]))
+            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[RingLayout.sRequest...]), seed: crc)
+            guard crc == UInt32(littleEndian: b.loadUnaligned(fromByteOffset: RingLayout.sCRC, as: UInt32.self)) else { return nil }
+            let message = RingMessage(
+                sequence: seq,
+                kind: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: RingLayout.sKind, as: UInt16.self)),
+                flags: UInt16(littleEndian: b.loadUnaligned(fromByteOffset: RingLayout.sFlags, as: UInt16.self)),
+                requestId: UInt64(littleEndian: b.loadUnaligned(fromByteOffset: RingLayout.sRequest, as: UInt64.self)),
+                payload: UnsafeRawBufferPointer(rebasing: b[RingLayout.slotHeaderBytes...]))
+            return try body(message)
+        }
+        guard let outcome else { return skip(.checksum(sequence: seq)) }
+        advance()
+        _stats.delivered &+= 1
+        return .delivered(outcome)
+    }
+
+    /// Skips a committed but corrupt slot: counted, never delivered.
+    @usableFromInline
+    mutating func skip<R>(_ why: RingCorruption) -> PollResult<R> {
+        _stats.corrupt &+= 1
+        _stats.skipped &+= 1
+        advance()
+        return .corrupt(why)
+    }
+
+    @inlinable
+    mutating func advance() {
+        _consumed &+= 1
+        if consumed &- published >= ackBatch { publishAck() }
+    }
+
+    /// Nothing ready at `expected`. Empty, or a commit word that cannot be
+    /// (reported once; the ring stalls at it until the producer resets).
+    @usableFromInline
+    mutating func idle<R>(found: UInt64, expected: UInt64) -> PollResult<R> {
+        let olderLap = expected > UInt64(layout.slotCount) ? expected - UInt64(layout.slotCount) : 0
+        if published != consumed { publishAck() }
+        idleSinceEpochCheck += 1
+        if found == olderLap || found == 0 {
+            _stats.emptyPolls &+= 1
+            if idleSinceEpochCheck >= Self.epochCheckInterval {
+                idleSinceEpochCheck = 0
+                if let bad = checkProducerEpoch() { return .corrupt(bad) }
+            }
+            return .empty
+        }
+        // A reset clears commit words; look at the epoch before crying wolf.
+        let before = epoch
+        if let bad = checkProducerEpoch() { return .corrupt(bad) }
+        if epoch != before { return .empty }
+        if reportedStall == expected { return .empty }
+        reportedStall = expected
+        _stats.corrupt &+= 1
+        return .corrupt(.badSequence(found: found, expected: expected))
+    }
+
+    /// Publishes the acknowledgement (SPEC §5.4 step 6): the consumer line is
+    /// written only here and in the reset acknowledgement.
+    @usableFromInline
+    mutating func publishAck() {
+        memory.store64(consumed, at: layout.consumedOffset, ordering: .releasing)
+        memory.flush(at: layout.consumedOffset, count: 8)
+        memory.fence(.store)
+        published = _consumed
+        _stats.acksPublished &+= 1
+    }
+
+    /// Reads the producer line; adopts a newer epoch (SPEC §5.6): position 0,
+    /// then acknowledge the epoch. Returns a corruption if the epoch went back.
+    @discardableResult @usableFromInline
+    mutating func checkProducerEpoch() -> RingCorruption? {
+        memory.invalidate(at: layout.epochOffset, count: 8)
+        memory.fence(.full)
+        let current = memory.load64(at: layout.epochOffset, ordering: .acquiring)
+        if current == epoch { return nil }
+        guard current > epoch else { return .badEpoch(found: current, current: epoch) }
+        epoch = current
+        _consumed = 0
+        published = 0
+        reportedStall = 0
+        // consumed first, ackEpoch last: an eviction between them shows the
+        // producer the old epoch, which it ignores.
+        memory.store64(0, at: layout.consumedOffset, ordering: .relaxed)
+        memory.store64(current, at: layout.ackEpochOffset, ordering: .releasing)
+        memory.flush(at: layout.consumedOffset, count: 16)
+        memory.fence(.store)
+        _stats.resets &+= 1
+        return nil
+    }
+
+    /// Asks the producer for a reset (for a consumer that lost its place).
+    /// The producer serves it the next time it reads the consumer line.
+    public mutating func requestReset() {
+        memory.store64(epoch + 1, at: layout.resetRequestOffset, ordering: .releasing)
+        memory.flush(at: layout.resetRequestOffset, count: 8)
+        memory.fence(.store)
+    }
+
+    /// Publishes any pending acknowledgement now.
+    public mutating func flushAcknowledgements() {
+        if published != consumed { publishAck() }
+    }
+}

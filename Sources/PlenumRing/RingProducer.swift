@@ -1,0 +1,169 @@
+import PlenumMemory
+
+/// The producing end of a ring (SPEC.md §5.3). One per ring, in one thread.
+///
+/// Private state: `posted` (last sequence published in this epoch) and
+/// `cachedConsumed` (the consumer's acknowledgement as last read). The
+/// consumer line is re-read — after an invalidate — only when the ring looks
+/// full, so a post that has room touches no line the consumer writes.
+///
+/// ```
+///   cachedConsumed ≤ consumed (shared) ≤ posted,  posted - cachedConsumed ≤ C
+///   slots (consumed, posted] are in flight; a post needs posted - consumed < C
+/// ```
+public struct RingProducer<Memory: SharedMemory> {
+    public let memory: Memory
+    public let layout: RingLayout
+    public private(set) var epoch: UInt64
+    /// Last sequence published in this epoch.
+    public var posted: UInt64 { _posted }
+    @usableFromInline var _posted: UInt64 = 0
+    @usableFromInline var cachedConsumed: UInt64 = 0
+    @usableFromInline var awaitingAck = false
+
+    /// Attaches to a formatted ring and resumes where the shared state says:
+    /// the producer line's epoch, the consumer's acknowledgement, then every
+    /// slot after it that is committed in this epoch (SPEC §5.6).
+    public init(memory: Memory, layout: RingLayout) throws(RingError) {
+        self.memory = memory
+        self.layout = layout
+        // Own line: a relaxed read after invalidate (a restarted producer may
+        // run on a node whose cache never saw its predecessor's writes).
+        memory.invalidate(at: layout.producerLine, count: memory.lineSize)
+        memory.fence(.full)
+        epoch = memory.load64(at: layout.epochOffset, ordering: .acquiring)
+        guard epoch > 0 else { throw .notARing(reason: "producer epoch is 0: the ring was never formatted") }
+        let (consumed, acked, _) = readConsumerLine()
+        guard acked == epoch else { awaitingAck = true; return }
+        cachedConsumed = consumed
+        _posted = consumed
+        // Resume: count slots committed after the ack in this epoch.
+        while posted - consumed < UInt64(layout.slotCount) {
+            let next = posted + 1
+            let slot = layout.slotOffset(sequence: next)
+            memory.invalidate(at: slot, count: memory.lineSize)
+            memory.fence(.full)
+            guard memory.load64(at: slot, ordering: .acquiring) == next else { break }
+            let slotEpoch = memory.read(at: slot + RingLayout.sEpoch, count: 4) { $0.loadUnaligned(as: UInt32.self) }
+            guard UInt32(littleEndian: slotEpoch) == UInt32(truncatingIfNeeded: epoch) else { break }
+            _posted = next
+        }
+    }
+
+    /// Posts one message by copying `payload` into the next slot.
+    /// - Returns: `.posted`, or `.full` / `.resetPending` with nothing written.
+    /// - Throws: ``RingError/messageTooLarge(length:maxPayload:)``.
+    @inlinable
+    public mutating func post(kind: UInt16, flags: UInt16 = 0, requestId: UInt64, payload: UnsafeRawBufferPointer) throws(RingError) -> PostResult {
+        try post(kind: kind, flags: flags, requestId: requestId, length: payload.count) { dst in
+            if payload.count > 0 { dst.copyMemory(from: payload) }
+        }
+    }
+
+    /// Posts one message whose payload `fill` writes in place (zero-copy on
+    /// real memory). `fill` receives exactly `length` bytes.
+    ///
+    /// Publish sequence (SPEC §5.3), every step named:
+    /// ```
+    ///  1 write header (not the commit word) + payload into the slot
+    ///  2 fence(.store)                 payload stores before their flush
+    ///  3 flush payload lines beyond the slot's first line
+    ///  4 fence(.store)                 payload in memory before the commit
+    ///  5 store sequence (releasing)    the commit word, slot line 0
+    ///  6 flush slot line 0             header + commit word reach memory
+    ///  7 fence(.store)                 post complete before the next one
+    /// ```
+    @inlinable
+    public mutating func post(kind: UInt16, flags: UInt16 = 0, requestId: UInt64, length: Int,
+                              fill: (UnsafeMutableRawBufferPointer) -> Void) throws(RingError) -> PostResult {
+        guard length >= 0, length <= layout.maxPayload else {
+            throw .messageTooLarge(length: length, maxPayload: layout.maxPayload)
+        }
+        if awaitingAck || posted &- cachedConsumed >= UInt64(layout.slotCount) {
+            if let blocked = try refreshConsumer() { return blocked }
+        }
+        let seq = posted &+ 1
+        let slot = layout.slotOffset(sequence: seq)
+        let end = RingLayout.slotHeaderBytes &+ length
+        let epochWord = UInt32(truncatingIfNeeded: epoch)
+        // 1. Header and payload. The commit word (bytes 0..<8) is untouched.
+        memory.write(at: slot &+ 8, count: end &- 8) { b in
+            b.storeBytes(of: epochWord.littleEndian, toByteOffset: RingLayout.sEpoch - 8, as: UInt32.self)
+            b.storeBytes(of: kind.littleEndian, toByteOffset: RingLayout.sKind - 8, as: UInt16.self)
+            b.storeBytes(of: flags.littleEndian, toByteOffset: RingLayout.sFlags - 8, as: UInt16.self)
+            b.storeBytes(of: UInt32(length).littleEndian, toByteOffset: RingLayout.sLength - 8, as: UInt32.self)
+            b.storeBytes(of: requestId.littleEndian, toByteOffset: RingLayout.sRequest - 8, as: UInt64.self)
+            fill(UnsafeMutableRawBufferPointer(rebasing: b[(RingLayout.slotHeaderBytes - 8)...]))
+            var seqLE = seq.littleEndian
+            var crc = withUnsafeBytes(of: &seqLE) { CRC32C.checksum($0) }
+            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(RingLayout.sCRC - 8)]), seed: crc)
+            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[(RingLayout.sRequest - 8)...]), seed: crc)
+            b.storeBytes(of: crc.littleEndian, toByteOffset: RingLayout.sCRC - 8, as: UInt32.self)
+        }
+        let mutants = memory.mutants
+        // 2–4. Payload lines beyond line 0 reach memory before the commit.
+        if !mutants.contains(.noFenceBeforeCommit) { memory.fence(.store) }
+        if end > layout.lineSize, !mutants.contains(.noFlushAfterPost) {
+            memory.flush(at: slot &+ layout.lineSize, count: end &- layout.lineSize)
+            if !mutants.contains(.noFenceBeforeCommit) { memory.fence(.store) }
+        }
+        // 5–7. Commit word, then the line that holds it.
+        memory.store64(seq, at: slot, ordering: .releasing)
+        if !mutants.contains(.noFlushAfterPost) { memory.flush(at: slot, count: 8) }
+        memory.fence(.store)
+        _posted = seq
+        return .posted(sequence: seq)
+    }
+
+    /// Re-reads the consumer line (SPEC §5.3 "full"): returns nil when there
+    /// is room now, else why not. Also serves a consumer's reset request.
+    @usableFromInline
+    mutating func refreshConsumer() throws(RingError) -> PostResult? {
+        let (consumed, acked, request) = readConsumerLine()
+        if request > epoch { reset(); return .resetPending }
+        if awaitingAck {
+            guard acked == epoch, consumed == 0 else { return .resetPending }
+            awaitingAck = false
+        }
+        guard acked == epoch else {
+            throw .corruptPeer("consumer acknowledges epoch \(acked) but the ring is in epoch \(epoch)")
+        }
+        guard consumed <= posted, consumed >= cachedConsumed else {
+            throw .corruptPeer("consumer acknowledges \(consumed), outside [\(cachedConsumed), \(posted)]")
+        }
+        cachedConsumed = consumed
+        return posted &- consumed >= UInt64(layout.slotCount) ? .full : nil
+    }
+
+    /// Observe the consumer line: invalidate; fence; read (SPEC §5.3).
+    @usableFromInline
+    func readConsumerLine() -> (consumed: UInt64, ackEpoch: UInt64, resetRequest: UInt64) {
+        memory.invalidate(at: layout.consumedOffset, count: 24)
+        memory.fence(.full)
+        let acked = memory.load64(at: layout.ackEpochOffset, ordering: .acquiring)
+        let consumed = memory.load64(at: layout.consumedOffset, ordering: .acquiring)
+        let request = memory.load64(at: layout.resetRequestOffset, ordering: .acquiring)
+        return (consumed, acked, request)
+    }
+
+    /// Starts a reset (SPEC §5.6): clears every slot's commit word, publishes
+    /// epoch + 1, and posts nothing until the consumer acknowledges it.
+    public mutating func reset() {
+        for i in 0..<layout.slotCount {
+            let slot = layout.slotsOffset + i * layout.slotSize
+            memory.store64(0, at: slot, ordering: .relaxed)
+            memory.flush(at: slot, count: 8)
+        }
+        memory.fence(.store)
+        epoch += 1
+        memory.store64(epoch, at: layout.epochOffset, ordering: .releasing)
+        memory.flush(at: layout.epochOffset, count: 8)
+        memory.fence(.store)
+        _posted = 0
+        cachedConsumed = 0
+        awaitingAck = true
+    }
+
+    /// Whether a post could proceed now without re-reading the consumer.
+    public var looksFull: Bool { awaitingAck || posted &- cachedConsumed >= UInt64(layout.slotCount) }
+}
