@@ -138,7 +138,8 @@ public final class Region: Sendable {
 private func fscanf_u64(_ f: UnsafeMutablePointer<FILE>, _ out: UnsafeMutablePointer<UInt64>) -> Bool {
     var buffer = [CChar](repeating: 0, count: 64)
     guard fgets(&buffer, Int32(buffer.count), f) != nil else { return false }
-    let text = String(cString: buffer).trimmingCharacters(in: " \n\t")
+    let bytes = buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+    let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n\t")
     guard let v = UInt64(text) else { return false }
     out.pointee = v
     return true

@@ -32,6 +32,7 @@ public struct Segment: Equatable, Sendable {
 public enum SegmentTable {
     /// Owner only. Publish (SPEC §4.3): write entry; flush; fence; write the
     /// count (commit word) and cursor; flush; fence.
+    @discardableResult
     public static func append<M: SharedMemory>(
         _ kind: SegmentKind, name: String, length: Int, producer: UInt32 = 0, consumer: UInt32 = 0,
         alignment: Int = 4096, in memory: M, header: RegionHeader

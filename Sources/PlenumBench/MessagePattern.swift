@@ -1,0 +1,83 @@
+/// Deterministic message contents for exchanges, tests and benches: the
+/// payload of message `index` on stream `stream` is a function of both, so a
+/// receiver verifies every byte without sharing state with the sender.
+public struct MessagePattern: Sendable {
+    public let stream: UInt64
+    public let maxLength: Int
+
+    public init(stream: UInt64, maxLength: Int) {
+        self.stream = stream
+        self.maxLength = maxLength
+    }
+
+    @inlinable static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Length of message `index`: varies over [0, maxLength] so single-line
+    /// and multi-line slots both occur.
+    @inlinable public func length(of index: UInt64) -> Int {
+        maxLength == 0 ? 0 : Int(Self.mix(stream ^ (index &* 31)) % UInt64(maxLength + 1))
+    }
+
+    @inlinable public func fill(_ buffer: UnsafeMutableRawBufferPointer, index: UInt64) {
+        var state = Self.mix(stream &+ index)
+        var i = 0
+        while i < buffer.count {
+            state = Self.mix(state)
+            var word = state
+            for _ in 0..<8 where i < buffer.count {
+                buffer[i] = UInt8(truncatingIfNeeded: word)
+                word >>= 8
+                i += 1
+            }
+        }
+    }
+
+    /// Whether `payload` is exactly message `index`: its length and bytes.
+    @inlinable public func matches(_ payload: UnsafeRawBufferPointer, index: UInt64) -> Bool {
+        payload.count == length(of: index) && contentMatches(payload, index: index)
+    }
+
+    /// Whether `payload`'s bytes are those of message `index` (any length).
+    @inlinable public func contentMatches(_ payload: UnsafeRawBufferPointer, index: UInt64) -> Bool {
+        var state = Self.mix(stream &+ index)
+        var i = 0
+        while i < payload.count {
+            state = Self.mix(state)
+            var word = state
+            for _ in 0..<8 where i < payload.count {
+                if payload[i] != UInt8(truncatingIfNeeded: word) { return false }
+                word >>= 8
+                i += 1
+            }
+        }
+        return true
+    }
+}
+
+/// Counts what a receiver saw against the sender's 0, 1, 2, … ids.
+public struct DeliveryCheck: Sendable, Codable, Equatable {
+    public var received: UInt64 = 0
+    public var lost: UInt64 = 0
+    public var duplicated: UInt64 = 0
+    public var reordered: UInt64 = 0
+    public var corrupt: UInt64 = 0
+    public var nextExpected: UInt64 = 0
+
+    public init() {}
+
+    /// Records message `id`; `intact` is false when its payload mismatched.
+    @inlinable public mutating func observe(id: UInt64, intact: Bool) {
+        received &+= 1
+        if !intact { corrupt &+= 1 }
+        if id == nextExpected { nextExpected &+= 1 }
+        else if id > nextExpected { lost &+= id - nextExpected; reordered &+= 1; nextExpected = id &+ 1 }
+        else { duplicated &+= 1 }
+    }
+
+    public var clean: Bool { lost == 0 && duplicated == 0 && reordered == 0 && corrupt == 0 }
+}
