@@ -17,13 +17,18 @@ public enum Numa {
         return "libnuma: \(t.maxNode + 1) NUMA nodes (0...\(t.maxNode))"
     }
 
+    /// Throws unless libnuma is available and `node` exists.
+    public static func validate(_ node: Int) throws(RegionError) {
+        let t = topology
+        guard t.available else { throw .numaUnavailable }
+        guard node >= 0, node <= t.maxNode else { throw .numaNodeOutOfRange(requested: node, maxNode: t.maxNode) }
+    }
+
     /// Binds the mapping's pages to `node` (MPOL_BIND via numa_tonode_memory).
     /// Pages already resident elsewhere stay where they are; a region bound at
     /// creation is placed as it is first touched.
     public static func bind(_ mapping: Mapping, to node: Int) throws(RegionError) {
-        let t = topology
-        guard t.available else { throw .numaUnavailable }
-        guard node >= 0, node <= t.maxNode else { throw .numaNodeOutOfRange(requested: node, maxNode: t.maxNode) }
+        try validate(node)
         mapping.withUnsafeRange { base, size in numa_tonode_memory(base, size, Int32(node)) }
     }
 }

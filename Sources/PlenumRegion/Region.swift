@@ -40,6 +40,7 @@ public final class Region: Sendable {
         numaNode: Int? = nil, overwrite: Bool = false
     ) throws(RegionError) -> Region {
         try checkLineSize(lineSize)
+        if let numaNode { try Numa.validate(numaNode) }
         let minimum = RegionLayout.minimumSize(line: lineSize.bytes)
         guard size >= minimum else { throw .tooSmall(requested: size, minimum: minimum) }
         guard size % RegionLayout.dataAlignment == 0 else {

@@ -1,0 +1,50 @@
+import Foundation
+
+/// Runs the real `plenum` executable built beside this test bundle.
+enum PlenumProcess {
+    /// `.build/<triple>/debug/plenum`, next to PlenumPackageTests.xctest.
+    static var executable: String {
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("plenum").path
+    }
+
+    final class Running: @unchecked Sendable {
+        let process = Process()
+        private let out = Pipe(), err = Pipe()
+        private let lock = NSLock()
+        private var outData = Data(), errData = Data()
+        private let group = DispatchGroup()
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: PlenumProcess.executable)
+            process.arguments = arguments
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            for (pipe, isOut) in [(out, true), (err, false)] {
+                group.enter()
+                DispatchQueue.global().async { [self] in
+                    let d = pipe.fileHandleForReading.readDataToEndOfFile()
+                    lock.withLock { if isOut { outData = d } else { errData = d } }
+                    group.leave()
+                }
+            }
+        }
+
+        /// Waits for the process (killing it after `timeout` seconds).
+        func finish(timeout: Double = 300) -> (status: Int32, stdout: String, stderr: String) {
+            if group.wait(timeout: .now() + timeout) == .timedOut { process.terminate(); group.wait() }
+            process.waitUntilExit()
+            return lock.withLock { (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self)) }
+        }
+    }
+
+    static func run(_ arguments: [String], timeout: Double = 300) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Running(arguments).finish(timeout: timeout)
+    }
+
+    static func json(_ text: String) -> [String: Any]? {
+        guard let line = text.split(separator: "\n").last else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+    }
+}
