@@ -12,13 +12,16 @@ import CPlenumShim
 ///   8-byte atomics: offset % 8 == 0
 /// ```
 /// A logical line (``lineSize``) may span several hardware lines (128-byte
-/// logical lines on a 64-byte x86 cache): ``flush(at:count:)`` covers all of
-/// them.
+/// logical lines on a 64-byte x86 cache). ``flush(at:count:)`` acts on the
+/// hardware lines that overlap the byte range it is given — the granule is
+/// the hardware line — and layouts padded to the logical line keep any two
+/// writers apart on every architecture.
 public struct MappedMemory: SharedMemory, @unchecked Sendable {
     @usableFromInline let mapping: Mapping
     @usableFromInline let base: UnsafeMutableRawPointer
     public let size: Int
     public let lineSize: Int
+    public let flushGranule: Int
     /// False only in the benchmark-only `--no-flush` mode.
     public let flushes: Bool
 
@@ -28,7 +31,7 @@ public struct MappedMemory: SharedMemory, @unchecked Sendable {
         self.size = mapping.size
         self.lineSize = lineSize
         self.flushes = flushes
-        plenum_cpu_init()
+        self.flushGranule = min(lineSize, Int(plenum_hw_line_size()))
     }
 
     @inlinable func checked(_ offset: Int, _ count: Int) -> UnsafeMutableRawPointer {
@@ -67,9 +70,7 @@ public struct MappedMemory: SharedMemory, @unchecked Sendable {
 
     @inlinable public func flush(at offset: Int, count: Int) {
         guard flushes, count > 0 else { return }
-        let first = offset & ~(lineSize &- 1)
-        let end = (offset &+ count &+ lineSize &- 1) & ~(lineSize &- 1)
-        plenum_flush_range(checked(first, end &- first), end &- first)
+        plenum_flush_range(checked(offset, count), count)
     }
 
     @inlinable public func invalidate(at offset: Int, count: Int) {

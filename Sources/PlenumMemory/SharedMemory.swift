@@ -24,6 +24,11 @@ public protocol SharedMemory {
     /// The coherence line size L of this memory (64, 128 or 256). Every shared
     /// layout pads to it; flushes act on whole lines of this size.
     var lineSize: Int { get }
+    /// The unit in which this memory writes back and drops lines: the CPU's
+    /// cache line for real memory (≤ ``lineSize``), the model's line in the
+    /// simulator. Protocol code flushes exact byte ranges; a write-back is
+    /// atomic per granule, never across granules (SPEC §3.2).
+    var flushGranule: Int { get }
     /// Size in bytes of the addressable range.
     var size: Int { get }
 
@@ -44,8 +49,8 @@ public protocol SharedMemory {
     /// Writes `count` bytes at `offset` through a mutable view filled by `body`.
     func write<R, E: Error>(at offset: Int, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R
 
-    /// Write-back (if dirty) and drop from this node's cache every line that
-    /// overlaps `[offset, offset+count)` — SPEC §3.2. Not ordered with later
+    /// Write-back (if dirty) and drop from this node's cache every granule
+    /// that overlaps `[offset, offset+count)` — SPEC §3.2. Not ordered with later
     /// stores or loads until a ``fence(_:)``.
     func flush(at offset: Int, count: Int)
 

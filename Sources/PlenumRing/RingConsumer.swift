@@ -5,9 +5,10 @@ import PlenumMemory
 /// Private state: `consumed` (messages taken in this epoch; the next
 /// expected sequence is consumed + 1) and `published` (the acknowledgement
 /// last written to the consumer line). Acknowledgements are batched: the
-/// consumer line is written when `ackBatch` messages are pending, and always
-/// when a poll finds the ring empty, so a producer waiting on `.full` is
-/// never left behind.
+/// consumer line is written when `ackBatch` messages are pending, or when
+/// `ackIdlePolls` polls in a row found the ring empty, so a producer waiting
+/// on `.full` is never left behind while the hot request/reply path carries
+/// no acknowledgement flush.
 ///
 /// ```
 ///   published ≤ consumed;  slot of seq n = (n - 1) mod C
@@ -25,6 +26,9 @@ public struct RingConsumer<Memory: SharedMemory> {
     @usableFromInline var published: UInt64
     /// Acknowledge after this many deliveries (1 = every message).
     public var ackBatch: UInt64
+    /// Acknowledge pending deliveries after this many empty polls in a row.
+    public var ackIdlePolls: Int = 32
+    @usableFromInline var idleStreak = 0
     public var stats: RingStats { _stats }
     @usableFromInline var _stats = RingStats()
     @usableFromInline var idleSinceEpochCheck = 0
@@ -51,12 +55,13 @@ public struct RingConsumer<Memory: SharedMemory> {
     ///
     /// Observe sequence (SPEC §5.4):
     /// ```
-    ///  1 invalidate slot line 0; fence(.full)
+    ///  1 invalidate the slot's first granule G; fence(.full)
     ///  2 load sequence (acquiring)           ready? else empty / corrupt
-    ///  3 validate length and epoch from line 0
-    ///  4 invalidate payload lines beyond line 0; fence(.full)
+    ///  3 validate length and epoch from the first granule
+    ///  4 invalidate [slot+G, slot+end); fence(.full)   (only if end > G)
     ///  5 verify CRC32C over header + payload, deliver, advance
-    ///  6 every ackBatch messages: store consumed; flush; fence(.store)
+    ///  6 every ackBatch messages, or after ackIdlePolls empty polls:
+    ///    store consumed (releasing); flush; fence(.store)
     /// ```
     @inlinable
     public mutating func poll<R, E: Error>(_ body: (RingMessage) throws(E) -> R) throws(E) -> PollResult<R> {
@@ -70,7 +75,8 @@ public struct RingConsumer<Memory: SharedMemory> {
         let seq = memory.load64(at: slot, ordering: .acquiring)
         guard seq == expected else { return idle(found: seq, expected: expected) }
         idleSinceEpochCheck = 0
-        // Line 0 was fetched after the commit was observed: header is current.
+        idleStreak = 0
+        // Granule 0 was fetched after the commit was observed: header is current.
         let (length, slotEpoch) = memory.read(at: slot &+ RingLayout.sEpoch, count: 12) { b in
             (UInt32(littleEndian: b.loadUnaligned(fromByteOffset: RingLayout.sLength - 8, as: UInt32.self)),
              UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
@@ -78,8 +84,9 @@ public struct RingConsumer<Memory: SharedMemory> {
         guard Int(length) <= layout.maxPayload else { return skip(.badLength(sequence: seq, length: length)) }
         guard slotEpoch == UInt32(truncatingIfNeeded: epoch) else { return skip(.staleEpoch(sequence: seq, found: slotEpoch)) }
         let end = RingLayout.slotHeaderBytes &+ Int(length)
-        if end > layout.lineSize, !mutants.contains(.noInvalidateBeforePoll) {
-            memory.invalidate(at: slot &+ layout.lineSize, count: end &- layout.lineSize)
+        let granule = memory.flushGranule
+        if end > granule, !mutants.contains(.noInvalidateBeforePoll) {
+            memory.invalidate(at: slot &+ granule, count: end &- granule)
             memory.fence(.full)
         }
         let outcome: R? = try memory.read(at: slot, count: end) { (b) throws(E) -> R? in
@@ -120,7 +127,8 @@ public struct RingConsumer<Memory: SharedMemory> {
     @usableFromInline
     mutating func idle<R>(found: UInt64, expected: UInt64) -> PollResult<R> {
         let olderLap = expected > UInt64(layout.slotCount) ? expected - UInt64(layout.slotCount) : 0
-        if published != consumed { publishAck() }
+        idleStreak += 1
+        if published != consumed, idleStreak >= ackIdlePolls { publishAck() }
         idleSinceEpochCheck += 1
         if found == olderLap || found == 0 {
             _stats.emptyPolls &+= 1

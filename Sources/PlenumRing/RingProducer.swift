@@ -20,6 +20,8 @@ public struct RingProducer<Memory: SharedMemory> {
     @usableFromInline var _posted: UInt64 = 0
     @usableFromInline var cachedConsumed: UInt64 = 0
     @usableFromInline var awaitingAck = false
+    /// Private staging area of one slot (never shared memory).
+    @usableFromInline let scratch: Scratch
 
     /// Attaches to a formatted ring and resumes where the shared state says:
     /// the producer line's epoch, the consumer's acknowledgement, then every
@@ -27,6 +29,7 @@ public struct RingProducer<Memory: SharedMemory> {
     public init(memory: Memory, layout: RingLayout) throws(RingError) {
         self.memory = memory
         self.layout = layout
+        self.scratch = Scratch(bytes: layout.slotSize)
         // Own line: a relaxed read after invalidate (a restarted producer may
         // run on a node whose cache never saw its predecessor's writes).
         memory.invalidate(at: layout.producerLine, count: memory.lineSize)
@@ -41,7 +44,7 @@ public struct RingProducer<Memory: SharedMemory> {
         while posted - consumed < UInt64(layout.slotCount) {
             let next = posted + 1
             let slot = layout.slotOffset(sequence: next)
-            memory.invalidate(at: slot, count: memory.lineSize)
+            memory.invalidate(at: slot, count: RingLayout.slotHeaderBytes)
             memory.fence(.full)
             guard memory.load64(at: slot, ordering: .acquiring) == next else { break }
             let slotEpoch = memory.read(at: slot + RingLayout.sEpoch, count: 4) { $0.loadUnaligned(as: UInt32.self) }
@@ -63,14 +66,15 @@ public struct RingProducer<Memory: SharedMemory> {
     /// Posts one message whose payload `fill` writes in place (zero-copy on
     /// real memory). `fill` receives exactly `length` bytes.
     ///
-    /// Publish sequence (SPEC §5.3), every step named:
+    /// Publish sequence (SPEC §5.3), every step named. G is the memory's
+    /// flush granule; the commit word sits in the slot's first granule.
     /// ```
     ///  1 write header (not the commit word) + payload into the slot
-    ///  2 fence(.store)                 payload stores before their flush
-    ///  3 flush payload lines beyond the slot's first line
-    ///  4 fence(.store)                 payload in memory before the commit
-    ///  5 store sequence (releasing)    the commit word, slot line 0
-    ///  6 flush slot line 0             header + commit word reach memory
+    ///  2 fence(.store)                 payload stores before their flush  ┐ only if the
+    ///  3 flush [slot+G, slot+end)      payload beyond the first granule   │ message is
+    ///  4 fence(.store)                 payload in memory before the commit┘ longer than G
+    ///  5 store sequence (releasing)    the commit word; orders 1's stores in granule 0
+    ///  6 flush [slot, slot+min(end,G)) header + commit word reach memory together
     ///  7 fence(.store)                 post complete before the next one
     /// ```
     @inlinable
@@ -86,30 +90,36 @@ public struct RingProducer<Memory: SharedMemory> {
         let slot = layout.slotOffset(sequence: seq)
         let end = RingLayout.slotHeaderBytes &+ length
         let epochWord = UInt32(truncatingIfNeeded: epoch)
-        // 1. Header and payload. The commit word (bytes 0..<8) is untouched.
+        // 1. Header and payload are composed in private memory, checksummed
+        //    there, then copied into the slot in one burst: the consumer polls
+        //    this very line, and a slow in-place composition would let its
+        //    invalidates steal the line between our stores (SPEC §5.3).
+        //    The commit word (bytes 0..<8) is untouched.
+                let staged = UnsafeMutableRawBufferPointer(rebasing: scratch.bytes[0..<end])
+        staged.storeBytes(of: seq.littleEndian, toByteOffset: 0, as: UInt64.self)
+        staged.storeBytes(of: epochWord.littleEndian, toByteOffset: RingLayout.sEpoch, as: UInt32.self)
+        staged.storeBytes(of: kind.littleEndian, toByteOffset: RingLayout.sKind, as: UInt16.self)
+        staged.storeBytes(of: flags.littleEndian, toByteOffset: RingLayout.sFlags, as: UInt16.self)
+        staged.storeBytes(of: UInt32(length).littleEndian, toByteOffset: RingLayout.sLength, as: UInt32.self)
+        staged.storeBytes(of: requestId.littleEndian, toByteOffset: RingLayout.sRequest, as: UInt64.self)
+        fill(UnsafeMutableRawBufferPointer(rebasing: staged[RingLayout.slotHeaderBytes...]))
+        var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: staged[0..<RingLayout.sCRC]))
+        crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: staged[RingLayout.sRequest...]), seed: crc)
+        staged.storeBytes(of: crc.littleEndian, toByteOffset: RingLayout.sCRC, as: UInt32.self)
         memory.write(at: slot &+ 8, count: end &- 8) { b in
-            b.storeBytes(of: epochWord.littleEndian, toByteOffset: RingLayout.sEpoch - 8, as: UInt32.self)
-            b.storeBytes(of: kind.littleEndian, toByteOffset: RingLayout.sKind - 8, as: UInt16.self)
-            b.storeBytes(of: flags.littleEndian, toByteOffset: RingLayout.sFlags - 8, as: UInt16.self)
-            b.storeBytes(of: UInt32(length).littleEndian, toByteOffset: RingLayout.sLength - 8, as: UInt32.self)
-            b.storeBytes(of: requestId.littleEndian, toByteOffset: RingLayout.sRequest - 8, as: UInt64.self)
-            fill(UnsafeMutableRawBufferPointer(rebasing: b[(RingLayout.slotHeaderBytes - 8)...]))
-            var seqLE = seq.littleEndian
-            var crc = withUnsafeBytes(of: &seqLE) { CRC32C.checksum($0) }
-            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<(RingLayout.sCRC - 8)]), seed: crc)
-            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[(RingLayout.sRequest - 8)...]), seed: crc)
-            b.storeBytes(of: crc.littleEndian, toByteOffset: RingLayout.sCRC - 8, as: UInt32.self)
+            b.copyMemory(from: UnsafeRawBufferPointer(rebasing: staged[8...]))
         }
         let mutants = memory.mutants
-        // 2–4. Payload lines beyond line 0 reach memory before the commit.
-        if !mutants.contains(.noFenceBeforeCommit) { memory.fence(.store) }
-        if end > layout.lineSize, !mutants.contains(.noFlushAfterPost) {
-            memory.flush(at: slot &+ layout.lineSize, count: end &- layout.lineSize)
+        let granule = memory.flushGranule
+        // 2–4. Payload beyond the first granule reaches memory before the commit.
+        if end > granule {
+            if !mutants.contains(.noFenceBeforeCommit) { memory.fence(.store) }
+            if !mutants.contains(.noFlushAfterPost) { memory.flush(at: slot &+ granule, count: end &- granule) }
             if !mutants.contains(.noFenceBeforeCommit) { memory.fence(.store) }
         }
-        // 5–7. Commit word, then the line that holds it.
+        // 5–7. Commit word, then the granule that holds it and the header.
         memory.store64(seq, at: slot, ordering: .releasing)
-        if !mutants.contains(.noFlushAfterPost) { memory.flush(at: slot, count: 8) }
+        if !mutants.contains(.noFlushAfterPost) { memory.flush(at: slot, count: min(end, granule)) }
         memory.fence(.store)
         _posted = seq
         return .posted(sequence: seq)
@@ -166,4 +176,14 @@ public struct RingProducer<Memory: SharedMemory> {
 
     /// Whether a post could proceed now without re-reading the consumer.
     public var looksFull: Bool { awaitingAck || posted &- cachedConsumed >= UInt64(layout.slotCount) }
+}
+
+/// A private, 8-byte aligned byte buffer owned by one producer.
+@usableFromInline final class Scratch {
+    @usableFromInline let bytes: UnsafeMutableRawBufferPointer
+    init(bytes count: Int) {
+        bytes = .allocate(byteCount: count, alignment: 8)
+        bytes.initializeMemory(as: UInt8.self, repeating: 0)
+    }
+    deinit { bytes.deallocate() }
 }

@@ -50,7 +50,9 @@ import Testing
                 #expect(got.requestId == id)
                 #expect(got.payload == bytes(Int(id) % (f.layout.maxPayload + 1), seed: UInt8(truncatingIfNeeded: id)))
             }
-            #expect(c.take().isEmpty)
+            // Idle polls acknowledge the partial batch, so the next burst of
+            // up to C messages finds every slot free.
+            for _ in 0..<c.ackIdlePolls { #expect(c.take().isEmpty) }
         }
         #expect(c.stats.delivered == next)
     }
@@ -67,10 +69,23 @@ import Testing
         // The batch of 4 is acknowledged: exactly 4 slots free.
         for i in 0..<4 { #expect(try p.post([1], id: UInt64(100 + i)) == .posted(sequence: UInt64(9 + i))) }
         #expect(try p.post([1], id: 200) == .full)
-        // Drain; the empty poll publishes the remaining acknowledgement.
+        // Drain all 8: acknowledgements at 4 and 8 free the ring.
         for _ in 0..<8 { #expect(c.take().delivered != nil) }
         #expect(c.take().isEmpty)
-        #expect(try p.post([1], id: 300) == .posted(sequence: 13))
+        for i in 0..<8 { #expect(try p.post([1], id: UInt64(300 + i)) == .posted(sequence: UInt64(13 + i))) }
+        #expect(try p.post([1], id: 400) == .full)
+    }
+
+    @Test func idlePollsPublishAPartialBatch() throws {
+        let f = try RingFixture(slots: 8)
+        var p = try f.producer(), c = f.consumer(ackBatch: 4)
+        for i in 0..<2 { _ = try p.post([1], id: UInt64(i)) }
+        for _ in 0..<2 { #expect(c.take().delivered != nil) }
+        func shared() -> UInt64 { f.memory.load64(at: f.layout.consumedOffset, ordering: .acquiring) }
+        for _ in 0..<(c.ackIdlePolls - 1) { #expect(c.take().isEmpty) }
+        #expect(shared() == 0, "below the batch and not idle long enough: no acknowledgement flush")
+        #expect(c.take().isEmpty)
+        #expect(shared() == 2, "idle long enough: the partial batch is acknowledged")
     }
 
     @Test func corruptPayloadIsReportedCountedAndNotDelivered() throws {
