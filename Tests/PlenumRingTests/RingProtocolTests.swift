@@ -167,6 +167,20 @@ import Testing
         #expect(c.take().delivered?.requestId == 7)
     }
 
+    @Test func producerEpochGoingBackwardsIsReported() throws {
+        let f = try RingFixture()
+        var p = try f.producer(), c = f.consumer()
+        p.reset()
+        for _ in 0..<RingConsumer<MappedMemory>.epochCheckInterval { _ = c.take() }
+        #expect(c.epoch == 2)
+        // A corrupt peer rewinds the producer line.
+        f.memory.store64(1, at: f.layout.epochOffset, ordering: .relaxed)
+        var reports: [RingCorruption] = []
+        for _ in 0..<RingConsumer<MappedMemory>.epochCheckInterval { if let r = c.take().corruption { reports.append(r) } }
+        #expect(reports == [.badEpoch(found: 1, current: 2)])
+        #expect(c.epoch == 2, "the consumer keeps its epoch")
+    }
+
     @Test func producerResumesAfterRestart() throws {
         let f = try RingFixture()
         var p = try f.producer(), c = f.consumer()
