@@ -78,6 +78,7 @@ public final class Region: Sendable {
         memory.write(at: 0, count: RegionLayout.dataOffset(line: lineSize.bytes)) {
             _ = $0.initializeMemory(as: UInt8.self, repeating: 0)
         }
+        memory.fence(.store)
         memory.flush(at: 0, count: RegionLayout.dataOffset(line: lineSize.bytes))
         memory.fence(.store)
         let header = RegionHeader(lineSize: lineSize, regionSize: size, ownerNode: owner, createdNanos: wallNanos())

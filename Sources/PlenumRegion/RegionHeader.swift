@@ -38,7 +38,8 @@ public struct RegionHeader: Equatable, Sendable {
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<RegionLayout.headerCRCCovered]))
             b.storeBytes(of: crc.littleEndian, toByteOffset: RegionLayout.headerCRCOffset, as: UInt32.self)
         }
-        // Publish (SPEC §4.3): flush line 0; fence so it precedes any later post.
+        // Publish (SPEC §4.3): fence; flush line 0; fence so it precedes any later post.
+        memory.fence(.store)
         memory.flush(at: 0, count: RegionLayout.identityBytes)
         memory.fence(.store)
     }

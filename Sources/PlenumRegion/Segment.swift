@@ -67,6 +67,7 @@ public enum SegmentTable {
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<RegionLayout.entryCRC]))
             b.storeBytes(of: crc.littleEndian, toByteOffset: RegionLayout.entryCRC, as: UInt32.self)
         }
+        memory.fence(.store)
         memory.flush(at: entry, count: RegionLayout.segmentEntryBytes)
         memory.fence(.store)
         // Commit: cursor then count, same line (one write-back carries both);

@@ -176,6 +176,9 @@ public struct RingConsumer<Memory: SharedMemory> {
         // producer the old epoch, which it ignores.
         memory.store64(0, at: layout.consumedOffset, ordering: .relaxed)
         memory.store64(current, at: layout.ackEpochOffset, ordering: .releasing)
+        // A flush names one address; it may pass the store to the other word
+        // of the line (thesis §3.5.3) unless fenced.
+        memory.fence(.store)
         memory.flush(at: layout.consumedOffset, count: 16)
         memory.fence(.store)
         _stats.resets &+= 1
@@ -186,6 +189,7 @@ public struct RingConsumer<Memory: SharedMemory> {
     /// The producer serves it the next time it reads the consumer line.
     public mutating func requestReset() {
         memory.store64(epoch + 1, at: layout.resetRequestOffset, ordering: .releasing)
+        memory.fence(.store)
         memory.flush(at: layout.resetRequestOffset, count: 8)
         memory.fence(.store)
     }

@@ -11,12 +11,14 @@ public enum Ring {
         memory.write(at: layout.producerLine, count: layout.totalBytes - layout.lineSize) {
             _ = $0.initializeMemory(as: UInt8.self, repeating: 0)
         }
+        memory.fence(.store)
         memory.flush(at: layout.producerLine, count: layout.totalBytes - layout.lineSize)
         memory.fence(.store)
         memory.store64(0, at: layout.consumedOffset, ordering: .relaxed)
         memory.store64(1, at: layout.ackEpochOffset, ordering: .relaxed)
-        memory.flush(at: layout.consumerLine, count: memory.lineSize)
         memory.store64(1, at: layout.epochOffset, ordering: .relaxed)
+        memory.fence(.store)
+        memory.flush(at: layout.consumerLine, count: memory.lineSize)
         memory.flush(at: layout.producerLine, count: memory.lineSize)
         memory.fence(.store)
         memory.write(at: layout.descriptorOffset, count: RingLayout.dCRC + 4) { b in
@@ -31,6 +33,7 @@ public enum Ring {
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<RingLayout.dCRC]))
             b.storeBytes(of: crc.littleEndian, toByteOffset: RingLayout.dCRC, as: UInt32.self)
         }
+        memory.fence(.store)
         memory.flush(at: layout.descriptorOffset, count: RingLayout.dCRC + 4)
         memory.fence(.store)
     }
