@@ -64,7 +64,7 @@ let package = Package(
         // The coherency-fault simulator (filled by the simulator issue).
         .target(
             name: "PlenumSimulator",
-            dependencies: ["PlenumMemory", "PlenumRing"],
+            dependencies: ["PlenumMemory", "PlenumRing", "CPlenumShim"],
             path: "Simulator",
             exclude: ["README.md"],
             swiftSettings: optimise
@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "plenum",
             dependencies: [
-                "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench",
+                "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench", "PlenumSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

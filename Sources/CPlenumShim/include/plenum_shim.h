@@ -55,6 +55,25 @@ uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length);
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.
 int plenum_pin_to_cpu(int cpu);
 
+// ---- Coroutines (simulator only) ------------------------------------------
+//
+// The coherency-fault simulator runs each simulated node's *production* code
+// on its own stack and switches between them at single memory operations,
+// all on one OS thread, so a seeded schedule is exactly reproducible.
+// ucontext (makecontext/swapcontext) on every architecture.
+
+typedef struct plenum_coro plenum_coro;
+
+/// A context for the calling (scheduler) stack; switch away from it to start.
+plenum_coro *plenum_coro_main(void);
+/// A coroutine that will run `entry(arg)` on a fresh `stack_bytes` stack
+/// (guard page below it). `entry` must not return: it switches away for good.
+plenum_coro *plenum_coro_create(size_t stack_bytes, void (*entry)(void *), void *arg);
+/// Saves the current context into `from` and resumes `to`.
+void plenum_coro_switch(plenum_coro *from, plenum_coro *to);
+/// Frees a coroutine that is not running (never the current one).
+void plenum_coro_destroy(plenum_coro *coro);
+
 #ifdef __cplusplus
 }
 #endif

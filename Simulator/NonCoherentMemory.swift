@@ -1,0 +1,358 @@
+/// The simulator's model of non-coherent disaggregated memory (SPEC.md §7.1).
+///
+/// One flat address space made of regions, each owned by a node or by none
+/// (a CXL pool). Per node: a write-back cache of whole lines and a store
+/// buffer of pending stores and flushes. Every 8-byte word carries a *tag*,
+/// the serial number of the store that produced its value, in memory and in
+/// every cached copy, so the checker knows the ground truth of every line.
+///
+/// Staleness is judged causally, with vector clocks: a node publishes (a
+/// fence after a flush that followed its stores) with a new stamp of its own
+/// clock; a node that reads a published value learns everything its writer
+/// knew when publishing. A read is *stale* when the reader gets a version of
+/// a word whose successor was published in the reader's causal past — it
+/// knew (through some value it read) that a newer value existed, and still
+/// got the old one. A read that merely races with a newer publication is not
+/// stale: the reader could not have known.
+///
+/// ```
+///  node n:  store ──▶ [ store buffer ] ──drain──▶ cache line (dirty) ──write-back──▶ memory
+///  node n:  load  ◀── store buffer (own pending) ◀── cache (even stale) ◀── miss: owner's
+///                                                           cache if it holds the line,
+///                                                           else memory
+///  write-back: whole line, never invalidates any other cache (remote or owner)
+///  flush: write back if dirty, then drop;  evict: same, at any time;
+///  prefetch: fetch any reachable line at any time
+/// ```
+final class NonCoherentMemory {
+    struct Region { let base: Int; let size: Int; let owner: Int? }
+
+    enum Pending {
+        case store(offset: Int, bytes: [UInt8], releasing: Bool)
+        case flush(line: Int, namedWord: Int)
+    }
+
+    final class Node {
+        var cache: [UInt8]
+        var tags: [UInt32]
+        var present: [Bool]
+        var dirty: [Bool]
+        var queue: [Pending] = []
+        /// (word, serial) of drained stores no flush has followed yet.
+        var unflushed: [(Int, UInt32)] = []
+        /// (word, serial) of drained stores a later flush has followed: they
+        /// become published truth at this node's next completed fence.
+        var flushedSinceFence: [(Int, UInt32)] = []
+        var crashed = false
+        init(bytes: Int, line: Int) {
+            cache = [UInt8](repeating: 0, count: bytes)
+            tags = [UInt32](repeating: 0, count: bytes / 8)
+            present = [Bool](repeating: false, count: bytes / line)
+            dirty = [Bool](repeating: false, count: bytes / line)
+        }
+    }
+
+    let line: Int
+    let size: Int
+    var regions: [Region] = []
+    /// reach[node][region]
+    var reach: [[Bool]]
+    var memory: [UInt8]
+    var memoryTags: [UInt32]
+    var serial: UInt32 = 0
+    /// Per store serial (index 0: the initial zero of every word).
+    var writerOf: [Int] = [-1]
+    var publishedStamp: [UInt32] = [0]        // writer's stamp at publication, .max = not yet
+    var publishedStep: [Int] = [0]
+    var knowledge: [[UInt32]] = [[]]          // the writer's vector clock when the value left it
+    /// Per word: serials of every store to it, in order (its versions).
+    var versions: [[UInt32]]
+    /// Per node: vector clock of publications it causally knows.
+    var clocks: [[UInt32]]
+    var nodes: [Node]
+    /// The single writer the layout assigns to each line (nil: unassigned).
+    var lineWriter: [Int?]
+    /// Torn write-backs still to land: (line, words not yet written, bytes, tags).
+    var tornRemainder: [(line: Int, words: [Int], bytes: [UInt8], tags: [UInt32])] = []
+
+    unowned let sim: Simulation
+
+    init(sim: Simulation, nodes: Int, line: Int, regions spec: [(size: Int, owner: Int?)]) {
+        self.sim = sim
+        self.line = line
+        var base = 0
+        for r in spec {
+            precondition(r.size % line == 0 && r.size % 8 == 0)
+            regions.append(Region(base: base, size: r.size, owner: r.owner))
+            base += r.size
+        }
+        size = base
+        memory = [UInt8](repeating: 0, count: size)
+        memoryTags = [UInt32](repeating: 0, count: size / 8)
+        versions = [[UInt32]](repeating: [], count: size / 8)
+        clocks = [[UInt32]](repeating: [UInt32](repeating: 0, count: nodes), count: nodes)
+        knowledge[0] = [UInt32](repeating: 0, count: nodes)
+        self.nodes = (0..<nodes).map { _ in Node(bytes: base, line: line) }
+        reach = [[Bool]](repeating: [Bool](repeating: true, count: spec.count), count: nodes)
+        lineWriter = [Int?](repeating: nil, count: size / line)
+    }
+
+    func regionIndex(of offset: Int) -> Int {
+        for (i, r) in regions.enumerated() where offset >= r.base && offset < r.base + r.size { return i }
+        return -1
+    }
+
+    func checkReach(_ n: Int, _ offset: Int, _ count: Int) {
+        let r = regionIndex(of: offset)
+        guard r >= 0, offset + count <= regions[r].base + regions[r].size else {
+            sim.fail(.outOfBounds, node: n, line: offset / line, "access [\(offset), +\(count)) outside every region")
+            return
+        }
+        if !reach[n][r] && regions[r].owner != n {
+            sim.fail(.unreachable, node: n, line: offset / line, "node \(n) has no link to region \(r)")
+        }
+    }
+
+    // MARK: lines
+
+    /// Brings `l` into node n's cache: from the owner's cache if the owner
+    /// holds the line dirty (ThymesisFlow C1 snoop), else from memory.
+    func fetch(_ n: Int, _ l: Int) {
+        let node = nodes[n]
+        let start = l * line
+        let r = regionIndex(of: start)
+        let owner = r >= 0 ? regions[r].owner : nil
+        if let o = owner, o != n, nodes[o].present[l], nodes[o].dirty[l], !nodes[o].crashed {
+            for i in start..<(start + line) { node.cache[i] = nodes[o].cache[i] }
+            for w in (start / 8)..<((start + line) / 8) { node.tags[w] = nodes[o].tags[w] }
+        } else {
+            for i in start..<(start + line) { node.cache[i] = memory[i] }
+            for w in (start / 8)..<((start + line) / 8) { node.tags[w] = memoryTags[w] }
+        }
+        node.present[l] = true
+        node.dirty[l] = false
+    }
+
+    /// Writes node n's copy of `l` to memory: the whole line, or with torn
+    /// write-backs a random part now and the rest at a later operation.
+    func writeBack(_ n: Int, _ l: Int) {
+        let node = nodes[n]
+        let start = l * line
+        let words = Array((start / 8)..<((start + line) / 8))
+        if sim.config.tornWriteBacks, sim.rng.chance(ppm: 250_000) {
+            let cut = 1 + sim.rng.below(words.count - 1)
+            let now = words.shuffledDeterministically(&sim.rng)
+            for w in now[..<cut] {
+                for i in 0..<8 { memory[w * 8 + i] = node.cache[w * 8 + i] }
+                memoryTags[w] = node.tags[w]
+            }
+            let rest = Array(now[cut...])
+            tornRemainder.append((l, rest, Array(node.cache[start..<(start + line)]), Array(node.tags[(start / 8)..<((start + line) / 8)])))
+            sim.trace(n, "torn-writeback", line: l, "\(cut)/\(words.count) words now")
+        } else {
+            for i in start..<(start + line) { memory[i] = node.cache[i] }
+            for w in words { memoryTags[w] = node.tags[w] }
+        }
+        node.dirty[l] = false
+    }
+
+    /// Lands the rest of one torn write-back.
+    func completeTorn() {
+        guard !tornRemainder.isEmpty else { return }
+        let t = tornRemainder.removeFirst()
+        let start = t.line * line
+        for w in t.words {
+            for i in 0..<8 { memory[w * 8 + i] = t.bytes[w * 8 - start + i] }
+            memoryTags[w] = t.tags[w - start / 8]
+        }
+    }
+
+    func dropLine(_ n: Int, _ l: Int, reason: String) {
+        let node = nodes[n]
+        guard node.present[l] else { return }
+        if node.dirty[l] { writeBack(n, l) }
+        node.present[l] = false
+        sim.trace(n, reason, line: l, "")
+    }
+
+    func prefetch(_ n: Int, _ l: Int) {
+        guard !nodes[n].present[l], !nodes[n].crashed else { return }
+        let r = regionIndex(of: l * line)
+        guard r >= 0, reach[n][r] || regions[r].owner == n else { return }
+        fetch(n, l)
+        sim.trace(n, "prefetch", line: l, "")
+    }
+
+    // MARK: loads
+
+    /// A load by node n: own pending stores, then cache (even stale), then a
+    /// miss. Checks the bytes against the committed truth (stale read).
+    func load(_ n: Int, _ offset: Int, _ count: Int, into out: UnsafeMutableRawBufferPointer, checked: Bool = true) {
+        checkReach(n, offset, count)
+        let node = nodes[n]
+        let first = offset / line, last = (offset + count - 1) / line
+        for l in first...last where !node.present[l] { fetch(n, l) }
+        for i in 0..<count { out[i] = node.cache[offset + i] }
+        var forwarded = Set<Int>()
+        for p in node.queue {
+            if case .store(let o, let bytes, _) = p, o < offset + count, o + bytes.count > offset {
+                for i in max(o, offset)..<min(o + bytes.count, offset + count) {
+                    out[i - offset] = bytes[i - o]
+                    forwarded.insert(i / 8)
+                }
+            }
+        }
+        // Ground truth, causally (see the type's documentation).
+        for w in (offset / 8)...((offset + count - 1) / 8) where !forwarded.contains(w) {
+            let t = Int(node.tags[w])
+            let next = Int(successor(of: UInt32(t), in: versions[w]))
+            if next != 0, publishedStamp[next] != .max, clocks[n][writerOf[next]] >= publishedStamp[next] {
+                sim.staleRead(node: n, word: w, tag: UInt32(t), truth: UInt32(next), at: publishedStep[next])
+                return
+            }
+            learn(n, from: t)
+        }
+    }
+
+    /// The first version of a word after serial t (0: none).
+    private func successor(of t: UInt32, in list: [UInt32]) -> UInt32 {
+        var lo = 0, hi = list.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if list[mid] <= t { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < list.count ? list[lo] : 0
+    }
+
+    /// Node n read a value produced by store `t`: it now knows what the
+    /// writer knew when the value left it.
+    private func learn(_ n: Int, from t: Int) {
+        let k = knowledge[t]
+        for i in k.indices where k[i] > clocks[n][i] { clocks[n][i] = k[i] }
+    }
+
+    // MARK: store buffer
+
+    func enqueue(_ n: Int, _ p: Pending) { nodes[n].queue.append(p) }
+
+    /// Indices of queue entries that may drain now (SPEC §7.1 ordering rules).
+    func eligible(_ n: Int) -> [Int] {
+        let q = nodes[n].queue
+        if q.isEmpty { return [] }
+        if sim.config.ordering == .tso { return [0] }
+        var result: [Int] = []
+        outer: for i in q.indices {
+            for j in 0..<i {
+                switch (q[j], q[i]) {
+                case (_, .store(_, _, true)):
+                    continue outer // a releasing store waits for everything before it
+                case (.store(let oj, let bj, _), .store(let oi, let bi, _)):
+                    if oj / 8 <= (oi + bi.count - 1) / 8 && oi / 8 <= (oj + bj.count - 1) / 8 { continue outer }
+                case (.store(let oj, let bj, _), .flush(_, let w)):
+                    if oj / 8 <= w && w <= (oj + bj.count - 1) / 8 { continue outer }
+                case (.flush(let lj, _), .flush(let li, _)):
+                    if lj == li { continue outer }
+                default: break
+                }
+            }
+            result.append(i)
+        }
+        return result
+    }
+
+    /// Performs queue entry `i` of node n.
+    func drain(_ n: Int, _ i: Int) {
+        let node = nodes[n]
+        let p = node.queue.remove(at: i)
+        switch p {
+        case .store(let o, let bytes, _):
+            let first = o / line, last = (o + bytes.count - 1) / line
+            for l in first...last {
+                if !node.present[l] { fetch(n, l) }
+                if let w = lineWriter[l], w != n {
+                    sim.fail(.wrongWriter, node: n, line: l, "node \(n) stores to line \(l), which the layout gives to node \(w)")
+                }
+                for m in nodes.indices where m != n && nodes[m].present[l] && nodes[m].dirty[l] {
+                    sim.fail(.twoDirty, node: n, line: l, "nodes \(m) and \(n) both hold line \(l) dirty")
+                }
+                node.dirty[l] = true
+            }
+            serial &+= 1
+            writerOf.append(n)
+            publishedStamp.append(.max)
+            publishedStep.append(0)
+            knowledge.append(clocks[n])
+            for i in 0..<bytes.count { node.cache[o + i] = bytes[i] }
+            for w in (o / 8)...((o + bytes.count - 1) / 8) {
+                versions[w].append(serial)
+                node.tags[w] = serial
+                node.unflushed.append((w, serial))
+            }
+            sim.trace(n, "drain-store", line: first, "@\(o) \(bytes.count)B #\(serial)")
+        case .flush(let l, _):
+            node.flushedSinceFence += node.unflushed
+            node.unflushed.removeAll(keepingCapacity: true)
+            if node.present[l] {
+                if node.dirty[l] { writeBack(n, l) }
+                node.present[l] = false
+            }
+            sim.trace(n, "drain-flush", line: l, "")
+        }
+    }
+
+    /// A fence completed. The writer's protocol now considers published every
+    /// store it followed with a flush (of any line) before this fence — the
+    /// publish sequence of SPEC §2 — so those values become ground truth.
+    /// A store never followed by a flush is not published by a fence alone;
+    /// it is once a later flush and fence follow it (a doorbell, say).
+    func commit(_ n: Int) {
+        guard !nodes[n].flushedSinceFence.isEmpty else { return }
+        // During set-up everything is published with stamp 0: known to all.
+        let stamp: UInt32
+        if sim.settingUp { stamp = 0 } else { clocks[n][n] += 1; stamp = clocks[n][n] }
+        for (_, s) in nodes[n].flushedSinceFence where publishedStamp[Int(s)] == .max {
+            publishedStamp[Int(s)] = stamp
+            publishedStep[Int(s)] = sim.step
+            knowledge[Int(s)] = clocks[n]
+        }
+        nodes[n].flushedSinceFence.removeAll(keepingCapacity: true)
+    }
+
+    /// A crash: the cache (dirty lines included) and store buffer are lost.
+    func crash(_ n: Int) {
+        let node = nodes[n]
+        node.crashed = true
+        node.queue.removeAll()
+        node.unflushed.removeAll()
+        node.flushedSinceFence.removeAll()
+        for l in node.present.indices { node.present[l] = false; node.dirty[l] = false }
+    }
+
+    /// Lines node n holds (for eviction choices).
+    func cachedLines(_ n: Int) -> [Int] { nodes[n].present.indices.filter { nodes[n].present[$0] } }
+
+    /// 64-bit fingerprint of memory, caches and store buffers (explore states).
+    func fingerprint(extra: UInt64) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ extra
+        @inline(__always) func mix(_ v: UInt64) { h = (h ^ v) &* 0x100_0000_01b3 }
+        for b in memory { mix(UInt64(b)) }
+        for node in nodes {
+            for l in node.present.indices where node.present[l] {
+                mix(UInt64(l) << 1 | (node.dirty[l] ? 1 : 0))
+                for i in (l * line)..<((l + 1) * line) { mix(UInt64(node.cache[i])) }
+            }
+            mix(UInt64(node.queue.count))
+        }
+        return h
+    }
+}
+
+extension Array {
+    /// Fisher–Yates with the run's generator: deterministic per seed.
+    func shuffledDeterministically(_ rng: inout SplitMix64) -> [Element] {
+        var a = self
+        if a.count < 2 { return a }
+        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, rng.below(i + 1)) }
+        return a
+    }
+}

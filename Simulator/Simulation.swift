@@ -1,0 +1,299 @@
+import PlenumMemory
+
+/// What the checkers report (SPEC.md §7.3).
+public struct Violation: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case staleRead = "stale-read"
+        case twoDirty = "two-dirty"
+        case wrongWriter = "wrong-writer"
+        case checksum
+        case lost, duplicated, reordered, mismatch
+        case outOfBounds = "out-of-bounds"
+        case unreachable
+        case protocolError = "protocol-error"
+    }
+    public var kind: Kind
+    public var step: Int
+    public var node: Int
+    public var line: Int
+    public var detail: String
+    public var description: String { "\(kind.rawValue) at step \(step), node \(node), line \(line): \(detail)" }
+}
+
+/// Where a run's choices come from: a seeded generator (fuzzing, scenarios,
+/// replay) or a script that enumerates every choice depth-first (explore).
+struct Chooser {
+    var rng: SplitMix64
+    var script: [Int]?
+    var taken: [(choice: Int, of: Int)] = []
+
+    mutating func pick(_ n: Int) -> Int {
+        guard n > 1 else { return 0 }
+        guard let script else { return rng.below(n) }
+        let c = taken.count < script.count ? min(script[taken.count], n - 1) : 0
+        taken.append((c, n))
+        return c
+    }
+
+    /// The next script in depth-first order, or nil when all are done.
+    func nextScript() -> [Int]? {
+        var t = taken
+        while let last = t.popLast() {
+            if last.choice + 1 < last.of { return t.map(\.choice) + [last.choice + 1] }
+        }
+        return nil
+    }
+}
+
+/// Bounds of an exhaustive exploration (SPEC.md §7.5).
+public struct ExploreBound: Sendable, Equatable {
+    public var preemptions: Int
+    public var cacheEvents: Int
+    public init(preemptions: Int, cacheEvents: Int) {
+        self.preemptions = preemptions
+        self.cacheEvents = cacheEvents
+    }
+}
+
+/// One deterministic run: the memory model, the nodes as coroutines, the
+/// schedule, the trace and the checkers (SPEC.md §7.2).
+///
+/// ```
+///  scheduler (thread stack) ──switch──▶ node 0 coroutine ──op──▶ opPoint ─┐
+///        ▲                                  ▲                             │ preempt:
+///        └── all nodes finished ◀───────────┴──switch── node 1 ◀─────────┘ switch
+/// ```
+/// Every memory operation of every node passes `opPoint` first, where the
+/// schedule may preempt the node, drain a store buffer, evict or prefetch a
+/// line, land a torn write-back, pause or crash a node.
+public final class Simulation {
+    public let config: SimConfig
+    var rng: SplitMix64
+    var chooser: Chooser
+    var mem: NonCoherentMemory!
+    public internal(set) var step = 0
+    public internal(set) var violation: Violation?
+    var stopping = false
+    /// While true (layout and formatting before the nodes start) operations
+    /// run in program order with no schedule points and no injected events.
+    var settingUp = false
+    /// Node ids that have announced an expected fault (crash) etc.
+    var checksumFailuresAllowed: Bool { config.injectsCorruption }
+
+    // scheduler
+    private var mainContext: OpaquePointer?
+    private var coroutines: [Coroutine?] = []
+    private(set) var current = 0
+    private var finished: [Bool] = []
+    private var pausedUntil: [Int] = []
+    var crashed: [Bool] = []
+
+    // explore
+    let bound: ExploreBound?
+    var preemptionsUsed = 0
+    var eventsUsed = 0
+    var interestingLines: [Int] = []
+    var states: Set<UInt64>?
+
+    // trace
+    let tracing: Bool
+    public private(set) var traceLines: [String] = []
+
+    init(config: SimConfig, script: [Int]? = nil, bound: ExploreBound? = nil, tracing: Bool = false) {
+        self.config = config
+        self.rng = SplitMix64(seed: config.seed)
+        self.chooser = Chooser(rng: SplitMix64(seed: config.seed ^ 0xC0FFEE), script: script)
+        self.bound = bound
+        self.tracing = tracing
+        if bound != nil { states = [] }
+    }
+
+    /// Lays out the address space: regions with their owners (nil = pool).
+    func setUpMemory(regions: [(size: Int, owner: Int?)]) {
+        mem = NonCoherentMemory(sim: self, nodes: config.nodes, line: config.lineSize, regions: regions)
+        finished = [Bool](repeating: false, count: config.nodes)
+        pausedUntil = [Int](repeating: 0, count: config.nodes)
+        crashed = [Bool](repeating: false, count: config.nodes)
+    }
+
+    /// The seam for node `n`.
+    func memory(node n: Int) -> SimMemory { SimMemory(sim: self, node: n) }
+
+    /// Whether the run ended with every program finished on its own.
+    var finishedNaturally: Bool { !stopping }
+
+    /// Should node n's program wind down (budget spent, violation, crash)?
+    func shouldStop(_ n: Int) -> Bool { stopping || crashed[n] }
+
+    // MARK: running
+
+    /// Runs `body` as node n before the nodes start: formatting, layout.
+    func setUp(node n: Int, _ body: (SimMemory) throws -> Void) rethrows {
+        settingUp = true
+        defer { settingUp = false }
+        try body(memory(node: n))
+    }
+
+    /// Runs one program per node until all return. Programs must poll
+    /// `shouldStop` in their loops and call `idle` when they wait.
+    func run(_ programs: [(SimMemory) -> Void]) {
+        precondition(programs.count == config.nodes)
+        mainContext = Coroutine.main()
+        coroutines = programs.enumerated().map { (n, program) in
+            Coroutine { [unowned self] in
+                program(self.memory(node: n))
+                self.finished[n] = true
+                self.leave(n)
+            }
+        }
+        let first = chooser.pick(config.nodes)
+        current = first
+        Coroutine.switchTo(from: mainContext!, to: coroutines[first]!.handle)
+        coroutines = []
+        plenumCoroFree(mainContext)
+        mainContext = nil
+    }
+
+    private func runnable(except n: Int) -> [Int] {
+        (0..<config.nodes).filter { $0 != n && !finished[$0] && (pausedUntil[$0] <= step || stopping) }
+    }
+
+    private func switchTo(_ m: Int) {
+        let from = current
+        guard m != from else { return }
+        current = m
+        trace(from, "switch", line: -1, "→ node \(m)")
+        Coroutine.switchTo(from: coroutines[from]!.handle, to: coroutines[m]!.handle)
+    }
+
+    /// A finished node hands over for good.
+    private func leave(_ n: Int) {
+        let others = (0..<config.nodes).filter { !finished[$0] }
+        if others.isEmpty {
+            Coroutine.switchTo(from: coroutines[n]!.handle, to: mainContext!)
+        } else {
+            let m = others[chooser.pick(others.count)]
+            current = m
+            Coroutine.switchTo(from: coroutines[n]!.handle, to: coroutines[m]!.handle)
+        }
+        fatalError("simulator: a finished node was resumed")
+    }
+
+    /// A node waits (empty ring, full ring): let another node run. Not a
+    /// preemption, so it does not count against an exploration bound.
+    func idle(_ n: Int) {
+        let others = runnable(except: n)
+        guard !others.isEmpty else { return }
+        switchTo(others[chooser.pick(others.count)])
+    }
+
+    /// Called before every memory operation of node n.
+    func opPoint(_ n: Int) {
+        if settingUp { return }
+        step += 1
+        if violation != nil || step >= 2 * config.maxSteps { stopping = true; return }
+        if let bound { explorePoint(n, bound); return }
+        // After maxSteps the run quiesces: no more injected events or
+        // preemptions, only the programs' own waiting, for up to maxSteps more.
+        if step >= config.maxSteps { return }
+        if config.drainPPM > 0, rng.chance(ppm: config.drainPPM) {
+            let m = rng.below(config.nodes)
+            let e = mem.eligible(m)
+            if !e.isEmpty, !crashed[m] { mem.drain(m, e[rng.below(e.count)]) }
+        }
+        if rng.chance(ppm: config.evictPPM) {
+            let m = rng.below(config.nodes)
+            let lines = mem.cachedLines(m)
+            if !lines.isEmpty { mem.dropLine(m, lines[rng.below(lines.count)], reason: "evict") }
+        }
+        if rng.chance(ppm: config.prefetchPPM) {
+            mem.prefetch(rng.below(config.nodes), rng.below(mem.size / mem.line))
+        }
+        if !mem.tornRemainder.isEmpty, rng.chance(ppm: 200_000) { mem.completeTorn() }
+        if config.crashPPM > 0, !stopping, rng.chance(ppm: config.crashPPM) {
+            let victim = rng.below(config.nodes)
+            if !crashed[victim] && !finished[victim] {
+                crashed[victim] = true
+                mem.crash(victim)
+                trace(victim, "crash", line: -1, "cache and store buffer lost")
+            }
+        }
+        if config.pausePPM > 0, rng.chance(ppm: config.pausePPM) {
+            let m = rng.below(config.nodes)
+            pausedUntil[m] = step + 50 + rng.below(500)
+            trace(m, "pause", line: -1, "until step \(pausedUntil[m])")
+        }
+        if !stopping, rng.chance(ppm: config.preemptPPM) {
+            let others = runnable(except: n)
+            if !others.isEmpty { switchTo(others[rng.below(others.count)]) }
+        }
+    }
+
+    /// Exploration: every option at this point is a branch of the script.
+    private func explorePoint(_ n: Int, _ b: ExploreBound) {
+        if let s = states { states = s.union([mem.fingerprint(extra: UInt64(step) << 8 | UInt64(n))]) }
+        if stopping { return }
+        let others = preemptionsUsed < b.preemptions ? runnable(except: n) : []
+        var events: [(node: Int, line: Int, evict: Bool)] = []
+        if eventsUsed < b.cacheEvents {
+            for m in 0..<config.nodes where !crashed[m] {
+                for l in interestingLines {
+                    events.append((m, l, mem.nodes[m].present[l]))
+                }
+            }
+        }
+        let c = chooser.pick(1 + others.count + events.count)
+        if c == 0 { return }
+        if c <= others.count {
+            preemptionsUsed += 1
+            switchTo(others[c - 1])
+            return
+        }
+        let e = events[c - 1 - others.count]
+        eventsUsed += 1
+        if e.evict { mem.dropLine(e.node, e.line, reason: "evict") } else { mem.prefetch(e.node, e.line) }
+    }
+
+    /// Drains node n's whole store buffer in an order the model allows, with
+    /// a schedule point between entries; then its stores are published truth.
+    func fence(_ n: Int) {
+        while !mem.nodes[n].queue.isEmpty {
+            let e = mem.eligible(n)
+            mem.drain(n, settingUp ? e[0] : e[chooser.pick(e.count)])
+            if !mem.nodes[n].queue.isEmpty { opPoint(n) }
+        }
+        mem.commit(n)
+    }
+
+    // MARK: checkers
+
+    func fail(_ kind: Violation.Kind, node: Int, line: Int, _ detail: String) {
+        guard violation == nil else { return }
+        violation = Violation(kind: kind, step: step, node: node, line: line, detail: detail)
+        trace(node, "VIOLATION", line: line, "\(kind.rawValue): \(detail)")
+        stopping = true
+    }
+
+    func staleRead(node n: Int, word w: Int, tag: UInt32, truth: UInt32, at committedAt: Int) {
+        fail(.staleRead, node: n, line: w * 8 / mem.line,
+             "node \(n) read word @\(w * 8) written by store #\(tag), but store #\(truth) to it was published at step \(committedAt) and node \(n) already knew of it")
+    }
+
+    // MARK: trace
+
+    func trace(_ n: Int, _ op: String, line l: Int, _ detail: String) {
+        guard tracing else { return }
+        var state = ""
+        if l >= 0, mem != nil, l < mem.nodes[0].present.count {
+            state = mem.nodes.indices.map { m in
+                let node = mem.nodes[m]
+                return "n\(m):" + (node.present[l] ? (node.dirty[l] ? "D" : "S") : "-")
+            }.joined(separator: " ")
+        }
+        let lineText = l >= 0 ? "line \(l)" : "-"
+        traceLines.append("\(step)\tnode \(n)\t\(op)\t\(lineText)\t\(detail)\t\(state)")
+    }
+}
+
+import CPlenumShim
+private func plenumCoroFree(_ p: OpaquePointer?) { plenum_coro_destroy(p) }

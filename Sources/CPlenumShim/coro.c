@@ -1,0 +1,58 @@
+// coro.c — stackful coroutines for the simulator (see plenum_shim.h).
+#define _GNU_SOURCE
+#include "plenum_shim.h"
+
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+struct plenum_coro {
+    ucontext_t context;
+    void *stack;      // mapping base (guard page first), NULL for main
+    size_t mapped;
+    void (*entry)(void *);
+    void *arg;
+};
+
+plenum_coro *plenum_coro_main(void) {
+    return calloc(1, sizeof(plenum_coro));
+}
+
+// makecontext passes ints only: split the pointer into two halves.
+static void trampoline(unsigned hi, unsigned lo) {
+    plenum_coro *c = (plenum_coro *)(((uintptr_t)hi << 32) | (uintptr_t)lo);
+    c->entry(c->arg);
+    abort(); // entry must switch away, never return
+}
+
+plenum_coro *plenum_coro_create(size_t stack_bytes, void (*entry)(void *), void *arg) {
+    plenum_coro *c = calloc(1, sizeof(plenum_coro));
+    if (!c) return NULL;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t size = (stack_bytes + page - 1) / page * page + page;
+    void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) { free(c); return NULL; }
+    mprotect(base, page, PROT_NONE); // guard: overflow faults instead of corrupting
+    c->stack = base;
+    c->mapped = size;
+    c->entry = entry;
+    c->arg = arg;
+    getcontext(&c->context);
+    c->context.uc_stack.ss_sp = (char *)base + page;
+    c->context.uc_stack.ss_size = size - page;
+    c->context.uc_link = NULL;
+    uintptr_t p = (uintptr_t)c;
+    makecontext(&c->context, (void (*)(void))trampoline, 2, (unsigned)(p >> 32), (unsigned)(p & 0xffffffffu));
+    return c;
+}
+
+void plenum_coro_switch(plenum_coro *from, plenum_coro *to) {
+    swapcontext(&from->context, &to->context);
+}
+
+void plenum_coro_destroy(plenum_coro *c) {
+    if (!c) return;
+    if (c->stack) munmap(c->stack, c->mapped);
+    free(c);
+}
