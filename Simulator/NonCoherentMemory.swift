@@ -64,7 +64,8 @@ final class NonCoherentMemory {
     var writerOf: [Int] = [-1]
     var publishedStamp: [UInt32] = [0]        // writer's stamp at publication, .max = not yet
     var publishedStep: [Int] = [0]
-    var knowledge: [[UInt32]] = [[]]          // the writer's vector clock when the value left it
+    /// The writer's vector clock when the value left it: `nodes` entries per serial.
+    var knowledge: [UInt32]
     /// Per word: serials of every store to it, in order (its versions).
     var versions: [[UInt32]]
     /// Per node: vector clock of publications it causally knows.
@@ -72,6 +73,10 @@ final class NonCoherentMemory {
     var nodes: [Node]
     /// The single writer the layout assigns to each line (nil: unassigned).
     var lineWriter: [Int?]
+    /// Lines that ever had a torn write-back: their contents may be damaged for
+    /// good (a copy fetched mid-tear is written back whole), so staleness on
+    /// them is the injected fault's doing, not the protocol's.
+    var everTorn = Set<Int>()
     /// Torn write-backs still to land: (line, words not yet written, bytes, tags).
     var tornRemainder: [(line: Int, words: [Int], bytes: [UInt8], tags: [UInt32])] = []
 
@@ -91,7 +96,7 @@ final class NonCoherentMemory {
         memoryTags = [UInt32](repeating: 0, count: size / 8)
         versions = [[UInt32]](repeating: [], count: size / 8)
         clocks = [[UInt32]](repeating: [UInt32](repeating: 0, count: nodes), count: nodes)
-        knowledge[0] = [UInt32](repeating: 0, count: nodes)
+        knowledge = [UInt32](repeating: 0, count: nodes)
         self.nodes = (0..<nodes).map { _ in Node(bytes: base, line: line) }
         reach = [[Bool]](repeating: [Bool](repeating: true, count: spec.count), count: nodes)
         lineWriter = [Int?](repeating: nil, count: size / line)
@@ -122,12 +127,13 @@ final class NonCoherentMemory {
         let start = l * line
         let r = regionIndex(of: start)
         let owner = r >= 0 ? regions[r].owner : nil
+        let bytes = start..<(start + line), words = (start / 8)..<((start + line) / 8)
         if let o = owner, o != n, nodes[o].present[l], nodes[o].dirty[l], !nodes[o].crashed {
-            for i in start..<(start + line) { node.cache[i] = nodes[o].cache[i] }
-            for w in (start / 8)..<((start + line) / 8) { node.tags[w] = nodes[o].tags[w] }
+            node.cache.replaceSubrange(bytes, with: nodes[o].cache[bytes])
+            node.tags.replaceSubrange(words, with: nodes[o].tags[words])
         } else {
-            for i in start..<(start + line) { node.cache[i] = memory[i] }
-            for w in (start / 8)..<((start + line) / 8) { node.tags[w] = memoryTags[w] }
+            node.cache.replaceSubrange(bytes, with: memory[bytes])
+            node.tags.replaceSubrange(words, with: memoryTags[words])
         }
         node.present[l] = true
         node.dirty[l] = false
@@ -138,8 +144,10 @@ final class NonCoherentMemory {
     func writeBack(_ n: Int, _ l: Int) {
         let node = nodes[n]
         let start = l * line
+        // Write-backs of one line land in order: finish an earlier torn one first.
+        while let i = tornRemainder.firstIndex(where: { $0.line == l }) { completeTorn(at: i) }
         let words = Array((start / 8)..<((start + line) / 8))
-        if sim.config.tornWriteBacks, sim.rng.chance(ppm: 250_000) {
+        if sim.config.tornWriteBacks, !sim.settingUp, sim.rng.chance(ppm: 250_000) {
             let cut = 1 + sim.rng.below(words.count - 1)
             let now = words.shuffledDeterministically(&sim.rng)
             for w in now[..<cut] {
@@ -148,18 +156,19 @@ final class NonCoherentMemory {
             }
             let rest = Array(now[cut...])
             tornRemainder.append((l, rest, Array(node.cache[start..<(start + line)]), Array(node.tags[(start / 8)..<((start + line) / 8)])))
+            everTorn.insert(l)
             sim.trace(n, "torn-writeback", line: l, "\(cut)/\(words.count) words now")
         } else {
-            for i in start..<(start + line) { memory[i] = node.cache[i] }
-            for w in words { memoryTags[w] = node.tags[w] }
+            memory.replaceSubrange(start..<(start + line), with: node.cache[start..<(start + line)])
+            memoryTags.replaceSubrange((start / 8)..<((start + line) / 8), with: node.tags[(start / 8)..<((start + line) / 8)])
         }
         node.dirty[l] = false
     }
 
     /// Lands the rest of one torn write-back.
-    func completeTorn() {
-        guard !tornRemainder.isEmpty else { return }
-        let t = tornRemainder.removeFirst()
+    func completeTorn(at index: Int = 0) {
+        guard index < tornRemainder.count else { return }
+        let t = tornRemainder.remove(at: index)
         let start = t.line * line
         for w in t.words {
             for i in 0..<8 { memory[w * 8 + i] = t.bytes[w * 8 - start + i] }
@@ -194,6 +203,23 @@ final class NonCoherentMemory {
         for l in first...last where !node.present[l] { fetch(n, l) }
         for i in 0..<count { out[i] = node.cache[offset + i] }
         var forwarded = Set<Int>()
+        if !node.queue.isEmpty {
+            forwardPending(node, offset, count, out, &forwarded)
+        }
+        guard checked else { return }
+        for w in (offset / 8)...((offset + count - 1) / 8) where forwarded.isEmpty || !forwarded.contains(w) {
+            let t = Int(node.tags[w])
+            let next = Int(successor(of: UInt32(t), in: versions[w]))
+            if next != 0, publishedStamp[next] != .max, clocks[n][writerOf[next]] >= publishedStamp[next], everTorn.isEmpty || !everTorn.contains(w * 8 / line) {
+                sim.staleRead(node: n, word: w, tag: UInt32(t), truth: UInt32(next), at: publishedStep[next])
+                return
+            }
+            learn(n, from: t)
+        }
+    }
+
+    /// Store-to-load forwarding from node's own pending stores.
+    private func forwardPending(_ node: Node, _ offset: Int, _ count: Int, _ out: UnsafeMutableRawBufferPointer, _ forwarded: inout Set<Int>) {
         for p in node.queue {
             if case .store(let o, let bytes, _) = p, o < offset + count, o + bytes.count > offset {
                 for i in max(o, offset)..<min(o + bytes.count, offset + count) {
@@ -201,16 +227,6 @@ final class NonCoherentMemory {
                     forwarded.insert(i / 8)
                 }
             }
-        }
-        // Ground truth, causally (see the type's documentation).
-        for w in (offset / 8)...((offset + count - 1) / 8) where !forwarded.contains(w) {
-            let t = Int(node.tags[w])
-            let next = Int(successor(of: UInt32(t), in: versions[w]))
-            if next != 0, publishedStamp[next] != .max, clocks[n][writerOf[next]] >= publishedStamp[next] {
-                sim.staleRead(node: n, word: w, tag: UInt32(t), truth: UInt32(next), at: publishedStep[next])
-                return
-            }
-            learn(n, from: t)
         }
     }
 
@@ -227,8 +243,8 @@ final class NonCoherentMemory {
     /// Node n read a value produced by store `t`: it now knows what the
     /// writer knew when the value left it.
     private func learn(_ n: Int, from t: Int) {
-        let k = knowledge[t]
-        for i in k.indices where k[i] > clocks[n][i] { clocks[n][i] = k[i] }
+        let k = nodes.count
+        for i in 0..<k where knowledge[t * k + i] > clocks[n][i] { clocks[n][i] = knowledge[t * k + i] }
     }
 
     // MARK: store buffer
@@ -244,8 +260,9 @@ final class NonCoherentMemory {
         outer: for i in q.indices {
             for j in 0..<i {
                 switch (q[j], q[i]) {
-                case (_, .store(_, _, true)):
-                    continue outer // a releasing store waits for everything before it
+                case (.store, .store(_, _, true)):
+                    continue outer // a releasing store waits for every earlier store —
+                                   // not for earlier flushes: only a fence orders those
                 case (.store(let oj, let bj, _), .store(let oi, let bi, _)):
                     if oj / 8 <= (oi + bi.count - 1) / 8 && oi / 8 <= (oj + bj.count - 1) / 8 { continue outer }
                 case (.store(let oj, let bj, _), .flush(_, let w)):
@@ -281,7 +298,7 @@ final class NonCoherentMemory {
             writerOf.append(n)
             publishedStamp.append(.max)
             publishedStep.append(0)
-            knowledge.append(clocks[n])
+            knowledge.append(contentsOf: clocks[n])
             for i in 0..<bytes.count { node.cache[o + i] = bytes[i] }
             for w in (o / 8)...((o + bytes.count - 1) / 8) {
                 versions[w].append(serial)
@@ -313,7 +330,8 @@ final class NonCoherentMemory {
         for (_, s) in nodes[n].flushedSinceFence where publishedStamp[Int(s)] == .max {
             publishedStamp[Int(s)] = stamp
             publishedStep[Int(s)] = sim.step
-            knowledge[Int(s)] = clocks[n]
+            let k = nodes.count
+            for i in 0..<k { knowledge[Int(s) * k + i] = clocks[n][i] }
         }
         nodes[n].flushedSinceFence.removeAll(keepingCapacity: true)
     }
@@ -335,11 +353,17 @@ final class NonCoherentMemory {
     func fingerprint(extra: UInt64) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ extra
         @inline(__always) func mix(_ v: UInt64) { h = (h ^ v) &* 0x100_0000_01b3 }
-        for b in memory { mix(UInt64(b)) }
+        func words(_ bytes: [UInt8], _ range: Range<Int>) {
+            bytes.withUnsafeBytes { b in
+                var i = range.lowerBound
+                while i < range.upperBound { mix(b.loadUnaligned(fromByteOffset: i, as: UInt64.self)); i += 8 }
+            }
+        }
+        words(memory, 0..<memory.count)
         for node in nodes {
             for l in node.present.indices where node.present[l] {
                 mix(UInt64(l) << 1 | (node.dirty[l] ? 1 : 0))
-                for i in (l * line)..<((l + 1) * line) { mix(UInt64(node.cache[i])) }
+                words(node.cache, (l * line)..<((l + 1) * line))
             }
             mix(UInt64(node.queue.count))
         }

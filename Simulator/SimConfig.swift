@@ -7,7 +7,8 @@ public struct SimConfig: Sendable, Equatable {
     public enum Ordering: String, Sendable, CaseIterable {
         /// Stores and flushes to different words may reorder unless fenced;
         /// a flush is ordered only after earlier stores to the address it
-        /// names (thesis §3.5.3); a releasing store after everything before it.
+        /// names (thesis §3.5.3); a releasing store after every earlier store
+        /// (not after earlier flushes: only fences order those).
         case weak
         /// Every node's stores and flushes leave in program order (x86-like).
         case tso

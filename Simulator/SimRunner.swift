@@ -77,6 +77,7 @@ public struct SimOutcome: Sendable {
     public var run: SimRun
     public var violation: Violation?
     public var steps: Int
+    public var corruptionsCaught: Int
     public var trace: [String]
     public var token: String { run.token }
 }
@@ -87,7 +88,7 @@ public enum SimRunner {
     public static func run(_ r: SimRun, tracing: Bool = false) -> SimOutcome {
         let sim = Simulation(config: r.effectiveConfig, tracing: tracing)
         r.scenario.run(sim, variant: r.variant, ring: RingExchange(messages: r.messages, slots: r.slots))
-        return SimOutcome(run: r, violation: sim.violation, steps: sim.step, trace: sim.traceLines)
+        return SimOutcome(run: r, violation: sim.violation, steps: sim.step, corruptionsCaught: sim.corruptionsCaught, trace: sim.traceLines)
     }
 
     /// Runs seeds `first…` until a violation or `budget` runs.

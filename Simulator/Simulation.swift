@@ -73,6 +73,8 @@ public final class Simulation {
     var mem: NonCoherentMemory!
     public internal(set) var step = 0
     public internal(set) var violation: Violation?
+    /// Corruption the ring detected and refused in a run that injects it.
+    public internal(set) var corruptionsCaught = 0
     var stopping = false
     /// While true (layout and formatting before the nodes start) operations
     /// run in program order with no schedule points and no injected events.
@@ -92,7 +94,9 @@ public final class Simulation {
     let bound: ExploreBound?
     var preemptionsUsed = 0
     var eventsUsed = 0
-    var interestingLines: [Int] = []
+    /// Per node, the lines an exploration may prefetch into it: the lines
+    /// that node reads (set by the scenario).
+    var prefetchable: [[Int]] = []
     var states: Set<UInt64>?
 
     // trace
@@ -231,14 +235,20 @@ public final class Simulation {
 
     /// Exploration: every option at this point is a branch of the script.
     private func explorePoint(_ n: Int, _ b: ExploreBound) {
-        if let s = states { states = s.union([mem.fingerprint(extra: UInt64(step) << 8 | UInt64(n))]) }
+        if states != nil { states!.insert(mem.fingerprint(extra: UInt64(n))) }
         if stopping { return }
         let others = preemptionsUsed < b.preemptions ? runnable(except: n) : []
+        // Cache events that can matter: evicting a dirty line (an early,
+        // whole-line write-back) and prefetching a line the node reads (an
+        // early, possibly stale copy). A clean eviction only makes a later
+        // read fresher, so it is not a branch.
         var events: [(node: Int, line: Int, evict: Bool)] = []
         if eventsUsed < b.cacheEvents {
             for m in 0..<config.nodes where !crashed[m] {
-                for l in interestingLines {
-                    events.append((m, l, mem.nodes[m].present[l]))
+                let node = mem.nodes[m]
+                for l in node.present.indices where node.present[l] && node.dirty[l] { events.append((m, l, true)) }
+                if m < prefetchable.count {
+                    for l in prefetchable[m] where !node.present[l] { events.append((m, l, false)) }
                 }
             }
         }
@@ -281,8 +291,13 @@ public final class Simulation {
 
     // MARK: trace
 
-    func trace(_ n: Int, _ op: String, line l: Int, _ detail: String) {
+    @inline(__always)
+    func trace(_ n: Int, _ op: String, line l: Int, _ detail: @autoclosure () -> String) {
         guard tracing else { return }
+        record(n, op, line: l, detail())
+    }
+
+    private func record(_ n: Int, _ op: String, line l: Int, _ detail: String) {
         var state = ""
         if l >= 0, mem != nil, l < mem.nodes[0].present.count {
             state = mem.nodes.indices.map { m in

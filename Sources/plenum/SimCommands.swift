@@ -65,7 +65,8 @@ struct SimCommand: ParsableCommand {
             let o = SimRunner.run(r, tracing: trace || !json)
             if json {
                 try emit(["scenario": name, "variant": variant.rawValue, "violation": o.violation != nil, "seed": seed,
-                          "steps": o.steps, "token": o.token, "detail": violationJSON(o.violation)])
+                          "steps": o.steps, "token": o.token, "detail": violationJSON(o.violation),
+                          "corruptions_caught": o.corruptionsCaught])
             } else {
                 if trace { print(SimRunner.render(o), terminator: "") }
                 else if o.violation != nil {
@@ -118,7 +119,7 @@ struct SimCommand: ParsableCommand {
         @Option var capacity = 2
         @Option var messages = 3
         @Option(help: "Involuntary context switches per schedule.") var preemptions = 2
-        @Option(help: "Injected evictions/prefetches of ring lines per schedule.") var cacheEvents = 1
+        @Option(help: "Injected cache events per schedule (dirty-line evictions, prefetches of lines a node reads).") var cacheEvents = 0
         @Option(help: "Stop (incomplete) after this many seconds.") var maxSeconds: Double = 600
         @Flag var json = false
 
