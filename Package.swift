@@ -66,7 +66,7 @@ let package = Package(
             name: "PlenumSimulator",
             dependencies: ["PlenumMemory", "PlenumRing", "CPlenumShim"],
             path: "Simulator",
-            exclude: ["README.md"],
+            exclude: ["README.md", "Regressions"],
             // Single-threaded by construction (one OS thread runs every
             // simulated node as a coroutine): dynamic exclusivity tracking
             // would cost ~15% of simulated operations and its access set
@@ -85,6 +85,7 @@ let package = Package(
         .testTarget(name: "PlenumMemoryTests", dependencies: ["PlenumMemory", "PlenumRegion"]),
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
+        .testTarget(name: "PlenumSimulatorTests", dependencies: ["PlenumSimulator", "PlenumMemory"]),
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(
             name: "PlenumProcessTests",

@@ -33,7 +33,7 @@ public enum Explorer {
         while let s = script {
             var config = SimConfig()
             config.seed = 0
-            config.maxSteps = 20_000
+            config.maxSteps = 4_000 // a schedule takes a few hundred operations
             config.mutants = mutants
             let sim = Simulation(config: config, script: s, bound: bound)
             RingExchange(messages: messages, slots: capacity).run(sim)
