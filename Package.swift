@@ -61,6 +61,8 @@ let package = Package(
             ],
             swiftSettings: optimise
         ),
+        // The object store: allocator, object table, store core state machine.
+        .target(name: "PlenumStore", dependencies: ["PlenumMemory"], swiftSettings: optimise),
         // The coherency-fault simulator (filled by the simulator issue).
         .target(
             name: "PlenumSimulator",
@@ -85,6 +87,7 @@ let package = Package(
         .testTarget(name: "PlenumMemoryTests", dependencies: ["PlenumMemory", "PlenumRegion"]),
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
+        .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore"]),
         .testTarget(name: "PlenumSimulatorTests", dependencies: ["PlenumSimulator", "PlenumMemory"]),
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(
