@@ -1,0 +1,123 @@
+/// A client of one store, as numbered by the daemon.
+public typealias ClientID = UInt64
+
+/// Where an object's bytes are: offsets into the store's region.
+public struct ObjectLocation: Equatable, Sendable {
+    public var offset: Int
+    public var dataSize: Int
+    public var metadataSize: Int
+    /// Bytes reserved (padded to whole lines).
+    public var reserved: Int
+    public var metadataOffset: Int { offset + dataSize }
+}
+
+public enum ObjectState: String, Sendable, Equatable { case created, sealed }
+
+/// One row of `list` (Plasma's ObjectTableEntry, as a client sees it).
+public struct ObjectInfo: Equatable, Sendable {
+    public var id: ObjectID
+    public var location: ObjectLocation
+    public var state: ObjectState
+    public var refCount: Int
+    public var createdNanos: UInt64
+    /// Seal time − create time; nil while unsealed.
+    public var constructNanos: UInt64?
+    public var digest: UInt64?
+}
+
+/// Requests a client can make (SPEC §9, after Plasma's client API).
+public enum StoreRequest: Equatable, Sendable {
+    case create(ObjectID, dataSize: Int, metadataSize: Int)
+    case seal(ObjectID, digest: UInt64)
+    case abort(ObjectID)
+    /// Waits up to `timeoutMs` (0: poll, −1: forever) until every id is sealed.
+    case get([ObjectID], timeoutMs: Int64)
+    case release(ObjectID)
+    case contains(ObjectID)
+    case delete([ObjectID])
+    case list
+    case evict(bytes: Int)
+    case subscribe
+    case stats
+}
+
+public struct StoreStats: Equatable, Sendable {
+    public var capacity: Int
+    public var used: Int
+    public var objects: Int
+    public var sealed: Int
+    public var clients: Int
+    public var evictions: Int
+    public var evictedBytes: Int
+    public var allocator: AllocatorStats
+}
+
+public enum StoreResponse: Equatable, Sendable {
+    case created(ObjectLocation)
+    case sealed
+    case aborted
+    /// Per requested id, in request order: its location, or nil if it was not
+    /// sealed before the timeout. A reference is held for every non-nil one.
+    case objects([ObjectLocation?])
+    case released
+    case contains(Bool)
+    /// Per requested id, in request order: nil on success, else why not.
+    case deleted([StoreError?])
+    case list([ObjectInfo])
+    case evicted(bytes: Int)
+    case subscribed
+    case stats(StoreStats)
+    case error(StoreError)
+}
+
+public enum StoreNotification: Equatable, Sendable {
+    case sealed(ObjectID, ObjectLocation)
+    case deleted(ObjectID)
+}
+
+/// What the core asks its I/O shell to do.
+public enum StoreAction: Equatable, Sendable {
+    case reply(ClientID, requestId: UInt64, StoreResponse)
+    case notify(ClientID, StoreNotification)
+}
+
+public enum StoreEvent: Equatable, Sendable {
+    case connected(ClientID)
+    case disconnected(ClientID)
+    case request(ClientID, requestId: UInt64, StoreRequest)
+    /// Time passed (get timeouts).
+    case tick
+}
+
+/// Why a request failed. Each says what to do.
+public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    case alreadyExists(ObjectID)
+    case notFound(ObjectID)
+    case notSealed(ObjectID)
+    case alreadySealed(ObjectID)
+    case inUse(ObjectID, references: Int)
+    case notCreator(ObjectID)
+    case noReference(ObjectID)
+    case invalidSize(data: Int, metadata: Int)
+    case tooLarge(requested: Int, capacity: Int)
+    case outOfMemory(requested: Int, evictable: Int)
+    case unknownClient(ClientID)
+    case tooManyIds(Int, limit: Int)
+
+    public var description: String {
+        switch self {
+        case .alreadyExists(let id): return "object \(id) already exists: choose another id or delete it first"
+        case .notFound(let id): return "object \(id) does not exist"
+        case .notSealed(let id): return "object \(id) is not sealed yet: seal it (or abort it) first"
+        case .alreadySealed(let id): return "object \(id) is already sealed: sealed objects are immutable"
+        case .inUse(let id, let n): return "object \(id) is in use (\(n) reference(s)): release it first"
+        case .notCreator(let id): return "object \(id) was created by another client: only its creator may seal or abort it"
+        case .noReference(let id): return "this client holds no reference to \(id): get it before releasing it"
+        case .invalidSize(let d, let m): return "invalid object size (data \(d), metadata \(m)): sizes must be ≥ 0 and not both 0"
+        case .tooLarge(let r, let c): return "object of \(r) bytes exceeds the store's capacity of \(c) bytes: start the store with a larger --memory"
+        case .outOfMemory(let r, let e): return "out of memory: \(r) bytes needed, only \(e) bytes could be freed by evicting unused objects; release or delete objects"
+        case .unknownClient(let c): return "client \(c) is not connected"
+        case .tooManyIds(let n, let l): return "\(n) ids in one request; at most \(l)"
+        }
+    }
+}
