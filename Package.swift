@@ -63,6 +63,8 @@ let package = Package(
         ),
         // The object store: allocator, object table, store core state machine.
         .target(name: "PlenumStore", dependencies: ["PlenumMemory"], swiftSettings: optimise),
+        // The client ↔ store wire protocol (framing, bounds-checked codecs).
+        .target(name: "PlenumWire", dependencies: ["PlenumStore"], swiftSettings: optimise),
         // The coherency-fault simulator (filled by the simulator issue).
         .target(
             name: "PlenumSimulator",
@@ -87,7 +89,7 @@ let package = Package(
         .testTarget(name: "PlenumMemoryTests", dependencies: ["PlenumMemory", "PlenumRegion"]),
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
-        .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore"]),
+        .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore", "PlenumWire"]),
         .testTarget(name: "PlenumSimulatorTests", dependencies: ["PlenumSimulator", "PlenumMemory"]),
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(

@@ -101,6 +101,16 @@ public struct AllocatorStats: Sendable, Equatable, Codable {
     public var largestFree: Int
     /// 1 − largest free block / free bytes: 0 when all free space is one block.
     public var fragmentation: Double
+
+    public init(capacity: Int, used: Int, free: Int, allocations: Int, freeBlocks: Int, largestFree: Int, fragmentation: Double) {
+        self.capacity = capacity
+        self.used = used
+        self.free = free
+        self.allocations = allocations
+        self.freeBlocks = freeBlocks
+        self.largestFree = largestFree
+        self.fragmentation = fragmentation
+    }
 }
 
 public enum AllocatorError: Error, Equatable, CustomStringConvertible {

@@ -9,6 +9,13 @@ public struct ObjectLocation: Equatable, Sendable {
     /// Bytes reserved (padded to whole lines).
     public var reserved: Int
     public var metadataOffset: Int { offset + dataSize }
+
+    public init(offset: Int, dataSize: Int, metadataSize: Int, reserved: Int) {
+        self.offset = offset
+        self.dataSize = dataSize
+        self.metadataSize = metadataSize
+        self.reserved = reserved
+    }
 }
 
 public enum ObjectState: String, Sendable, Equatable { case created, sealed }
@@ -23,6 +30,17 @@ public struct ObjectInfo: Equatable, Sendable {
     /// Seal time − create time; nil while unsealed.
     public var constructNanos: UInt64?
     public var digest: UInt64?
+
+    public init(id: ObjectID, location: ObjectLocation, state: ObjectState, refCount: Int, createdNanos: UInt64,
+                constructNanos: UInt64?, digest: UInt64?) {
+        self.id = id
+        self.location = location
+        self.state = state
+        self.refCount = refCount
+        self.createdNanos = createdNanos
+        self.constructNanos = constructNanos
+        self.digest = digest
+    }
 }
 
 /// Requests a client can make (SPEC §9, after Plasma's client API).
@@ -50,6 +68,18 @@ public struct StoreStats: Equatable, Sendable {
     public var evictions: Int
     public var evictedBytes: Int
     public var allocator: AllocatorStats
+
+    public init(capacity: Int, used: Int, objects: Int, sealed: Int, clients: Int, evictions: Int, evictedBytes: Int,
+                allocator: AllocatorStats) {
+        self.capacity = capacity
+        self.used = used
+        self.objects = objects
+        self.sealed = sealed
+        self.clients = clients
+        self.evictions = evictions
+        self.evictedBytes = evictedBytes
+        self.allocator = allocator
+    }
 }
 
 public enum StoreResponse: Equatable, Sendable {
@@ -103,6 +133,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case outOfMemory(requested: Int, evictable: Int)
     case unknownClient(ClientID)
     case tooManyIds(Int, limit: Int)
+    /// A per-object error as decoded by a client: the wire code and text.
+    case remote(code: UInt16, text: String)
 
     public var description: String {
         switch self {
@@ -118,6 +150,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .outOfMemory(let r, let e): return "out of memory: \(r) bytes needed, only \(e) bytes could be freed by evicting unused objects; release or delete objects"
         case .unknownClient(let c): return "client \(c) is not connected"
         case .tooManyIds(let n, let l): return "\(n) ids in one request; at most \(l)"
+        case .remote(_, let text): return text
         }
     }
 }

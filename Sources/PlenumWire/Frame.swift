@@ -1,0 +1,65 @@
+import PlenumStore
+
+/// Client ↔ store framing (SPEC.md §9.2).
+///
+/// ```
+///   0 ┌ length u32 (whole frame, 16 … 1 MiB) ┬ type u16 ┬ flags u16 ┐
+///   8 │ requestId u64 (echoed in the reply; 0 for notifications)   │
+///  16 │ body …                                                     │
+///     └────────────────────────────────────────────────────────────┘
+/// ```
+public enum Frame {
+    public static let headerBytes = 16
+    public static let maxBytes = 1 << 20
+    public static let maxIds = 4096
+
+    public enum Kind: UInt16, Sendable {
+        // requests
+        case create = 0x01, seal, abort, get, release, contains, delete, list, evict, subscribe, stats
+        // replies
+        case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
+        case error = 0xFF
+        // notifications and the greeting
+        case notifySealed = 0xC1, notifyDeleted = 0xC2
+        case hello = 0xE0
+    }
+
+    /// Builds one frame around `body`.
+    public static func build(_ kind: Kind, requestId: UInt64, _ body: (inout WireWriter) -> Void = { _ in }) -> [UInt8] {
+        var w = WireWriter()
+        w.u32(0); w.u16(kind.rawValue); w.u16(0); w.u64(requestId)
+        body(&w)
+        var bytes = w.bytes
+        let n = UInt32(bytes.count).littleEndian
+        withUnsafeBytes(of: n) { for i in 0..<4 { bytes[i] = $0[i] } }
+        return bytes
+    }
+
+    /// If `buffer[start...]` holds a whole frame, its length; nil if more
+    /// bytes are needed. Throws when the length field itself is impossible.
+    public static func complete(_ buffer: [UInt8], from start: Int = 0) throws(WireError) -> Int? {
+        guard buffer.count - start >= 4 else { return nil }
+        var r = WireReader(buffer, from: start)
+        let length = Int(try r.u32())
+        guard length >= headerBytes, length <= maxBytes else { throw .badLength(length) }
+        return buffer.count - start >= length ? length : nil
+    }
+
+    /// Splits a complete frame into (type, requestId, body reader).
+    public static func open(_ frame: [UInt8]) throws(WireError) -> (kind: UInt16, requestId: UInt64, body: WireReader) {
+        var r = WireReader(frame)
+        let length = Int(try r.u32())
+        guard length == frame.count else { throw .badLength(length) }
+        let kind = try r.u16()
+        _ = try r.u16()
+        let rid = try r.u64()
+        return (kind, rid, r)
+    }
+}
+
+/// Stable numbers for `StoreError` and protocol errors on the wire.
+public enum ErrorCode: UInt16, Sendable {
+    case alreadyExists = 1, notFound, notSealed, alreadySealed, inUse, notCreator, noReference, invalidSize
+    case tooLarge, outOfMemory, unknownClient, tooManyIds
+    case malformedFrame = 100, unknownType, frameTooLarge
+}

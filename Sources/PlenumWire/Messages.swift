@@ -1,0 +1,214 @@
+import PlenumStore
+
+/// An error reply as a client sees it: a stable code and the store's text.
+public struct RemoteError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var code: UInt16
+    public var message: String
+    public init(code: UInt16, message: String) { self.code = code; self.message = message }
+    public var description: String { message }
+    public var storeCode: ErrorCode? { ErrorCode(rawValue: code) }
+}
+
+/// The greeting a store sends right after accepting a client, together with
+/// the region's file descriptor (SCM_RIGHTS).
+public struct Hello: Equatable, Sendable {
+    public static let version: UInt32 = 1
+    public var version = Hello.version
+    public var regionSize: Int
+    public var lineSize: Int
+    public var clientId: UInt64
+    public init(regionSize: Int, lineSize: Int, clientId: UInt64) {
+        self.regionSize = regionSize
+        self.lineSize = lineSize
+        self.clientId = clientId
+    }
+}
+
+public enum Wire {
+    // MARK: requests
+
+    public static func encode(_ r: StoreRequest, requestId: UInt64) -> [UInt8] {
+        switch r {
+        case .create(let id, let d, let m): return Frame.build(.create, requestId: requestId) { $0.id(id); $0.int(d); $0.int(m) }
+        case .seal(let id, let digest): return Frame.build(.seal, requestId: requestId) { $0.id(id); $0.u64(digest) }
+        case .abort(let id): return Frame.build(.abort, requestId: requestId) { $0.id(id) }
+        case .get(let ids, let t): return Frame.build(.get, requestId: requestId) { $0.i64(t); $0.ids(ids) }
+        case .release(let id): return Frame.build(.release, requestId: requestId) { $0.id(id) }
+        case .contains(let id): return Frame.build(.contains, requestId: requestId) { $0.id(id) }
+        case .delete(let ids): return Frame.build(.delete, requestId: requestId) { $0.ids(ids) }
+        case .list: return Frame.build(.list, requestId: requestId)
+        case .evict(let b): return Frame.build(.evict, requestId: requestId) { $0.int(b) }
+        case .subscribe: return Frame.build(.subscribe, requestId: requestId)
+        case .stats: return Frame.build(.stats, requestId: requestId)
+        }
+    }
+
+    public static func decodeRequest(_ frame: [UInt8]) throws(WireError) -> (requestId: UInt64, request: StoreRequest) {
+        var (kind, rid, r) = try Frame.open(frame)
+        guard let k = Frame.Kind(rawValue: kind), k.rawValue < 0x80 else { throw .unknownType(kind) }
+        let request: StoreRequest
+        switch k {
+        case .create: request = .create(try r.id(), dataSize: try r.int(), metadataSize: try r.int())
+        case .seal: request = .seal(try r.id(), digest: try r.u64())
+        case .abort: request = .abort(try r.id())
+        case .get:
+            let t = try r.i64()
+            request = .get(try r.ids(limit: Frame.maxIds), timeoutMs: t)
+        case .release: request = .release(try r.id())
+        case .contains: request = .contains(try r.id())
+        case .delete: request = .delete(try r.ids(limit: Frame.maxIds))
+        case .list: request = .list
+        case .evict: request = .evict(bytes: try r.int())
+        case .subscribe: request = .subscribe
+        case .stats: request = .stats
+        default: throw .unknownType(kind)
+        }
+        guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+        return (rid, request)
+    }
+
+    // MARK: replies
+
+    public static func code(_ e: StoreError) -> ErrorCode {
+        switch e {
+        case .alreadyExists: return .alreadyExists
+        case .notFound: return .notFound
+        case .notSealed: return .notSealed
+        case .alreadySealed: return .alreadySealed
+        case .inUse: return .inUse
+        case .notCreator: return .notCreator
+        case .noReference: return .noReference
+        case .invalidSize: return .invalidSize
+        case .tooLarge: return .tooLarge
+        case .outOfMemory: return .outOfMemory
+        case .unknownClient: return .unknownClient
+        case .tooManyIds: return .tooManyIds
+        case .remote(let c, _): return ErrorCode(rawValue: c) ?? .malformedFrame
+        }
+    }
+
+    static func location(_ w: inout WireWriter, _ l: ObjectLocation) { w.int(l.offset); w.int(l.dataSize); w.int(l.metadataSize); w.int(l.reserved) }
+    static func location(_ r: inout WireReader) throws(WireError) -> ObjectLocation {
+        ObjectLocation(offset: try r.size(), dataSize: try r.size(), metadataSize: try r.size(), reserved: try r.size())
+    }
+
+    public static func encode(_ response: StoreResponse, requestId: UInt64) -> [UInt8] {
+        switch response {
+        case .created(let l): return Frame.build(.created, requestId: requestId) { location(&$0, l) }
+        case .sealed: return Frame.build(.sealed, requestId: requestId)
+        case .aborted: return Frame.build(.aborted, requestId: requestId)
+        case .objects(let ls): return Frame.build(.objects, requestId: requestId) { w in
+            w.u32(UInt32(ls.count))
+            for l in ls { if let l { w.u8(1); location(&w, l) } else { w.u8(0) } }
+        }
+        case .released: return Frame.build(.released, requestId: requestId)
+        case .contains(let b): return Frame.build(.containsReply, requestId: requestId) { $0.u8(b ? 1 : 0) }
+        case .deleted(let es): return Frame.build(.deleted, requestId: requestId) { w in
+            w.u32(UInt32(es.count))
+            for e in es { w.u16(e.map { code($0).rawValue } ?? 0); w.text(e?.description ?? "") }
+        }
+        case .list(let rows): return Frame.build(.listReply, requestId: requestId) { w in
+            w.u32(UInt32(rows.count))
+            for o in rows {
+                w.id(o.id); location(&w, o.location); w.u8(o.state == .sealed ? 1 : 0); w.int(o.refCount)
+                w.u64(o.createdNanos); w.u64(o.constructNanos ?? .max); w.u64(o.digest ?? 0)
+            }
+        }
+        case .evicted(let b): return Frame.build(.evicted, requestId: requestId) { $0.int(b) }
+        case .subscribed: return Frame.build(.subscribed, requestId: requestId)
+        case .stats(let s): return Frame.build(.statsReply, requestId: requestId) { w in
+            for v in [s.capacity, s.used, s.objects, s.sealed, s.clients, s.evictions, s.evictedBytes,
+                      s.allocator.freeBlocks, s.allocator.largestFree] { w.int(v) }
+            w.u64(s.allocator.fragmentation.bitPattern)
+        }
+        case .error(let e): return error(code(e), e.description, requestId: requestId)
+        }
+    }
+
+    public static func error(_ c: ErrorCode, _ message: String, requestId: UInt64) -> [UInt8] {
+        Frame.build(.error, requestId: requestId) { $0.u16(c.rawValue); $0.text(message) }
+    }
+
+    /// What a client reads back: a reply, or a notification (requestId 0).
+    public enum Incoming: Equatable, Sendable {
+        case reply(requestId: UInt64, Result<StoreResponse, RemoteError>)
+        case notification(StoreNotification)
+    }
+
+    public static func decodeIncoming(_ frame: [UInt8]) throws(WireError) -> Incoming {
+        var (kind, rid, r) = try Frame.open(frame)
+        guard let k = Frame.Kind(rawValue: kind) else { throw .unknownType(kind) }
+        let response: StoreResponse
+        switch k {
+        case .created: response = .created(try location(&r))
+        case .sealed: response = .sealed
+        case .aborted: response = .aborted
+        case .objects:
+            let n = Int(try r.u32())
+            guard n <= Frame.maxIds else { throw .badValue("\(n) objects") }
+            var ls: [ObjectLocation?] = []
+            for _ in 0..<n { ls.append(try r.u8() == 1 ? try location(&r) : nil) }
+            response = .objects(ls)
+        case .released: response = .released
+        case .containsReply: response = .contains(try r.u8() == 1)
+        case .deleted:
+            let n = Int(try r.u32())
+            guard n <= Frame.maxIds else { throw .badValue("\(n) results") }
+            var es: [StoreError?] = []
+            for _ in 0..<n {
+                let c = try r.u16(); let text = try r.text()
+                es.append(c == 0 ? nil : .remote(code: c, text: text))
+            }
+            response = .deleted(es)
+        case .listReply:
+            let n = Int(try r.u32())
+            var rows: [ObjectInfo] = []
+            for _ in 0..<n {
+                let id = try r.id(), l = try location(&r), sealed = try r.u8() == 1, refs = try r.int()
+                let created = try r.u64(), construct = try r.u64(), digest = try r.u64()
+                rows.append(ObjectInfo(id: id, location: l, state: sealed ? .sealed : .created, refCount: refs,
+                                       createdNanos: created, constructNanos: construct == .max ? nil : construct,
+                                       digest: sealed ? digest : nil))
+            }
+            response = .list(rows)
+        case .evicted: response = .evicted(bytes: try r.size())
+        case .subscribed: response = .subscribed
+        case .statsReply:
+            var v: [Int] = []
+            for _ in 0..<9 { v.append(try r.int()) }
+            let frag = Double(bitPattern: try r.u64())
+            let a = AllocatorStats(capacity: v[0], used: v[1], free: v[0] - v[1], allocations: v[2], freeBlocks: v[7],
+                                   largestFree: v[8], fragmentation: frag)
+            response = .stats(StoreStats(capacity: v[0], used: v[1], objects: v[2], sealed: v[3], clients: v[4],
+                                         evictions: v[5], evictedBytes: v[6], allocator: a))
+        case .error:
+            let c = try r.u16(), text = try r.text()
+            return .reply(requestId: rid, .failure(RemoteError(code: c, message: text)))
+        case .notifySealed:
+            return .notification(.sealed(try r.id(), try location(&r)))
+        case .notifyDeleted:
+            return .notification(.deleted(try r.id()))
+        default: throw .unknownType(kind)
+        }
+        return .reply(requestId: rid, .success(response))
+    }
+
+    public static func encode(_ n: StoreNotification) -> [UInt8] {
+        switch n {
+        case .sealed(let id, let l): return Frame.build(.notifySealed, requestId: 0) { $0.id(id); location(&$0, l) }
+        case .deleted(let id): return Frame.build(.notifyDeleted, requestId: 0) { $0.id(id) }
+        }
+    }
+
+    public static func encode(_ h: Hello) -> [UInt8] {
+        Frame.build(.hello, requestId: 0) { $0.u32(h.version); $0.int(h.regionSize); $0.int(h.lineSize); $0.u64(h.clientId) }
+    }
+
+    public static func decodeHello(_ frame: [UInt8]) throws(WireError) -> Hello {
+        var (kind, _, r) = try Frame.open(frame)
+        guard kind == Frame.Kind.hello.rawValue else { throw .unknownType(kind) }
+        let v = try r.u32()
+        guard v == Hello.version else { throw .badValue("protocol version \(v), expected \(Hello.version)") }
+        return Hello(regionSize: try r.size(), lineSize: try r.size(), clientId: try r.u64())
+    }
+}

@@ -1,0 +1,99 @@
+import PlenumStore
+
+/// Bounds-checked little-endian writer and reader for client frames
+/// (SPEC.md §9.2). Every read checks the remaining length first: a malformed
+/// or truncated frame becomes a `WireError`, never an out-of-bounds access.
+public struct WireWriter {
+    public private(set) var bytes: [UInt8] = []
+    public init() {}
+    public mutating func u8(_ v: UInt8) { bytes.append(v) }
+    public mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    public mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+    public mutating func int(_ v: Int) { u64(UInt64(bitPattern: Int64(v))) }
+    public mutating func id(_ v: ObjectID) { bytes += v.bytes }
+    public mutating func ids(_ v: [ObjectID]) { u32(UInt32(v.count)); for i in v { id(i) } }
+    public mutating func text(_ s: String) { let u = Array(s.utf8.prefix(4096)); u32(UInt32(u.count)); bytes += u }
+}
+
+public struct WireReader {
+    let bytes: [UInt8]
+    public private(set) var position: Int
+    let end: Int
+
+    public init(_ bytes: [UInt8], from start: Int = 0, to end: Int? = nil) {
+        self.bytes = bytes
+        self.position = start
+        self.end = end ?? bytes.count
+    }
+
+    public var remaining: Int { end - position }
+
+    mutating func take(_ n: Int) throws(WireError) -> ArraySlice<UInt8> {
+        guard n >= 0, n <= remaining else { throw .truncated(needed: n, available: remaining) }
+        defer { position += n }
+        return bytes[position..<(position + n)]
+    }
+
+    mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws(WireError) -> T {
+        let s = try take(MemoryLayout<T>.size)
+        var v: T = 0
+        for (i, b) in s.enumerated() { v |= T(b) << (8 * i) }
+        return v
+    }
+
+    public mutating func u8() throws(WireError) -> UInt8 { try fixed(UInt8.self) }
+    public mutating func u16() throws(WireError) -> UInt16 { try fixed(UInt16.self) }
+    public mutating func u32() throws(WireError) -> UInt32 { try fixed(UInt32.self) }
+    public mutating func u64() throws(WireError) -> UInt64 { try fixed(UInt64.self) }
+    public mutating func i64() throws(WireError) -> Int64 { Int64(bitPattern: try u64()) }
+
+    /// A size or offset: must fit in an Int and be ≥ 0.
+    public mutating func size() throws(WireError) -> Int {
+        let v = try u64()
+        guard v <= UInt64(Int.max) else { throw .badValue("size \(v) does not fit") }
+        return Int(v)
+    }
+
+    /// A signed quantity sent by `WireWriter.int` (may be negative).
+    public mutating func int() throws(WireError) -> Int { Int(try i64()) }
+
+    public mutating func id() throws(WireError) -> ObjectID { ObjectID(bytes: Array(try take(ObjectID.byteCount)))! }
+
+    public mutating func ids(limit: Int) throws(WireError) -> [ObjectID] {
+        let n = Int(try u32())
+        guard n <= limit else { throw .badValue("\(n) ids, at most \(limit)") }
+        guard n * ObjectID.byteCount <= remaining else { throw .truncated(needed: n * ObjectID.byteCount, available: remaining) }
+        var out: [ObjectID] = []
+        out.reserveCapacity(n)
+        for _ in 0..<n { out.append(try id()) }
+        return out
+    }
+
+    public mutating func text() throws(WireError) -> String {
+        let n = Int(try u32())
+        guard n <= 4096 else { throw .badValue("text of \(n) bytes") }
+        return String(decoding: try take(n), as: UTF8.self)
+    }
+}
+
+/// Why a frame could not be decoded. The daemon answers with a protocol
+/// error; a frame whose length cannot be trusted also closes the connection.
+public enum WireError: Error, Equatable, Sendable, CustomStringConvertible {
+    case truncated(needed: Int, available: Int)
+    case badLength(Int)
+    case unknownType(UInt16)
+    case badValue(String)
+    case trailingBytes(Int)
+
+    public var description: String {
+        switch self {
+        case .truncated(let n, let a): return "malformed frame: needs \(n) more bytes, has \(a)"
+        case .badLength(let l): return "frame length \(l) outside \(Frame.headerBytes)...\(Frame.maxBytes): the connection cannot be resynchronised"
+        case .unknownType(let t): return "unknown message type 0x\(String(t, radix: 16))"
+        case .badValue(let why): return "malformed frame: \(why)"
+        case .trailingBytes(let n): return "malformed frame: \(n) unexpected bytes after the body"
+        }
+    }
+}

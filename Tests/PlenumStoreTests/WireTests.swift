@@ -1,0 +1,95 @@
+import PlenumStore
+import PlenumWire
+import Testing
+
+@Suite struct WireTests {
+    static let requests: [StoreRequest] = [
+        .create(oid(1), dataSize: 1 << 33, metadataSize: 7), .seal(oid(2), digest: .max), .abort(oid(3)),
+        .get([oid(1), oid(2)], timeoutMs: -1), .get([], timeoutMs: 0), .release(oid(4)), .contains(oid(5)),
+        .delete([oid(6)]), .list, .evict(bytes: 123), .subscribe, .stats,
+    ]
+
+    @Test func requestsRoundTrip() throws {
+        for (i, r) in Self.requests.enumerated() {
+            let frame = Wire.encode(r, requestId: UInt64(i + 100))
+            #expect(try Frame.complete(frame) == frame.count)
+            let (rid, back) = try Wire.decodeRequest(frame)
+            #expect(rid == UInt64(i + 100) && back == r)
+        }
+    }
+
+    @Test func repliesRoundTrip() throws {
+        let loc = ObjectLocation(offset: 4096, dataSize: 10, metadataSize: 2, reserved: 128)
+        let replies: [StoreResponse] = [
+            .created(loc), .sealed, .aborted, .objects([loc, nil]), .released, .contains(true),
+            .list([ObjectInfo(id: oid(1), location: loc, state: .sealed, refCount: 2, createdNanos: 5, constructNanos: 9, digest: 3)]),
+            .evicted(bytes: 256), .subscribed,
+        ]
+        for r in replies {
+            #expect(try Wire.decodeIncoming(Wire.encode(r, requestId: 9)) == .reply(requestId: 9, .success(r)))
+        }
+        guard case .reply(9, .failure(let e)) = try Wire.decodeIncoming(Wire.encode(.error(.notFound(oid(1))), requestId: 9)) else {
+            Issue.record("error reply"); return
+        }
+        #expect(e.storeCode == .notFound && e.message.contains("does not exist"))
+        guard case .reply(_, .success(.deleted(let es))) = try Wire.decodeIncoming(Wire.encode(.deleted([nil, .inUse(oid(2), references: 1)]), requestId: 1)) else {
+            Issue.record("deleted"); return
+        }
+        #expect(es.count == 2 && es[0] == nil && es[1]?.description.contains("in use") == true)
+        #expect(try Wire.decodeIncoming(Wire.encode(.sealed(oid(3), loc))) == .notification(.sealed(oid(3), loc)))
+        let hello = Hello(regionSize: 1 << 20, lineSize: 128, clientId: 4)
+        #expect(try Wire.decodeHello(Wire.encode(hello)) == hello)
+    }
+
+    @Test func everyTruncationIsAnErrorNotACrash() {
+        for r in Self.requests {
+            let frame = Wire.encode(r, requestId: 1)
+            for cut in 0..<frame.count {
+                var short = Array(frame[..<cut])
+                if short.count >= 4 { // keep the length field consistent with what is there
+                    let n = UInt32(short.count).littleEndian
+                    withUnsafeBytes(of: n) { for i in 0..<4 { short[i] = $0[i] } }
+                }
+                if cut < Frame.headerBytes {
+                    #expect(throws: WireError.self) { try Wire.decodeRequest(short) }
+                } else if cut < frame.count {
+                    do { let (_, back) = try Wire.decodeRequest(short); #expect(back != r, "cut at \(cut) decoded as the original") } catch {}
+                }
+            }
+        }
+    }
+
+    @Test func impossibleLengthsUnknownTypesAndTrailingBytes() throws {
+        var frame = Wire.encode(.list, requestId: 1)
+        frame[0] = 3; frame[1] = 0; frame[2] = 0; frame[3] = 0
+        #expect(throws: WireError.badLength(3)) { try Frame.complete(frame) }
+        let huge: [UInt8] = [0, 0, 0, 0x40] + [UInt8](repeating: 0, count: 12)
+        #expect(throws: WireError.badLength(0x4000_0000)) { try Frame.complete(huge) }
+        #expect(try Frame.complete([16, 0, 0, 0, 1]) == nil, "needs more bytes")
+        var unknown = Wire.encode(.list, requestId: 1)
+        unknown[4] = 0x7E
+        #expect(throws: WireError.unknownType(0x7E)) { try Wire.decodeRequest(unknown) }
+        var trailing = Wire.encode(.list, requestId: 1) + [1, 2]
+        trailing[0] = UInt8(trailing.count)
+        #expect(throws: WireError.trailingBytes(2)) { try Wire.decodeRequest(trailing) }
+        // A get claiming a billion ids is refused before any allocation.
+        let bomb = Frame.build(.get, requestId: 1) { $0.i64(0); $0.u32(1_000_000_000) }
+        #expect(throws: WireError.badValue("1000000000 ids, at most 4096")) { try Wire.decodeRequest(bomb) }
+        let liar = Frame.build(.get, requestId: 1) { $0.i64(0); $0.u32(3); $0.id(oid(1)) }
+        #expect(throws: WireError.truncated(needed: 60, available: 20)) { try Wire.decodeRequest(liar) }
+    }
+
+    @Test func randomBytesNeverCrashTheDecoder() {
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<20_000 {
+            var bytes = (0..<Int.random(in: 0...80, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if bytes.count >= 6, Bool.random(using: &rng) {
+                let n = UInt32(bytes.count).littleEndian
+                withUnsafeBytes(of: n) { for i in 0..<4 { bytes[i] = $0[i] } }
+                bytes[5] = 0; bytes[4] = UInt8.random(in: 1...12, using: &rng)
+            }
+            _ = try? Wire.decodeRequest(bytes)
+            _ = try? Wire.decodeIncoming(bytes)
+        }
+    }
+}
