@@ -65,6 +65,18 @@ let package = Package(
         .target(name: "PlenumStore", dependencies: ["PlenumMemory"], swiftSettings: optimise),
         // The client ↔ store wire protocol (framing, bounds-checked codecs).
         .target(name: "PlenumWire", dependencies: ["PlenumStore"], swiftSettings: optimise),
+        // liburing through a system-library target (apt: liburing-dev).
+        .systemLibrary(name: "CURing", providers: [.apt(["liburing-dev"])]),
+        // The store daemon: io_uring event loop around StoreCore.
+        .target(
+            name: "PlenumDaemon",
+            dependencies: ["PlenumStore", "PlenumWire", "PlenumRegion", "PlenumMemory", "CURing", "CPlenumShim",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: optimise
+        ),
+        // The Swift client library: socket requests, zero-copy object views.
+        .target(name: "PlenumClient", dependencies: ["PlenumStore", "PlenumWire", "PlenumMemory", "CPlenumShim"],
+                swiftSettings: optimise),
         // The coherency-fault simulator (filled by the simulator issue).
         .target(
             name: "PlenumSimulator",
@@ -81,6 +93,7 @@ let package = Package(
             name: "plenum",
             dependencies: [
                 "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench", "PlenumSimulator",
+                "PlenumStore", "PlenumDaemon", "PlenumClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -94,7 +107,7 @@ let package = Package(
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(
             name: "PlenumProcessTests",
-            dependencies: ["plenum", "PlenumRing", "PlenumRegion", "PlenumMemory"]
+            dependencies: ["plenum", "PlenumRing", "PlenumRegion", "PlenumMemory", "PlenumClient", "PlenumStore", "PlenumWire"]
         ),
     ]
 )

@@ -55,6 +55,15 @@ uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length);
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.
 int plenum_pin_to_cpu(int cpu);
 
+// ---- File-descriptor passing (CMSG macros do not import into Swift) -------
+
+/// Sends `len` bytes and one file descriptor (SCM_RIGHTS) on a Unix socket.
+/// Returns bytes sent or -1 with errno set.
+long plenum_send_with_fd(int socket, const void *data, size_t len, int fd);
+/// Receives up to `cap` bytes and at most one passed descriptor (-1 if none)
+/// into `*fd`. Returns bytes received, 0 at end of stream, -1 with errno.
+long plenum_recv_with_fd(int socket, void *data, size_t cap, int *fd);
+
 // ---- Coroutines (simulator only) ------------------------------------------
 //
 // The coherency-fault simulator runs each simulated node's *production* code

@@ -1,0 +1,250 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPlenumShim
+import PlenumMemory
+import PlenumStore
+import PlenumWire
+
+/// Why a client call failed. Each says what to do.
+public enum ClientError: Error, CustomStringConvertible {
+    case connect(SystemCallError)
+    case protocolError(WireError)
+    case remote(RemoteError)
+    case closed
+    case released(ObjectID)
+    case unexpected(String)
+
+    public var description: String {
+        switch self {
+        case .connect(let e): return "cannot reach the store: \(e); is `plenum store` running on that socket?"
+        case .protocolError(let e): return "the store sent a malformed frame: \(e)"
+        case .remote(let e): return e.message
+        case .closed: return "the store closed the connection"
+        case .released(let id): return "object \(id) was released: get it again to read it"
+        case .unexpected(let s): return "unexpected reply: \(s)"
+        }
+    }
+}
+
+/// A read-only, zero-copy view of a sealed object, valid until `release`.
+public final class ObjectBuffer {
+    public let id: ObjectID
+    public let location: ObjectLocation
+    let memory: MappedMemory
+    public internal(set) var isReleased = false
+
+    init(id: ObjectID, location: ObjectLocation, memory: MappedMemory) {
+        self.id = id
+        self.location = location
+        self.memory = memory
+        // Invariant 4 (SPEC §2): a node that did not write the object drops
+        // any cached lines of its range before the first read.
+        memory.invalidate(at: location.offset, count: max(1, location.dataSize + location.metadataSize))
+        memory.fence(.full)
+    }
+
+    public func withData<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard !isReleased else { throw ClientError.released(id) }
+        return try memory.read(at: location.offset, count: location.dataSize) { try body($0) }
+    }
+
+    public func withMetadata<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        guard !isReleased else { throw ClientError.released(id) }
+        return try memory.read(at: location.metadataOffset, count: location.metadataSize) { try body($0) }
+    }
+
+    public var data: [UInt8] { get throws { try withData { Array($0) } } }
+}
+
+/// A connection to a local store (SPEC.md §9): requests over the Unix
+/// socket, object bytes read and written in place in the mapped region.
+public final class PlenumClient {
+    public let hello: Hello
+    let fd: Int32
+    let mapping: Mapping
+    public let memory: MappedMemory
+    var nextRequest: UInt64 = 1
+    var input: [UInt8] = []
+    public private(set) var notifications: [StoreNotification] = []
+
+    public init(socketPath: String) throws(ClientError) {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        guard fd >= 0 else { throw .connect(.last("socket")) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw .connect(SystemCallError("connect", errno: ENAMETOOLONG, subject: socketPath)) }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { let e = SystemCallError.last("connect", subject: socketPath); close(fd); throw .connect(e) }
+        // The greeting carries the region descriptor.
+        var regionFD: Int32 = -1
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var input: [UInt8] = []
+        while true {
+            var passed: Int32 = -1
+            let n = buffer.withUnsafeMutableBytes { plenum_recv_with_fd(fd, $0.baseAddress, $0.count, &passed) }
+            if passed >= 0 { regionFD = passed }
+            guard n > 0 else { close(fd); throw n == 0 ? .closed : .connect(.last("recvmsg")) }
+            input += buffer[0..<Int(n)]
+            if (try? Frame.complete(input)) ?? nil != nil { break }
+        }
+        do {
+            let length = try Frame.complete(input)!
+            hello = try Wire.decodeHello(Array(input[0..<length]))
+            input.removeFirst(length)
+        } catch { close(fd); throw .protocolError(error) }
+        self.input = input
+        guard regionFD >= 0 else { close(fd); throw .unexpected("no region descriptor in the greeting") }
+        defer { close(regionFD) }
+        do {
+            mapping = try Mapping(fd: regionFD, size: hello.regionSize, subject: "store region")
+        } catch { close(fd); throw .connect(error) }
+        guard let line = try? LineSize(hello.lineSize) else { close(fd); throw .unexpected("line size \(hello.lineSize)") }
+        memory = mapping.memory(lineSize: line)
+    }
+
+    deinit { close(fd) }
+
+    // MARK: calls
+
+    func call(_ request: StoreRequest) throws(ClientError) -> StoreResponse {
+        let rid = nextRequest
+        nextRequest += 1
+        let frame = Wire.encode(request, requestId: rid)
+        try send(frame)
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(let r, let result):
+                guard r == rid else { continue }
+                switch result {
+                case .success(let response): return response
+                case .failure(let e): throw .remote(e)
+                }
+            }
+        }
+    }
+
+    /// Sends raw bytes (tests use this for malformed frames).
+    public func send(_ bytes: [UInt8]) throws(ClientError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            guard n > 0 else { throw .closed }
+            done += n
+        }
+    }
+
+    /// Reads the next frame from the store.
+    public func receive() throws(ClientError) -> Wire.Incoming {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            do {
+                if let length = try Frame.complete(input) {
+                    let frame = Array(input[0..<length])
+                    input.removeFirst(length)
+                    return try Wire.decodeIncoming(frame)
+                }
+            } catch { throw .protocolError(error) }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard n > 0 else { throw .closed }
+            input += chunk[0..<n]
+        }
+    }
+
+    // MARK: the Plasma API
+
+    /// Creates an object and returns its writable location; write with
+    /// `write(_:into:)`, then `seal`.
+    public func create(_ id: ObjectID, dataSize: Int, metadataSize: Int = 0) throws(ClientError) -> ObjectLocation {
+        guard case .created(let l) = try call(.create(id, dataSize: dataSize, metadataSize: metadataSize)) else { throw .unexpected("create") }
+        return l
+    }
+
+    /// Writes the bytes of a created object in place (zero-copy into the region).
+    public func write(_ location: ObjectLocation, data: (UnsafeMutableRawBufferPointer) -> Void, metadata: (UnsafeMutableRawBufferPointer) -> Void = { _ in }) {
+        memory.write(at: location.offset, count: location.dataSize) { data($0) }
+        memory.write(at: location.metadataOffset, count: location.metadataSize) { metadata($0) }
+    }
+
+    /// Seals: flushes the object's range (invariant 4), computes its digest,
+    /// and makes it immutable and visible.
+    public func seal(_ id: ObjectID, _ location: ObjectLocation) throws(ClientError) {
+        let total = location.dataSize + location.metadataSize
+        memory.fence(.store)
+        memory.flush(at: location.offset, count: max(1, total))
+        memory.fence(.store)
+        let digest = memory.read(at: location.offset, count: total) { UInt64(CRC32C.checksum($0)) }
+        guard case .sealed = try call(.seal(id, digest: digest)) else { throw .unexpected("seal") }
+    }
+
+    /// create + write + seal.
+    public func put(_ id: ObjectID, data: [UInt8], metadata: [UInt8] = []) throws(ClientError) {
+        let l = try create(id, dataSize: data.count, metadataSize: metadata.count)
+        write(l, data: { b in data.withUnsafeBytes { if $0.count > 0 { b.copyMemory(from: $0) } } },
+              metadata: { b in metadata.withUnsafeBytes { if $0.count > 0 { b.copyMemory(from: $0) } } })
+        try seal(id, l)
+    }
+
+    public func abort(_ id: ObjectID) throws(ClientError) {
+        guard case .aborted = try call(.abort(id)) else { throw .unexpected("abort") }
+    }
+
+    /// For each id, a zero-copy buffer or nil (not sealed before the timeout).
+    /// `timeoutMs`: 0 polls, −1 waits forever.
+    public func get(_ ids: [ObjectID], timeoutMs: Int64) throws(ClientError) -> [ObjectBuffer?] {
+        guard case .objects(let ls) = try call(.get(ids, timeoutMs: timeoutMs)), ls.count == ids.count else { throw .unexpected("get") }
+        return zip(ids, ls).map { id, l in l.map { ObjectBuffer(id: id, location: $0, memory: memory) } }
+    }
+
+    public func release(_ buffer: ObjectBuffer) throws(ClientError) {
+        guard !buffer.isReleased else { throw .released(buffer.id) }
+        guard case .released = try call(.release(buffer.id)) else { throw .unexpected("release") }
+        buffer.isReleased = true
+    }
+
+    public func release(_ id: ObjectID) throws(ClientError) {
+        guard case .released = try call(.release(id)) else { throw .unexpected("release") }
+    }
+
+    public func contains(_ id: ObjectID) throws(ClientError) -> Bool {
+        guard case .contains(let b) = try call(.contains(id)) else { throw .unexpected("contains") }
+        return b
+    }
+
+    /// Per id: nil on success, else why not.
+    public func delete(_ ids: [ObjectID]) throws(ClientError) -> [StoreError?] {
+        guard case .deleted(let r) = try call(.delete(ids)) else { throw .unexpected("delete") }
+        return r
+    }
+
+    public func list() throws(ClientError) -> [ObjectInfo] {
+        guard case .list(let rows) = try call(.list) else { throw .unexpected("list") }
+        return rows
+    }
+
+    public func evict(bytes: Int) throws(ClientError) -> Int {
+        guard case .evicted(let n) = try call(.evict(bytes: bytes)) else { throw .unexpected("evict") }
+        return n
+    }
+
+    public func subscribe() throws(ClientError) {
+        guard case .subscribed = try call(.subscribe) else { throw .unexpected("subscribe") }
+    }
+
+    public func stats() throws(ClientError) -> StoreStats {
+        guard case .stats(let s) = try call(.stats) else { throw .unexpected("stats") }
+        return s
+    }
+
+    /// Waits for the next seal/delete notification (after `subscribe`).
+    public func nextNotification() throws(ClientError) -> StoreNotification {
+        if !notifications.isEmpty { return notifications.removeFirst() }
+        while true {
+            if case .notification(let n) = try receive() { return n }
+        }
+    }
+}

@@ -1,0 +1,335 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPlenumShim
+import CURing
+import Logging
+import PlenumMemory
+import PlenumRegion
+import PlenumStore
+import PlenumWire
+
+/// `plenum store`: the I/O shell around `StoreCore` (SPEC.md §9.3).
+///
+/// One io_uring (liburing) event loop over a Unix stream socket: accept,
+/// per-client recv and send, a signalfd for SIGINT/SIGTERM, and a timeout
+/// for the earliest get deadline. The region's descriptor reaches each
+/// client once, with SCM_RIGHTS, in the greeting. Object bytes never pass
+/// through the socket.
+///
+/// ```
+///   accept ─▶ hello+fd ─▶ recv ─▶ frames ─▶ StoreCore.handle ─▶ actions ─▶ send queue
+///      ▲                    ▲                                       │
+///      └── re-armed         └── re-armed after each completion      └─ one send in flight per client
+/// ```
+public final class StoreDaemon {
+    public struct Options: Sendable {
+        public var socketPath: String
+        public var memory: Int
+        public var regionPath: String?
+        public var numaNode: Int?
+        public var lineSize: LineSize = .default
+        public init(socketPath: String, memory: Int) {
+            self.socketPath = socketPath
+            self.memory = memory
+        }
+    }
+
+    final class Connection {
+        let id: UInt64
+        let fd: Int32
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
+        var input: [UInt8] = []
+        var outbox: [[UInt8]] = []
+        var sending: UnsafeMutableRawBufferPointer?
+        var sent = 0
+        var recvArmed = false
+        var closing = false
+        init(id: UInt64, fd: Int32) { self.id = id; self.fd = fd }
+        deinit { buffer.deallocate(); sending?.deallocate() }
+    }
+
+    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer }
+
+    public let options: Options
+    public let region: Region
+    let regionPath: String
+    var core: StoreCore
+    var ring = io_uring()
+    var listenFD: Int32 = -1
+    var signalFD: Int32 = -1
+    var connections: [UInt64: Connection] = [:]
+    var nextClient: UInt64 = 1
+    var timerSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    var timerArmedFor: UInt64?
+    var signalInfo = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
+    var running = true
+    let logger: Logger
+
+    public init(_ options: Options, logger: Logger = Logger(label: "plenum.store")) throws {
+        self.options = options
+        self.logger = logger
+        guard options.memory > 0 else { throw DaemonError.badOption("--memory must be positive") }
+        let line = options.lineSize.bytes
+        let heap = (options.memory + 4095) / 4096 * 4096
+        let path = options.regionPath ?? "/dev/shm/plenum-store-\(getuid())-\(getpid()).region"
+        regionPath = path
+        let size = RegionLayout.dataOffset(line: line) + heap + 4096
+        region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: 0,
+                                   numaNode: options.numaNode, overwrite: options.regionPath != nil)
+        let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
+        core = StoreCore(config: .init(base: segment.offset, capacity: segment.length, lineSize: line))
+    }
+
+    deinit {
+        timerSpec.deallocate()
+        signalInfo.deallocate()
+    }
+
+    /// Serves until SIGINT or SIGTERM; then removes the socket and region.
+    public func run() throws {
+        defer { shutdown() }
+        try listen()
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGINT)
+        sigaddset(&mask, SIGTERM)
+        sigaddset(&mask, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        sigdelset(&mask, SIGPIPE)
+        signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC))
+        guard signalFD >= 0 else { throw DaemonError.system(.last("signalfd")) }
+        let rc = io_uring_queue_init(256, &ring, 0)
+        guard rc == 0 else { throw DaemonError.system(SystemCallError("io_uring_queue_init", errno: -rc, hint: "the kernel must allow io_uring (/proc/sys/kernel/io_uring_disabled = 0)")) }
+        defer { io_uring_queue_exit(&ring) }
+        armAccept()
+        armSignal()
+        logger.info("serving", metadata: ["socket": "\(options.socketPath)", "region": "\(regionPath)", "capacity": "\(core.config.capacity)"])
+        while running {
+            io_uring_submit_and_wait(&ring, 1)
+            var cqe: UnsafeMutablePointer<io_uring_cqe>?
+            while io_uring_peek_cqe(&ring, &cqe) == 0, let c = cqe {
+                let data = c.pointee.user_data, res = c.pointee.res
+                io_uring_cqe_seen(&ring, c)
+                complete(tag: Tag(rawValue: data >> 56), client: data & 0x00FF_FFFF_FFFF_FFFF, result: res)
+            }
+            armTimer()
+        }
+    }
+
+    func listen() throws {
+        unlink(options.socketPath)
+        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard listenFD >= 0 else { throw DaemonError.system(.last("socket")) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(options.socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw DaemonError.badOption("socket path too long (max 107 bytes): \(options.socketPath)") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
+        let old = umask(0o177)  // socket file 0600
+        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        umask(old)
+        guard ok == 0 else { throw DaemonError.system(.last("bind", subject: options.socketPath, hint: "is another store using this socket path?")) }
+        guard Glibc.listen(listenFD, 128) == 0 else { throw DaemonError.system(.last("listen")) }
+    }
+
+    func shutdown() {
+        for c in connections.values { close(c.fd) }
+        connections.removeAll()
+        if listenFD >= 0 { close(listenFD); unlink(options.socketPath) }
+        if signalFD >= 0 { close(signalFD) }
+        unlink(regionPath)
+        logger.info("stopped")
+    }
+
+    // MARK: submissions
+
+    func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+        if let s = io_uring_get_sqe(&ring) { return s }
+        io_uring_submit(&ring)
+        return io_uring_get_sqe(&ring)!
+    }
+
+    static func data(_ t: Tag, _ client: UInt64 = 0) -> UInt64 { t.rawValue << 56 | client }
+
+    func armAccept() {
+        let s = sqe()
+        io_uring_prep_accept(s, listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        io_uring_sqe_set_data64(s, Self.data(.accept))
+    }
+
+    func armSignal() {
+        let s = sqe()
+        io_uring_prep_read(s, signalFD, signalInfo, 128, 0)
+        io_uring_sqe_set_data64(s, Self.data(.signal))
+    }
+
+    func armRecv(_ c: Connection) {
+        guard !c.recvArmed, !c.closing else { return }
+        c.recvArmed = true
+        let s = sqe()
+        io_uring_prep_recv(s, c.fd, c.buffer, 65536, 0)
+        io_uring_sqe_set_data64(s, Self.data(.recv, c.id))
+    }
+
+    func armSend(_ c: Connection) {
+        guard c.sending == nil, !c.outbox.isEmpty else { return }
+        var total = 0
+        for f in c.outbox { total += f.count }
+        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 8)
+        var at = 0
+        for f in c.outbox { f.withUnsafeBytes { buf.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: f.count) }; at += f.count }
+        c.outbox.removeAll(keepingCapacity: true)
+        c.sending = buf
+        c.sent = 0
+        submitSend(c)
+    }
+
+    func submitSend(_ c: Connection) {
+        guard let buf = c.sending else { return }
+        let s = sqe()
+        io_uring_prep_send(s, c.fd, buf.baseAddress! + c.sent, buf.count - c.sent, Int32(MSG_NOSIGNAL))
+        io_uring_sqe_set_data64(s, Self.data(.send, c.id))
+    }
+
+    func armTimer() {
+        guard let deadline = core.nextDeadline else { return }
+        if let armed = timerArmedFor, armed <= deadline { return }
+        let now = monotonicNanos()
+        let wait = deadline > now ? deadline - now : 0
+        timerSpec.pointee.tv_sec = Int64(wait / 1_000_000_000)
+        timerSpec.pointee.tv_nsec = Int64(wait % 1_000_000_000)
+        let s = sqe()
+        io_uring_prep_timeout(s, timerSpec, 0, 0)
+        io_uring_sqe_set_data64(s, Self.data(.timer))
+        timerArmedFor = deadline
+        io_uring_submit(&ring)
+    }
+
+    // MARK: completions
+
+    func complete(tag: Tag?, client: UInt64, result: Int32) {
+        switch tag {
+        case .accept:
+            if result >= 0 { accepted(fd: result) } else { logger.warning("accept failed: errno \(-result)") }
+            armAccept()
+        case .signal:
+            logger.info("signal received: shutting down")
+            running = false
+        case .timer:
+            timerArmedFor = nil
+            dispatch(core.handle(.tick, now: monotonicNanos()))
+        case .recv:
+            guard let c = connections[client] else { return }
+            c.recvArmed = false
+            if result <= 0 { drop(c, why: result == 0 ? "closed" : "recv errno \(-result)"); return }
+            c.input += UnsafeRawBufferPointer(start: c.buffer, count: Int(result))
+            process(c)
+            armRecv(c)
+        case .send:
+            guard let c = connections[client] else { return }
+            if result < 0 { drop(c, why: "send errno \(-result)"); return }
+            c.sent += Int(result)
+            if let buf = c.sending, c.sent < buf.count { submitSend(c); return }
+            c.sending?.deallocate()
+            c.sending = nil
+            if c.closing { finishClose(c); return }
+            armSend(c)
+        case nil:
+            break
+        }
+    }
+
+    func accepted(fd: Int32) {
+        let id = nextClient
+        nextClient += 1
+        let hello = Wire.encode(Hello(regionSize: region.size, lineSize: region.lineSize.bytes, clientId: id))
+        let regionFD = open(regionPath, O_RDWR | O_CLOEXEC)
+        defer { if regionFD >= 0 { close(regionFD) } }
+        let sent = hello.withUnsafeBytes { plenum_send_with_fd(fd, $0.baseAddress, $0.count, regionFD) }
+        guard regionFD >= 0, sent == hello.count else {
+            logger.warning("could not greet client \(id)")
+            close(fd)
+            return
+        }
+        let c = Connection(id: id, fd: fd)
+        connections[id] = c
+        dispatch(core.handle(.connected(id), now: monotonicNanos()))
+        armRecv(c)
+        logger.info("client connected", metadata: ["client": "\(id)"])
+    }
+
+    /// Parses every whole frame in the connection's input.
+    func process(_ c: Connection) {
+        var start = 0
+        while !c.closing {
+            let length: Int?
+            do { length = try Frame.complete(c.input, from: start) } catch {
+                // The length cannot be trusted: answer, then close this client.
+                enqueue(c, Wire.error(.frameTooLarge, error.description, requestId: 0))
+                closeAfterSend(c)
+                break
+            }
+            guard let length else { break }
+            let frame = Array(c.input[start..<(start + length)])
+            start += length
+            do {
+                let (rid, request) = try Wire.decodeRequest(frame)
+                dispatch(core.handle(.request(c.id, requestId: rid, request), now: monotonicNanos()))
+            } catch {
+                let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0
+                let code: ErrorCode = { if case .unknownType = error { return .unknownType } else { return .malformedFrame } }()
+                enqueue(c, Wire.error(code, error.description, requestId: rid))
+            }
+        }
+        if start > 0 { c.input.removeFirst(min(start, c.input.count)) }
+    }
+
+    func dispatch(_ actions: [StoreAction]) {
+        for a in actions {
+            switch a {
+            case .reply(let client, let rid, let response):
+                if let c = connections[client] { enqueue(c, Wire.encode(response, requestId: rid)) }
+            case .notify(let client, let n):
+                if let c = connections[client] { enqueue(c, Wire.encode(n)) }
+            }
+        }
+    }
+
+    func enqueue(_ c: Connection, _ frame: [UInt8]) {
+        c.outbox.append(frame)
+        armSend(c)
+    }
+
+    func closeAfterSend(_ c: Connection) {
+        c.closing = true
+        if c.sending == nil { finishClose(c) }
+    }
+
+    /// The peer is gone: the core aborts its unsealed objects and drops its references.
+    func drop(_ c: Connection, why: String) {
+        logger.info("client disconnected", metadata: ["client": "\(c.id)", "why": "\(why)"])
+        c.closing = true
+        if c.sending == nil { finishClose(c) }
+    }
+
+    func finishClose(_ c: Connection) {
+        guard connections.removeValue(forKey: c.id) != nil else { return }
+        shutdownSocket(c.fd)
+        close(c.fd)
+        dispatch(core.handle(.disconnected(c.id), now: monotonicNanos()))
+    }
+
+    private func shutdownSocket(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+}
+
+public enum DaemonError: Error, CustomStringConvertible {
+    case system(SystemCallError)
+    case badOption(String)
+    public var description: String {
+        switch self {
+        case .system(let e): return e.description
+        case .badOption(let s): return s
+        }
+    }
+}

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import Logging
+import PlenumClient
+import PlenumDaemon
+import PlenumMemory
+import PlenumStore
+
+/// The per-user default socket of a local store.
+let defaultSocket = "/tmp/plenum-\(getuid()).sock"
+
+struct StoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "store", abstract: "Run a store daemon (io_uring, Unix socket, zero-copy objects in a region).")
+    @Option(help: "Unix socket path.") var socket = defaultSocket
+    @Option(help: "Object memory, e.g. 1G.") var memory: ByteSize
+    @Option(help: "Region file (default: a fresh file in /dev/shm, removed on exit).") var region: String?
+    @Option var numaNode: Int?
+    @Option var lineSize = LineSize.default
+    @OptionGroup var log: LogOptions
+
+    func run() throws {
+        let logger = log.bootstrap()
+        var o = StoreDaemon.Options(socketPath: socket, memory: memory.bytes)
+        o.regionPath = region
+        o.numaNode = numaNode
+        o.lineSize = lineSize
+        let daemon = try StoreDaemon(o, logger: logger)
+        try daemon.run()
+    }
+}
+
+struct ClientOptions: ParsableArguments {
+    @Option(help: "Socket of the store.") var socket = defaultSocket
+    func connect() throws -> PlenumClient { try PlenumClient(socketPath: socket) }
+}
+
+/// A runtime failure of a CLI command: printed as `Error: …`, exit 1, no usage.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Parses 40 hex digits, or hashes `--name` to an id (five CRC32C words of
+/// the name with different seeds: deterministic, not cryptographic).
+func objectID(_ text: String?, name: String?) throws -> ObjectID {
+    if let name {
+        let bytes = Array(name.utf8)
+        var out: [UInt8] = []
+        for i in 0..<5 {
+            let crc = bytes.withUnsafeBytes { CRC32C.checksum($0, seed: UInt32(i) &* 0x9E37_79B9) }
+            withUnsafeBytes(of: crc.bigEndian) { out += $0 }
+        }
+        return ObjectID(bytes: out)!
+    }
+    guard let text, let id = ObjectID(hex: text) else { throw ValidationError("object ids are 40 hex digits (or use --name)") }
+    return id
+}
+
+struct PutCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "put", abstract: "Store a file as a sealed object.")
+    @Argument(help: "ID FILE, or FILE with --name.") var arguments: [String]
+    @Option(help: "Name hashed to the object id.") var name: String?
+    @OptionGroup var client: ClientOptions
+
+    func validate() throws {
+        guard arguments.count == (name == nil ? 2 : 1) else { throw ValidationError("usage: plenum put ID FILE, or plenum put --name NAME FILE") }
+    }
+
+    func run() throws {
+        let oid = try objectID(name == nil ? arguments[0] : nil, name: name)
+        let file = arguments.last!
+        guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+        try client.connect().put(oid, data: Array(data))
+        print(oid.hex)
+    }
+}
+
+struct GetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get", abstract: "Write a sealed object's data to a file or stdout.")
+    @Argument var id: String?
+    @Option var name: String?
+    @Option(name: .shortAndLong, help: "Output file (default stdout).") var output: String?
+    @Option(help: "Wait this long for the object to be sealed (ms; -1 forever).") var timeoutMs: Int64 = 0
+    @OptionGroup var client: ClientOptions
+
+    func run() throws {
+        let oid = try objectID(id, name: name)
+        let c = try client.connect()
+        guard let buffer = try c.get([oid], timeoutMs: timeoutMs).first ?? nil else {
+            throw CLIError("object \(oid.hex) is not in the store (or not sealed yet)")
+        }
+        let data = try buffer.data
+        try c.release(buffer)
+        if let output { try Data(data).write(to: URL(fileURLWithPath: output)) } else { FileHandle.standardOutput.write(Data(data)) }
+    }
+}
+
+struct ListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the store's objects.")
+    @OptionGroup var client: ClientOptions
+    @Flag var json = false
+    func run() throws {
+        let rows = try client.connect().list()
+        if json {
+            let doc = rows.map { r -> [String: Any] in
+                ["id": r.id.hex, "data_size": r.location.dataSize, "metadata_size": r.location.metadataSize,
+                 "ref_count": r.refCount, "state": r.state.rawValue, "construct_ns": r.constructNanos.map { Int($0) } ?? -1]
+            }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        for r in rows { print("\(r.id.hex)  \(r.state.rawValue)  data \(r.location.dataSize)  metadata \(r.location.metadataSize)  refs \(r.refCount)") }
+        print("\(rows.count) object(s)")
+    }
+}
+
+struct RemoveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "rm", abstract: "Delete objects.")
+    @Argument var ids: [String]
+    @OptionGroup var client: ClientOptions
+    func run() throws {
+        let oids = try ids.map { try objectID($0, name: nil) }
+        let results = try client.connect().delete(oids)
+        var failed = false
+        for (id, r) in zip(oids, results) {
+            if let r { print("\(id.hex): \(r)"); failed = true } else { print("\(id.hex): deleted") }
+        }
+        if failed { throw ExitCode(1) }
+    }
+}
+
+struct StatCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "stat", abstract: "Capacity, use, objects, clients, evictions.")
+    @OptionGroup var client: ClientOptions
+    @Flag var json = false
+    func run() throws {
+        let s = try client.connect().stats()
+        if json {
+            let doc: [String: Any] = ["capacity": s.capacity, "used": s.used, "objects": s.objects, "sealed": s.sealed,
+                                      "clients": s.clients, "evictions": s.evictions, "evicted_bytes": s.evictedBytes,
+                                      "fragmentation": s.allocator.fragmentation]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print("capacity \(s.capacity) B, used \(s.used) B, \(s.objects) object(s) (\(s.sealed) sealed), \(s.clients) client(s), \(s.evictions) eviction(s) (\(s.evictedBytes) B), fragmentation \(String(format: "%.2f", s.allocator.fragmentation))")
+        }
+    }
+}
