@@ -145,3 +145,37 @@ struct StatCommand: ParsableCommand {
         }
     }
 }
+
+/// Internal: one client process of the integration tests' workload.
+struct ClientWorkload: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_client-workload", abstract: "Internal: a test client.", shouldDisplay: false)
+    @Option var socket: String
+    @Option var client: UInt8
+    @Option var operations = 10_000
+    @Flag(help: "Create one object, leave it unsealed, then wait to be killed.") var hang = false
+
+    func run() throws {
+        let c = try PlenumClient(socketPath: socket)
+        if hang {
+            _ = try c.create(ObjectID(bytes: [UInt8](repeating: client, count: 20))!, dataSize: 1 << 20)
+            FileHandle.standardOutput.write(Data("created\n".utf8))
+            while true { sleep(1) }
+        }
+        var done = 0, mismatches = 0, n: UInt32 = 0
+        while done < operations {
+            n += 1
+            var idBytes = [UInt8](repeating: client, count: 20)
+            withUnsafeBytes(of: n.bigEndian) { for i in 0..<4 { idBytes[16 + i] = $0[i] } }
+            let id = ObjectID(bytes: idBytes)!
+            let size = Int(n * 7919 % 20000) + 1
+            let data = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(n) &+ Int(client)) }
+            try c.put(id, data: data, metadata: [client, 1, 2])          // create + seal: 2 requests
+            guard let b = try c.get([id], timeoutMs: 0).first ?? nil else { mismatches += 1; done += 3; continue }
+            if try b.data != data || b.withMetadata({ Array($0) }) != [client, 1, 2] { mismatches += 1 }
+            try c.release(b)
+            if try c.delete([id]) != [nil] { mismatches += 1 }
+            done += 5
+        }
+        print(#"{"operations":\#(done),"mismatches":\#(mismatches)}"#)
+    }
+}

@@ -1,0 +1,136 @@
+import Foundation
+import PlenumClient
+import PlenumStore
+import PlenumWire
+import Testing
+
+/// A real `plenum store` process on a temporary socket, stopped at the end.
+final class RunningStore {
+    let socket: String
+    let process: PlenumProcess.Running
+
+    init(memory: String = "64M", tag: String = #function) throws {
+        socket = "/tmp/plenum-test-\(getpid())-\(tag.filter { $0.isLetter }.prefix(20)).sock"
+        process = try PlenumProcess.Running(["store", "--socket", socket, "--memory", memory])
+        let deadline = Date().addingTimeInterval(20)
+        while access(socket, F_OK) != 0 {
+            guard Date() < deadline, process.process.isRunning else { throw CocoaError(.fileNoSuchFile) }
+            usleep(20_000)
+        }
+        usleep(50_000)
+    }
+
+    func client() throws -> PlenumClient { try PlenumClient(socketPath: socket) }
+
+    /// SIGTERM; the daemon must exit cleanly and remove its socket.
+    func stop() -> Int32 {
+        process.process.terminate()
+        let r = process.finish(timeout: 30)
+        return r.status
+    }
+}
+
+@Suite(.serialized) struct StoreDaemonTests {
+    @Test func putGetByteForByteAndCleanShutdown() throws {
+        let store = try RunningStore()
+        var st = stat()
+        #expect(stat(store.socket, &st) == 0 && st.st_mode & 0o777 == 0o600, "socket is private")
+        let c = try store.client()
+        let id = ObjectID(hex: String(repeating: "ab", count: 20))!
+        let data = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        try c.put(id, data: data, metadata: [9, 9])
+        #expect(try c.contains(id))
+        let b = try #require(try c.get([id], timeoutMs: 0).first ?? nil)
+        #expect(try b.data == data)
+        #expect(try b.withMetadata { Array($0) } == [9, 9])
+        try c.release(b)
+        #expect(throws: ClientError.self) { try b.data }
+        let rows = try c.list()
+        #expect(rows.count == 1 && rows[0].location.dataSize == 300_000 && rows[0].refCount == 0 && rows[0].digest != nil)
+        #expect(try c.delete([id]) == [nil])
+        #expect(try c.stats().used == 0)
+        #expect(store.stop() == 0)
+        #expect(access(store.socket, F_OK) != 0, "socket removed on SIGTERM")
+    }
+
+    @Test func eightClientProcessesTenThousandOperationsEach() throws {
+        let store = try RunningStore()
+        let clients = try (1...8).map { n in
+            try PlenumProcess.Running(["_client-workload", "--socket", store.socket, "--client", "\(n)", "--operations", "10000"])
+        }
+        for (n, p) in clients.enumerated() {
+            let r = p.finish(timeout: 400)
+            #expect(r.status == 0, "client \(n + 1): \(r.stderr)")
+            let doc = try #require(PlenumProcess.json(r.stdout), "client \(n + 1) printed: \(r.stdout) \(r.stderr)")
+            #expect((doc["operations"] as? Int ?? 0) >= 10_000)
+            #expect(doc["mismatches"] as? Int == 0, "every byte checked")
+        }
+        let s = try store.client().stats()
+        #expect(s.used == 0 && s.objects == 0, "nothing leaked")
+        #expect(store.stop() == 0)
+    }
+
+    @Test func malformedTruncatedAndHugeRequestsGetErrorsAndTheStoreServesOn() throws {
+        let store = try RunningStore()
+        let c = try store.client()
+        // Unknown type: an error reply, connection stays usable.
+        var bad = Wire.encode(.list, requestId: 77)
+        bad[4] = 0x70
+        try c.send(bad)
+        guard case .reply(77, .failure(let e)) = try c.receive() else { Issue.record("no error reply"); return }
+        #expect(e.storeCode == .unknownType)
+        // Truncated body with a consistent length: malformed, still usable.
+        var short = Array(Wire.encode(.create(ObjectID(hex: String(repeating: "01", count: 20))!, dataSize: 1, metadataSize: 0), requestId: 78)[0..<30])
+        short[0] = 30
+        try c.send(short)
+        guard case .reply(78, .failure(let e2)) = try c.receive() else { Issue.record("no error reply"); return }
+        #expect(e2.storeCode == .malformedFrame)
+        // Huge sizes.
+        #expect(throws: ClientError.self) { _ = try c.create(ObjectID(hex: String(repeating: "02", count: 20))!, dataSize: 1 << 50) }
+        #expect(try c.contains(ObjectID(hex: String(repeating: "03", count: 20))!) == false)
+        // An impossible length: error, then this connection is closed.
+        let evil = try store.client()
+        try evil.send([0xFF, 0xFF, 0xFF, 0x7F] + [UInt8](repeating: 0, count: 12))
+        guard case .reply(_, .failure(let e3)) = try evil.receive() else { Issue.record("no error reply"); return }
+        #expect(e3.storeCode == .frameTooLarge)
+        #expect(throws: ClientError.self) { _ = try evil.receive() }
+        // Others are still served.
+        #expect(try store.client().stats().clients >= 1)
+        #expect(store.stop() == 0)
+    }
+
+    @Test func clientKilledMidCreateHasItsMemoryReclaimed() throws {
+        let store = try RunningStore()
+        let victim = try PlenumProcess.Running(["_client-workload", "--socket", store.socket, "--client", "5", "--hang"])
+        let c = try store.client()
+        let deadline = Date().addingTimeInterval(20)
+        while try c.stats().used == 0 && Date() < deadline { usleep(20_000) }
+        #expect(try c.stats().used >= 1 << 20, "the victim's unsealed object holds memory")
+        kill(victim.process.processIdentifier, SIGKILL)
+        _ = victim.finish(timeout: 10)
+        while try c.stats().used != 0 && Date() < deadline { usleep(20_000) }
+        let s = try c.stats()
+        #expect(s.used == 0 && s.objects == 0, "aborted and freed when the client died")
+        #expect(store.stop() == 0)
+    }
+
+    @Test func getTimesOutAndBlockingGetIsWokenBySeal() throws {
+        let store = try RunningStore()
+        let c = try store.client()
+        let id = ObjectID(hex: String(repeating: "cd", count: 20))!
+        let t0 = Date()
+        #expect(try c.get([id], timeoutMs: 150).first! == nil)
+        #expect(Date().timeIntervalSince(t0) >= 0.14, "waited for the timeout")
+        // A blocking get in another process, woken by our seal.
+        let out = "/tmp/plenum-test-\(getpid())-blocking.out"
+        defer { unlink(out) }
+        let waiter = try PlenumProcess.Running(["get", id.hex, "--socket", store.socket, "--timeout-ms=-1", "-o", out])
+        usleep(300_000)
+        #expect(waiter.process.isRunning, "still blocked: nothing sealed yet")
+        try c.put(id, data: Array("woken".utf8))
+        let r = waiter.finish(timeout: 30)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(FileManager.default.contents(atPath: out) == Data("woken".utf8))
+        #expect(store.stop() == 0)
+    }
+}
