@@ -92,9 +92,10 @@ import Testing
 
     @Test func demoRunsEndToEnd() throws {
         let path = tempPath("demo")
-        let r = try PlenumProcess.run(["demo", "--count", "20000", "--region", path])
+        let r = try PlenumProcess.run(["demo", "--count", "20000", "--region", path, "--objects", "200"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("OK: every message arrived once, in order, intact"))
+        #expect(r.stdout.contains("OK: every object read back byte for byte"))
         #expect(access(path, F_OK) != 0, "the demo removes its region")
     }
 }
