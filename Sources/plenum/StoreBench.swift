@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import PlenumBench
+import PlenumClient
+import PlenumMemory
+import PlenumStore
+
+/// `plenum bench store`: the Plenum side of the Plasma comparison (SPEC §9.5)
+/// and the bare Unix-socket round trip of this machine (the floor of any
+/// operation that crosses a socket), in one run.
+struct StoreBench: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "store", abstract: "Store benchmark: the seeds' table, small-object round trips, and the socket floor.")
+    @Option(help: "Repetitions; each row reports the median.") var repeats = 3
+    @Option(help: "Operations for the small-object and socket rows.") var operations = 20_000
+    @Option(help: "Scale object counts down by this factor (1 = the seeds' table).") var scale = 1
+    @Flag var json = false
+
+    struct Row: Codable { var name: String; var kind: String; var unit: String; var plenum: Double }
+
+    static let table: [(count: Int, size: Int, label: String)] = [
+        (1000, 1 << 10, "1000x1kB"), (500, 10 << 10, "500x10kB"), (200, 100 << 10, "200x100kB"),
+        (100, 1 << 20, "100x1MB"), (50, 10 << 20, "50x10MB"), (10, 100 << 20, "10x100MB"),
+    ]
+
+    func run() throws {
+        guard repeats > 0, operations > 0, scale > 0 else { throw ValidationError("counts must be positive") }
+        let socket = "/tmp/plenum-bench-\(getpid()).sock"
+        let daemon = try Peer.Child(arguments: ["store", "--socket", socket, "--memory", "2G"])
+        defer { daemon.kill(); _ = daemon.wait() }
+        var maybe: PlenumClient?
+        let deadline = Date().addingTimeInterval(30)
+        while maybe == nil { maybe = try? PlenumClient(socketPath: socket); if maybe == nil { guard Date() < deadline else { throw CLIError("store did not start") }; usleep(20_000) } }
+        let c = maybe!
+        var rows: [Row] = []
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+        var serial: UInt32 = 0
+        func nextID() -> ObjectID {
+            serial += 1
+            var b = [UInt8](repeating: 0xBE, count: 20)
+            withUnsafeBytes(of: serial.bigEndian) { for i in 0..<4 { b[16 + i] = $0[i] } }
+            return ObjectID(bytes: b)!
+        }
+        for (count0, size, label) in Self.table {
+            let count = max(1, count0 / scale)
+            var create: [Double] = [], getAll: [Double] = [], read: [Double] = []
+            for _ in 0..<repeats {
+                let ids = (0..<count).map { _ in nextID() }
+                let t0 = monotonicNanos()
+                for id in ids {
+                    let l = try c.create(id, dataSize: size)
+                    c.write(l, data: { b in b.initializeMemory(as: UInt8.self, repeating: 0x5A) })
+                    try c.seal(id, l)
+                }
+                let t1 = monotonicNanos()
+                let buffers = try c.get(ids, timeoutMs: 0)
+                let t2 = monotonicNanos()
+                var sum: UInt64 = 0
+                for b in buffers { try b!.withData { p in
+                    var i = 0
+                    while i + 8 <= p.count { sum &+= p.loadUnaligned(fromByteOffset: i, as: UInt64.self); i += 64 }
+                } }
+                let t3 = monotonicNanos()
+                if sum == 1 { print("") }
+                for b in buffers { try c.release(b!) }
+                _ = try c.delete(ids)
+                create.append(Double(t1 - t0) / Double(count))
+                getAll.append(Double(t2 - t1))
+                read.append(Double(count * size) / (Double(t3 - t2) / 1e9))
+            }
+            rows.append(Row(name: "create+write+seal \(label) (per object)", kind: "latency", unit: "ns", plenum: median(create)))
+            rows.append(Row(name: "get all \(label)", kind: "latency", unit: "ns", plenum: median(getAll)))
+            rows.append(Row(name: "read \(label)", kind: "bandwidth", unit: "bytes/s", plenum: median(read)))
+        }
+        // Small-object round trips.
+        let small = nextID()
+        try c.put(small, data: [UInt8](repeating: 1, count: 64))
+        var getRelease: [Double] = [], contains: [Double] = []
+        for _ in 0..<repeats {
+            var t0 = monotonicNanos()
+            for _ in 0..<operations { let b = try c.get([small], timeoutMs: 0); try c.release(b[0]!) }
+            getRelease.append(Double(operations) / (Double(monotonicNanos() - t0) / 1e9))
+            t0 = monotonicNanos()
+            for _ in 0..<operations { _ = try c.contains(small) }
+            contains.append(Double(operations) / (Double(monotonicNanos() - t0) / 1e9))
+        }
+        rows.append(Row(name: "get+release 64B", kind: "throughput", unit: "ops/s", plenum: median(getRelease)))
+        rows.append(Row(name: "contains", kind: "throughput", unit: "ops/s", plenum: median(contains)))
+        let floor = try socketFloor(operations: operations)
+        rows.append(Row(name: "unix socket 64B round trip (floor)", kind: "latency", unit: "ns", plenum: floor))
+        if json {
+            let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
+            print(String(decoding: try e.encode(["rows": rows]), as: UTF8.self))
+        } else {
+            for r in rows { print("\(r.name.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%14.0f", r.plenum)) \(r.unit)") }
+        }
+    }
+
+    /// Median round trip of a 64-byte ping-pong with a second process over a
+    /// Unix stream socket.
+    func socketFloor(operations: Int) throws -> Double {
+        let path = "/tmp/plenum-floor-\(getpid()).sock"
+        unlink(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        Glibc.listen(fd, 1)
+        defer { close(fd); unlink(path) }
+        let peer = try Peer.Child(arguments: ["bench", "_socket-echo", "--path", path, "--count", "\(operations)"])
+        let conn = accept(fd, nil, nil)
+        defer { close(conn) }
+        var buf = [UInt8](repeating: 7, count: 64)
+        var samples: [UInt64] = []
+        samples.reserveCapacity(operations)
+        for _ in 0..<operations {
+            let t0 = monotonicNanos()
+            _ = buf.withUnsafeBytes { send(conn, $0.baseAddress, 64, 0) }
+            var got = 0
+            while got < 64 { let n = buf.withUnsafeMutableBytes { recv(conn, $0.baseAddress! + got, 64 - got, 0) }; if n <= 0 { break }; got += n }
+            samples.append(monotonicNanos() - t0)
+        }
+        _ = peer.wait()
+        samples.sort()
+        return Double(samples[samples.count / 2])
+    }
+}
+
+struct SocketEcho: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_socket-echo", abstract: "Internal: the socket floor's echo process.", shouldDisplay: false)
+    @Option var path: String
+    @Option var count: Int
+    func run() throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
+        guard withUnsafePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }) == 0 else {
+            throw CLIError("cannot connect to \(path)")
+        }
+        var buf = [UInt8](repeating: 0, count: 64)
+        for _ in 0..<count {
+            var got = 0
+            while got < 64 { let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 64 - got, 0) }; if n <= 0 { return }; got += n }
+            _ = buf.withUnsafeBytes { send(fd, $0.baseAddress, 64, 0) }
+        }
+    }
+}
