@@ -93,7 +93,7 @@ let package = Package(
             name: "plenum",
             dependencies: [
                 "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench", "PlenumSimulator",
-                "PlenumStore", "PlenumDaemon", "PlenumClient",
+                "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -76,6 +76,20 @@ int main(int argc, char** argv) {
     rows.push_back({std::string("get all ") + t.label, "latency", "ns", median(get_all)});
     rows.push_back({std::string("read ") + t.label, "bandwidth", "bytes/s", median(read)});
   }
+  {
+    std::vector<double> inl;
+    std::string payload(1024, '\x5A');
+    for (int r = 0; r < repeats; r++) {
+      int count = std::max(1, 1000 / scale);
+      std::vector<plasma::ObjectID> ids;
+      for (int i = 0; i < count; i++) ids.push_back(next_id());
+      auto t0 = Clock::now();
+      for (auto& id : ids) check(client.CreateAndSeal(id, payload, ""), "create-and-seal");
+      inl.push_back(ns(t0, Clock::now()) / count);
+      check(client.Delete(ids), "delete");
+    }
+    rows.push_back({"create-and-seal 1000x1kB (per object)", "latency", "ns", median(inl)});
+  }
   auto small = next_id();
   {
     std::shared_ptr<arrow::Buffer> buf;

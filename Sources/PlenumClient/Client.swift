@@ -190,6 +190,32 @@ public final class PlenumClient {
         try seal(id, l)
     }
 
+    /// Create-and-seal of small objects in one round trip: the bytes travel
+    /// in the request and the store writes them in place. Per object: nil,
+    /// or why it failed.
+    public func createAndSeal(_ objects: [Wire.InlineObject]) throws(ClientError) -> [StoreError?] {
+        let rid = nextRequest
+        nextRequest += 1
+        try send(Wire.encodeCreateAndSeal(objects, requestId: rid))
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(let r, let result):
+                guard r == rid else { continue }
+                switch result {
+                case .success(.createdAndSealed(let es)) where es.count == objects.count: return es
+                case .success(let other): throw .unexpected("\(other)")
+                case .failure(let e): throw .remote(e)
+                }
+            }
+        }
+    }
+
+    /// Marks objects as recently used (LRU).
+    public func refresh(_ ids: [ObjectID]) throws(ClientError) {
+        guard case .refreshed = try call(.refresh(ids)) else { throw .unexpected("refresh") }
+    }
+
     public func abort(_ id: ObjectID) throws(ClientError) {
         guard case .aborted = try call(.abort(id)) else { throw .unexpected("abort") }
     }

@@ -274,8 +274,12 @@ public final class StoreDaemon {
             let frame = Array(c.input[start..<(start + length)])
             start += length
             do {
-                let (rid, request) = try Wire.decodeRequest(frame)
-                dispatch(core.handle(.request(c.id, requestId: rid, request), now: monotonicNanos()))
+                switch try Wire.decode(frame) {
+                case (let rid, .core(let request)):
+                    dispatch(core.handle(.request(c.id, requestId: rid, request), now: monotonicNanos()))
+                case (let rid, .createAndSeal(let objects)):
+                    enqueue(c, Wire.encode(.createdAndSealed(objects.map { createAndSeal($0, client: c.id) }), requestId: rid))
+                }
             } catch {
                 let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0
                 let code: ErrorCode = { if case .unknownType = error { return .unknownType } else { return .malformedFrame } }()
@@ -283,6 +287,37 @@ public final class StoreDaemon {
             }
         }
         if start > 0 { c.input.removeFirst(min(start, c.input.count)) }
+    }
+
+    /// Create-and-seal of a small object carried in the request: create
+    /// through the core, write the bytes in place, publish them (fence; flush;
+    /// fence), seal with their digest. Replies to the internal requests
+    /// (request id 0) are consumed here; notifications and woken gets go out.
+    func createAndSeal(_ o: Wire.InlineObject, client: UInt64) -> StoreError? {
+        let memory = region.memory()
+        var created: ObjectLocation?
+        var failure: StoreError?
+        for a in core.handle(.request(client, requestId: 0, .create(o.id, dataSize: o.data.count, metadataSize: o.metadata.count)), now: monotonicNanos()) {
+            if case .reply(client, 0, let r) = a {
+                if case .created(let l) = r { created = l } else if case .error(let e) = r { failure = e }
+            } else { dispatch([a]) }
+        }
+        guard let l = created else { return failure }
+        let total = o.data.count + o.metadata.count
+        memory.write(at: l.offset, count: total) { b in
+            o.data.withUnsafeBytes { if $0.count > 0 { UnsafeMutableRawBufferPointer(rebasing: b[0..<$0.count]).copyMemory(from: $0) } }
+            o.metadata.withUnsafeBytes { if $0.count > 0 { UnsafeMutableRawBufferPointer(rebasing: b[o.data.count...]).copyMemory(from: $0) } }
+        }
+        memory.fence(.store)
+        memory.flush(at: l.offset, count: total)
+        memory.fence(.store)
+        let digest = memory.read(at: l.offset, count: total) { UInt64(CRC32C.checksum($0)) }
+        for a in core.handle(.request(client, requestId: 0, .seal(o.id, digest: digest)), now: monotonicNanos()) {
+            if case .reply(client, 0, let r) = a {
+                if case .error(let e) = r { failure = e }
+            } else { dispatch([a]) }
+        }
+        return failure
     }
 
     func dispatch(_ actions: [StoreAction]) {

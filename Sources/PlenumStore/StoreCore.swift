@@ -162,6 +162,10 @@ public struct StoreCore: Sendable {
             return .subscribed
         case .stats:
             return .stats(stats)
+        case .refresh(let ids):
+            guard ids.count <= config.maxIdsPerRequest else { return .error(.tooManyIds(ids.count, limit: config.maxIdsPerRequest)) }
+            for id in ids where objects[id] != nil { objects[id]!.lastUse = tick() }
+            return .refreshed
         }
     }
 

@@ -57,6 +57,8 @@ public enum StoreRequest: Equatable, Sendable {
     case evict(bytes: Int)
     case subscribe
     case stats
+    /// Marks the objects as just used (LRU), like Plasma's Refresh.
+    case refresh([ObjectID])
 }
 
 public struct StoreStats: Equatable, Sendable {
@@ -97,6 +99,10 @@ public enum StoreResponse: Equatable, Sendable {
     case evicted(bytes: Int)
     case subscribed
     case stats(StoreStats)
+    case refreshed
+    /// Per object of a create-and-seal (performed by the daemon shell around
+    /// create + seal; the core itself never returns this): nil or the error.
+    case createdAndSealed([StoreError?])
     case error(StoreError)
 }
 

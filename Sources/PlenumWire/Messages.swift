@@ -40,14 +40,68 @@ public enum Wire {
         case .evict(let b): return Frame.build(.evict, requestId: requestId) { $0.int(b) }
         case .subscribe: return Frame.build(.subscribe, requestId: requestId)
         case .stats: return Frame.build(.stats, requestId: requestId)
+        case .refresh(let ids): return Frame.build(.refresh, requestId: requestId) { $0.ids(ids) }
+        }
+    }
+
+    /// A small object carried whole in the request (create-and-seal).
+    public struct InlineObject: Equatable, Sendable {
+        public var id: ObjectID
+        public var data: [UInt8]
+        public var metadata: [UInt8]
+        public init(id: ObjectID, data: [UInt8], metadata: [UInt8] = []) { self.id = id; self.data = data; self.metadata = metadata }
+    }
+
+    /// A decoded request: one the core handles, or a create-and-seal the
+    /// daemon performs (create, write the bytes in place, seal).
+    public enum Request: Equatable, Sendable {
+        case core(StoreRequest)
+        case createAndSeal([InlineObject])
+    }
+
+    public static func encodeCreateAndSeal(_ objects: [InlineObject], requestId: UInt64) -> [UInt8] {
+        Frame.build(.createAndSeal, requestId: requestId) { w in
+            w.u32(UInt32(objects.count))
+            for o in objects {
+                w.id(o.id)
+                w.u32(UInt32(o.data.count)); w.bytes(o.data)
+                w.u32(UInt32(o.metadata.count)); w.bytes(o.metadata)
+            }
+        }
+    }
+
+    /// Per-object results of a create-and-seal: nil, or the error.
+    public static func encodeCreatedAndSealed(_ results: [StoreError?], requestId: UInt64) -> [UInt8] {
+        Frame.build(.createdAndSealed, requestId: requestId) { w in
+            w.u32(UInt32(results.count))
+            for e in results { w.u16(e.map { code($0).rawValue } ?? 0); w.text(e?.description ?? "") }
         }
     }
 
     public static func decodeRequest(_ frame: [UInt8]) throws(WireError) -> (requestId: UInt64, request: StoreRequest) {
+        let (rid, decoded) = try decode(frame)
+        guard case .core(let r) = decoded else { throw .unknownType(Frame.Kind.createAndSeal.rawValue) }
+        return (rid, r)
+    }
+
+    public static func decode(_ frame: [UInt8]) throws(WireError) -> (requestId: UInt64, request: Request) {
         var (kind, rid, r) = try Frame.open(frame)
         guard let k = Frame.Kind(rawValue: kind), k.rawValue < 0x80 else { throw .unknownType(kind) }
         let request: StoreRequest
         switch k {
+        case .createAndSeal:
+            let n = Int(try r.u32())
+            guard n >= 1, n <= Frame.maxIds else { throw .badValue("\(n) objects in one create-and-seal") }
+            var objects: [InlineObject] = []
+            for _ in 0..<n {
+                let id = try r.id()
+                let data = try r.blob()
+                let metadata = try r.blob()
+                objects.append(InlineObject(id: id, data: data, metadata: metadata))
+            }
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, .createAndSeal(objects))
+        case .refresh: request = .refresh(try r.ids(limit: Frame.maxIds))
         case .create: request = .create(try r.id(), dataSize: try r.int(), metadataSize: try r.int())
         case .seal: request = .seal(try r.id(), digest: try r.u64())
         case .abort: request = .abort(try r.id())
@@ -64,7 +118,7 @@ public enum Wire {
         default: throw .unknownType(kind)
         }
         guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
-        return (rid, request)
+        return (rid, .core(request))
     }
 
     // MARK: replies
@@ -122,6 +176,8 @@ public enum Wire {
             w.u64(s.allocator.fragmentation.bitPattern)
         }
         case .error(let e): return error(code(e), e.description, requestId: requestId)
+        case .refreshed: return Frame.build(.refreshed, requestId: requestId)
+        case .createdAndSealed(let es): return encodeCreatedAndSealed(es, requestId: requestId)
         }
     }
 
@@ -173,6 +229,16 @@ public enum Wire {
             response = .list(rows)
         case .evicted: response = .evicted(bytes: try r.size())
         case .subscribed: response = .subscribed
+        case .refreshed: response = .refreshed
+        case .createdAndSealed:
+            let n = Int(try r.u32())
+            guard n <= Frame.maxIds else { throw .badValue("\(n) results") }
+            var es: [StoreError?] = []
+            for _ in 0..<n {
+                let c = try r.u16(); let text = try r.text()
+                es.append(c == 0 ? nil : .remote(code: c, text: text))
+            }
+            response = .createdAndSealed(es)
         case .statsReply:
             var v: [Int] = []
             for _ in 0..<9 { v.append(try r.int()) }

@@ -14,6 +14,7 @@ public struct WireWriter {
     public mutating func int(_ v: Int) { u64(UInt64(bitPattern: Int64(v))) }
     public mutating func id(_ v: ObjectID) { bytes += v.bytes }
     public mutating func ids(_ v: [ObjectID]) { u32(UInt32(v.count)); for i in v { id(i) } }
+    public mutating func bytes(_ b: [UInt8]) { bytes += b }
     public mutating func text(_ s: String) { let u = Array(s.utf8.prefix(4096)); u32(UInt32(u.count)); bytes += u }
 }
 
@@ -69,6 +70,12 @@ public struct WireReader {
         out.reserveCapacity(n)
         for _ in 0..<n { out.append(try id()) }
         return out
+    }
+
+    /// u32 length + bytes, bounded by the frame.
+    public mutating func blob() throws(WireError) -> [UInt8] {
+        let n = Int(try u32())
+        return Array(try take(n))
     }
 
     public mutating func text() throws(WireError) -> String {

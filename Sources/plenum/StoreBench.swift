@@ -4,6 +4,7 @@ import PlenumBench
 import PlenumClient
 import PlenumMemory
 import PlenumStore
+import PlenumWire
 
 /// `plenum bench store`: the Plenum side of the Plasma comparison (SPEC §9.5)
 /// and the bare Unix-socket round trip of this machine (the floor of any
@@ -71,6 +72,18 @@ struct StoreBench: ParsableCommand {
             rows.append(Row(name: "get all \(label)", kind: "latency", unit: "ns", plenum: median(getAll)))
             rows.append(Row(name: "read \(label)", kind: "bandwidth", unit: "bytes/s", plenum: median(read)))
         }
+        // Create-and-seal of 1 kB objects: one round trip each.
+        var inline: [Double] = []
+        for _ in 0..<repeats {
+            let count = max(1, 1000 / scale)
+            let ids = (0..<count).map { _ in nextID() }
+            let payload = [UInt8](repeating: 0x5A, count: 1024)
+            let t0 = monotonicNanos()
+            for id in ids { _ = try c.createAndSeal([.init(id: id, data: payload)]) }
+            inline.append(Double(monotonicNanos() - t0) / Double(count))
+            _ = try c.delete(ids)
+        }
+        rows.append(Row(name: "create-and-seal 1000x1kB (per object)", kind: "latency", unit: "ns", plenum: median(inline)))
         // Small-object round trips.
         let small = nextID()
         try c.put(small, data: [UInt8](repeating: 1, count: 64))

@@ -53,6 +53,25 @@ final class RunningStore {
         #expect(access(store.socket, F_OK) != 0, "socket removed on SIGTERM")
     }
 
+    @Test func createAndSealCarriesSmallObjectsInOneRoundTrip() throws {
+        let store = try RunningStore()
+        let c = try store.client()
+        try c.subscribe()
+        let a = ObjectID(hex: String(repeating: "a1", count: 20))!, b = ObjectID(hex: String(repeating: "b2", count: 20))!
+        let results = try c.createAndSeal([.init(id: a, data: Array("alpha".utf8), metadata: [1]), .init(id: b, data: Array("beta".utf8)),
+                                           .init(id: a, data: [0])])
+        #expect(results.count == 3 && results[0] == nil && results[1] == nil)
+        #expect(results[2]?.description.contains("already exists") == true)
+        let got = try c.get([a, b], timeoutMs: 0)
+        #expect(try got[0]?.data == Array("alpha".utf8))
+        #expect(try got[0]?.withMetadata { Array($0) } == [1])
+        #expect(try got[1]?.data == Array("beta".utf8))
+        #expect(try c.nextNotification() == .sealed(a, got[0]!.location))
+        try c.refresh([a, b])
+        #expect(try c.list().allSatisfy { $0.digest != nil })
+        #expect(store.stop() == 0)
+    }
+
     @Test func eightClientProcessesTenThousandOperationsEach() throws {
         let store = try RunningStore()
         let clients = try (1...8).map { n in

@@ -201,3 +201,15 @@ struct Harness {
         #expect(h2.core.stats.used == 0, "with every client gone, everything is evictable and nothing leaked")
     }
 }
+
+@Suite struct StoreCoreRefreshTests {
+    @Test func refreshProtectsAnObjectFromLRUEviction() {
+        var h = Harness(capacityLines: 4)   // 512 bytes
+        h.put(1, oid(60), size: 256)
+        h.put(1, oid(61), size: 256)
+        #expect(h.ask(2, .refresh([oid(60), oid(99)])) == .refreshed, "unknown ids are ignored")
+        guard case .created = h.ask(1, .create(oid(62), dataSize: 256, metadataSize: 0)) else { Issue.record("create"); return }
+        #expect(h.ask(1, .contains(oid(60))) == .contains(true), "refreshed: kept")
+        #expect(h.ask(1, .contains(oid(61))) == .contains(false), "least recently used: evicted")
+    }
+}

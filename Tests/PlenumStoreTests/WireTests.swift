@@ -93,3 +93,23 @@ import Testing
         }
     }
 }
+
+@Suite struct InlineWireTests {
+    @Test func createAndSealAndRefreshRoundTrip() throws {
+        let objects = [Wire.InlineObject(id: oid(1), data: [1, 2, 3], metadata: [9]), Wire.InlineObject(id: oid(2), data: [], metadata: [7, 7])]
+        let (rid, decoded) = try Wire.decode(Wire.encodeCreateAndSeal(objects, requestId: 5))
+        #expect(rid == 5 && decoded == .createAndSeal(objects))
+        #expect(throws: WireError.self) { try Wire.decodeRequest(Wire.encodeCreateAndSeal(objects, requestId: 5)) }
+        #expect(try Wire.decodeRequest(Wire.encode(.refresh([oid(3)]), requestId: 6)).request == .refresh([oid(3)]))
+        let reply = Wire.encode(.createdAndSealed([nil, .alreadyExists(oid(2))]), requestId: 5)
+        guard case .reply(5, .success(.createdAndSealed(let es))) = try Wire.decodeIncoming(reply) else { Issue.record("reply"); return }
+        #expect(es.count == 2 && es[0] == nil && es[1]?.description.contains("already exists") == true)
+    }
+
+    @Test func aLyingBlobLengthIsCaught() {
+        let frame = Frame.build(.createAndSeal, requestId: 1) { w in w.u32(1); w.id(oid(1)); w.u32(1_000_000); w.bytes([1, 2]) }
+        #expect(throws: WireError.truncated(needed: 1_000_000, available: 2)) { try Wire.decode(frame) }
+        let empty = Frame.build(.createAndSeal, requestId: 1) { $0.u32(0) }
+        #expect(throws: WireError.self) { try Wire.decode(empty) }
+    }
+}
