@@ -73,12 +73,11 @@ public final class PlenumClient {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
         guard fd >= 0 else { throw .connect(.last("socket")) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { close(fd); throw .connect(SystemCallError("connect", errno: ENAMETOOLONG, subject: socketPath)) }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let rc: Int32
+        do { rc = try UnixSocket.withAddress(socketPath) { connect(fd, $0, $1) } } catch {
+            close(fd)
+            throw .connect(SystemCallError("connect", errno: ENAMETOOLONG, subject: socketPath, hint: error.description))
+        }
         guard rc == 0 else { let e = SystemCallError.last("connect", subject: socketPath); close(fd); throw .connect(e) }
         // The greeting carries the region descriptor.
         var regionFD: Int32 = -1
@@ -112,10 +111,15 @@ public final class PlenumClient {
     // MARK: calls
 
     func call(_ request: StoreRequest) throws(ClientError) -> StoreResponse {
+        try exchange { Wire.encode(request, requestId: $0) }
+    }
+
+    /// Sends the frame built for a fresh request id and waits for its reply,
+    /// queueing notifications that arrive meanwhile.
+    func exchange(_ frame: (UInt64) -> [UInt8]) throws(ClientError) -> StoreResponse {
         let rid = nextRequest
         nextRequest += 1
-        let frame = Wire.encode(request, requestId: rid)
-        try send(frame)
+        try send(frame(rid))
         while true {
             switch try receive() {
             case .notification(let n): notifications.append(n)
@@ -194,21 +198,9 @@ public final class PlenumClient {
     /// in the request and the store writes them in place. Per object: nil,
     /// or why it failed.
     public func createAndSeal(_ objects: [Wire.InlineObject]) throws(ClientError) -> [StoreError?] {
-        let rid = nextRequest
-        nextRequest += 1
-        try send(Wire.encodeCreateAndSeal(objects, requestId: rid))
-        while true {
-            switch try receive() {
-            case .notification(let n): notifications.append(n)
-            case .reply(let r, let result):
-                guard r == rid else { continue }
-                switch result {
-                case .success(.createdAndSealed(let es)) where es.count == objects.count: return es
-                case .success(let other): throw .unexpected("\(other)")
-                case .failure(let e): throw .remote(e)
-                }
-            }
-        }
+        guard case .createdAndSealed(let es) = try exchange({ Wire.encodeCreateAndSeal(objects, requestId: $0) }),
+              es.count == objects.count else { throw .unexpected("create-and-seal") }
+        return es
     }
 
     /// Marks objects as recently used (LRU).

@@ -121,13 +121,12 @@ public final class StoreDaemon {
         unlink(options.socketPath)
         listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listenFD >= 0 else { throw DaemonError.system(.last("socket")) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(options.socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw DaemonError.badOption("socket path too long (max 107 bytes): \(options.socketPath)") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
         let old = umask(0o177)  // socket file 0600
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listenFD, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let ok: Int32
+        do { ok = try UnixSocket.withAddress(options.socketPath) { bind(listenFD, $0, $1) } } catch {
+            umask(old)
+            throw DaemonError.badOption(error.description)
+        }
         umask(old)
         guard ok == 0 else { throw DaemonError.system(.last("bind", subject: options.socketPath, hint: "is another store using this socket path?")) }
         guard Glibc.listen(listenFD, 128) == 0 else { throw DaemonError.system(.last("listen")) }

@@ -71,11 +71,22 @@ public enum Wire {
     }
 
     /// Per-object results of a create-and-seal: nil, or the error.
-    public static func encodeCreatedAndSealed(_ results: [StoreError?], requestId: UInt64) -> [UInt8] {
-        Frame.build(.createdAndSealed, requestId: requestId) { w in
-            w.u32(UInt32(results.count))
-            for e in results { w.u16(e.map { code($0).rawValue } ?? 0); w.text(e?.description ?? "") }
+    /// Per-object results (delete, create-and-seal): count u32, then per
+    /// object a code (0 = ok) and its text.
+    static func perObject(_ w: inout WireWriter, _ results: [StoreError?]) {
+        w.u32(UInt32(results.count))
+        for e in results { w.u16(e.map { code($0).rawValue } ?? 0); w.text(e?.description ?? "") }
+    }
+
+    static func perObject(_ r: inout WireReader) throws(WireError) -> [StoreError?] {
+        let n = Int(try r.u32())
+        guard n <= Frame.maxIds else { throw .badValue("\(n) results") }
+        var es: [StoreError?] = []
+        for _ in 0..<n {
+            let c = try r.u16(), text = try r.text()
+            es.append(c == 0 ? nil : .remote(code: c, text: text))
         }
+        return es
     }
 
     public static func decodeRequest(_ frame: [UInt8]) throws(WireError) -> (requestId: UInt64, request: StoreRequest) {
@@ -157,10 +168,7 @@ public enum Wire {
         }
         case .released: return Frame.build(.released, requestId: requestId)
         case .contains(let b): return Frame.build(.containsReply, requestId: requestId) { $0.u8(b ? 1 : 0) }
-        case .deleted(let es): return Frame.build(.deleted, requestId: requestId) { w in
-            w.u32(UInt32(es.count))
-            for e in es { w.u16(e.map { code($0).rawValue } ?? 0); w.text(e?.description ?? "") }
-        }
+        case .deleted(let es): return Frame.build(.deleted, requestId: requestId) { perObject(&$0, es) }
         case .list(let rows): return Frame.build(.listReply, requestId: requestId) { w in
             w.u32(UInt32(rows.count))
             for o in rows {
@@ -177,7 +185,7 @@ public enum Wire {
         }
         case .error(let e): return error(code(e), e.description, requestId: requestId)
         case .refreshed: return Frame.build(.refreshed, requestId: requestId)
-        case .createdAndSealed(let es): return encodeCreatedAndSealed(es, requestId: requestId)
+        case .createdAndSealed(let es): return Frame.build(.createdAndSealed, requestId: requestId) { perObject(&$0, es) }
         }
     }
 
@@ -207,15 +215,7 @@ public enum Wire {
             response = .objects(ls)
         case .released: response = .released
         case .containsReply: response = .contains(try r.u8() == 1)
-        case .deleted:
-            let n = Int(try r.u32())
-            guard n <= Frame.maxIds else { throw .badValue("\(n) results") }
-            var es: [StoreError?] = []
-            for _ in 0..<n {
-                let c = try r.u16(); let text = try r.text()
-                es.append(c == 0 ? nil : .remote(code: c, text: text))
-            }
-            response = .deleted(es)
+        case .deleted: response = .deleted(try perObject(&r))
         case .listReply:
             let n = Int(try r.u32())
             var rows: [ObjectInfo] = []
@@ -230,15 +230,7 @@ public enum Wire {
         case .evicted: response = .evicted(bytes: try r.size())
         case .subscribed: response = .subscribed
         case .refreshed: response = .refreshed
-        case .createdAndSealed:
-            let n = Int(try r.u32())
-            guard n <= Frame.maxIds else { throw .badValue("\(n) results") }
-            var es: [StoreError?] = []
-            for _ in 0..<n {
-                let c = try r.u16(); let text = try r.text()
-                es.append(c == 0 ? nil : .remote(code: c, text: text))
-            }
-            response = .createdAndSealed(es)
+        case .createdAndSealed: response = .createdAndSealed(try perObject(&r))
         case .statsReply:
             var v: [Int] = []
             for _ in 0..<9 { v.append(try r.int()) }

@@ -114,10 +114,7 @@ struct StoreBench: ParsableCommand {
         let path = "/tmp/plenum-floor-\(getpid()).sock"
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard try UnixSocket.withAddress(path, { bind(fd, $0, $1) }) == 0 else { throw CLIError("cannot bind \(path)") }
         Glibc.listen(fd, 1)
         defer { close(fd); unlink(path) }
         let peer = try Peer.Child(arguments: ["bench", "_socket-echo", "--path", path, "--count", "\(operations)"])
@@ -145,12 +142,7 @@ struct SocketEcho: ParsableCommand {
     @Option var count: Int
     func run() throws {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
-        guard withUnsafePointer(to: &addr, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }) == 0 else {
-            throw CLIError("cannot connect to \(path)")
-        }
+        guard try UnixSocket.withAddress(path, { connect(fd, $0, $1) }) == 0 else { throw CLIError("cannot connect to \(path)") }
         var buf = [UInt8](repeating: 0, count: 64)
         for _ in 0..<count {
             var got = 0
