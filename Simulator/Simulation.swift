@@ -79,8 +79,6 @@ public final class Simulation {
     /// While true (layout and formatting before the nodes start) operations
     /// run in program order with no schedule points and no injected events.
     var settingUp = false
-    /// Node ids that have announced an expected fault (crash) etc.
-    var checksumFailuresAllowed: Bool { config.injectsCorruption }
 
     // scheduler
     private var mainContext: OpaquePointer?
@@ -122,9 +120,6 @@ public final class Simulation {
 
     /// The seam for node `n`.
     func memory(node n: Int) -> SimMemory { SimMemory(sim: self, node: n) }
-
-    /// Whether the run ended with every program finished on its own.
-    var finishedNaturally: Bool { !stopping }
 
     /// Should node n's program wind down (budget spent, violation, crash)?
     func shouldStop(_ n: Int) -> Bool { stopping || crashed[n] }

@@ -59,6 +59,9 @@ public final class StoreDaemon {
     var listenFD: Int32 = -1
     var signalFD: Int32 = -1
     var connections: [UInt64: Connection] = [:]
+    /// Closed connections whose recv is still in the kernel: their buffer must
+    /// outlive it, so they are freed when that completion arrives.
+    var retired: [UInt64: Connection] = [:]
     var nextClient: UInt64 = 1
     var timerSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var timerArmedFor: UInt64?
@@ -219,6 +222,7 @@ public final class StoreDaemon {
             timerArmedFor = nil
             dispatch(core.handle(.tick, now: monotonicNanos()))
         case .recv:
+            if retired.removeValue(forKey: client) != nil { return }
             guard let c = connections[client] else { return }
             c.recvArmed = false
             if result <= 0 { drop(c, why: result == 0 ? "closed" : "recv errno \(-result)"); return }
@@ -349,8 +353,9 @@ public final class StoreDaemon {
 
     func finishClose(_ c: Connection) {
         guard connections.removeValue(forKey: c.id) != nil else { return }
-        shutdownSocket(c.fd)
+        shutdownSocket(c.fd)   // completes an outstanding recv
         close(c.fd)
+        if c.recvArmed { retired[c.id] = c }
         dispatch(core.handle(.disconnected(c.id), now: monotonicNanos()))
     }
 

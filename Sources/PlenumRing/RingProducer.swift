@@ -173,9 +173,6 @@ public struct RingProducer<Memory: SharedMemory> {
         cachedConsumed = 0
         awaitingAck = true
     }
-
-    /// Whether a post could proceed now without re-reading the consumer.
-    public var looksFull: Bool { awaitingAck || posted &- cachedConsumed >= UInt64(layout.slotCount) }
 }
 
 /// A private, 8-byte aligned byte buffer owned by one producer.

@@ -55,12 +55,6 @@ extension LineSize: ExpressibleByArgument {
     public static var allValueStrings: [String] { LineSize.allowed.map(String.init) }
 }
 
-/// Prints an error the way every command does, and exits non-zero.
-func fail(_ message: String) -> ExitCode {
-    FileHandleStderr.write("plenum: error: \(message)\n")
-    return ExitCode(1)
-}
-
 enum FileHandleStderr {
     static func write(_ s: String) {
         var s = s
