@@ -70,12 +70,12 @@ let package = Package(
         // The store daemon: io_uring event loop around StoreCore.
         .target(
             name: "PlenumDaemon",
-            dependencies: ["PlenumStore", "PlenumWire", "PlenumRegion", "PlenumMemory", "CURing", "CPlenumShim",
+            dependencies: ["PlenumStore", "PlenumWire", "PlenumRegion", "PlenumRing", "PlenumMemory", "CURing", "CPlenumShim",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: optimise
         ),
         // The Swift client library: socket requests, zero-copy object views.
-        .target(name: "PlenumClient", dependencies: ["PlenumStore", "PlenumWire", "PlenumMemory", "CPlenumShim"],
+        .target(name: "PlenumClient", dependencies: ["PlenumStore", "PlenumWire", "PlenumMemory", "PlenumRing", "CPlenumShim"],
                 swiftSettings: optimise),
         // The coherency-fault simulator (filled by the simulator issue).
         .target(

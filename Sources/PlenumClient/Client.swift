@@ -3,6 +3,7 @@ import Glibc
 #endif
 import CPlenumShim
 import PlenumMemory
+import PlenumRing
 import PlenumStore
 import PlenumWire
 
@@ -68,6 +69,11 @@ public final class PlenumClient {
     var nextRequest: UInt64 = 1
     var input: [UInt8] = []
     public private(set) var notifications: [StoreNotification] = []
+    /// Shared-memory rings to the store, once `useRings()` succeeded.
+    var requests: RingProducer<MappedMemory>?
+    var replies: RingConsumer<MappedMemory>?
+    var doorbell = 0
+    public var usesRings: Bool { requests != nil }
 
     public init(socketPath: String) throws(ClientError) {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -115,14 +121,18 @@ public final class PlenumClient {
     }
 
     /// Sends the frame built for a fresh request id and waits for its reply,
-    /// queueing notifications that arrive meanwhile.
+    /// queueing notifications that arrive meanwhile. With rings, a frame that
+    /// fits a slot goes through the request ring and the reply is polled
+    /// from the reply ring (larger replies still come by the socket).
     func exchange(_ frame: (UInt64) -> [UInt8]) throws(ClientError) -> StoreResponse {
         let rid = nextRequest
         nextRequest += 1
-        try send(frame(rid))
+        let bytes = frame(rid)
+        if !post(bytes) { try send(bytes) }
         while true {
-            switch try receive() {
+            switch try next() {
             case .notification(let n): notifications.append(n)
+            case .ringsOpened: continue
             case .reply(let r, let result):
                 guard r == rid else { continue }
                 switch result {
@@ -130,6 +140,91 @@ public final class PlenumClient {
                 case .failure(let e): throw .remote(e)
                 }
             }
+        }
+    }
+
+    /// Opens the shared-memory request/reply rings (SPEC §9.6). Requests that
+    /// fit a ring slot then bypass the socket.
+    public func useRings() throws(ClientError) {
+        guard requests == nil else { return }
+        let rid = nextRequest
+        nextRequest += 1
+        try send(Wire.encodeOpenRings(requestId: rid))
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(rid, .failure(let e)): throw .remote(e)
+            case .reply: continue
+            case .ringsOpened(let r, let pair):
+                guard r == rid else { continue }
+                do {
+                    let req = try Ring.describe(at: pair.requests, length: pair.length, in: memory).layout
+                    let rep = try Ring.describe(at: pair.replies, length: pair.length, in: memory).layout
+                    requests = try RingProducer(memory: memory, layout: req)
+                    replies = RingConsumer(memory: memory, layout: rep, ackBatch: 8)
+                } catch { throw .unexpected("ring setup: \(error)") }
+                guard pair.doorbell >= 0, pair.doorbell + 8 <= memory.size else { throw .unexpected("doorbell outside the region") }
+                doorbell = pair.doorbell
+                return
+            }
+        }
+    }
+
+    /// Posts a request frame to the request ring; false if it must go by socket.
+    func post(_ frame: [UInt8]) -> Bool {
+        guard var producer = requests, frame.count <= producer.layout.maxPayload else { return false }
+        var backoff = Backoff()
+        while true {
+            let r = frame.withUnsafeBytes { try? producer.post(kind: 1, requestId: 0, payload: $0) }
+            if case .posted = r { break }
+            guard r != nil else { requests = producer; return false }
+            backoff.idle()
+        }
+        requests = producer
+        // Doorbell (SPEC §9.6): post; fence; read the store's sleeping word.
+        memory.fence(.full)
+        memory.invalidate(at: doorbell, count: 8)
+        memory.fence(.full)
+        if memory.load64(at: doorbell, ordering: .acquiring) != 0 { try? send(Wire.wakeFrame) }
+        return true
+    }
+
+    /// The next incoming frame: from the reply ring if one is ready, else the
+    /// socket (polled without blocking while rings are in use).
+    func next() throws(ClientError) -> Wire.Incoming {
+        guard var consumer = replies else { return try receive() }
+        var backoff = Backoff()
+        var rounds = 0
+        while true {
+            let got = consumer.poll { Array($0.payload) }
+            replies = consumer
+            switch got {
+            case .delivered(let frame):
+                do { return try Wire.decodeIncoming(frame) } catch { throw .protocolError(error) }
+            case .corrupt(let why): throw .unexpected("reply ring: \(why)")
+            case .empty:
+                rounds += 1
+                if rounds % 64 == 0, let incoming = try receiveIfReady() { return incoming }
+                backoff.idle()
+            }
+        }
+    }
+
+    /// A frame from the socket if one is complete or arrives without waiting.
+    func receiveIfReady() throws(ClientError) -> Wire.Incoming? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            do {
+                if let length = try Frame.complete(input) {
+                    let frame = Array(input[0..<length])
+                    input.removeFirst(length)
+                    return try Wire.decodeIncoming(frame)
+                }
+            } catch { throw .protocolError(error) }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return nil }
+            guard n > 0 else { throw .closed }
+            input += chunk[0..<n]
         }
     }
 
@@ -263,7 +358,7 @@ public final class PlenumClient {
     public func nextNotification() throws(ClientError) -> StoreNotification {
         if !notifications.isEmpty { return notifications.removeFirst() }
         while true {
-            if case .notification(let n) = try receive() { return n }
+            if case .notification(let n) = try next() { return n }
         }
     }
 }

@@ -6,6 +6,7 @@ import CURing
 import Logging
 import PlenumMemory
 import PlenumRegion
+import PlenumRing
 import PlenumStore
 import PlenumWire
 
@@ -51,6 +52,27 @@ public final class StoreDaemon {
 
     enum Tag: UInt64 { case accept = 1, recv, send, signal, timer }
 
+    /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
+    /// replies and notifications out.
+    final class RingEndpoint {
+        let pair: Int
+        var requests: RingConsumer<MappedMemory>
+        var replies: RingProducer<MappedMemory>
+        var pending: [[UInt8]] = []
+        init(pair: Int, requests: RingConsumer<MappedMemory>, replies: RingProducer<MappedMemory>) {
+            self.pair = pair
+            self.requests = requests
+            self.replies = replies
+        }
+    }
+
+    static let ringSlots = 64
+    static let ringSlotSize = 2048
+    static let maxRingClients = 32
+    /// How long the loop keeps polling rings after the last ring message
+    /// before it sleeps in io_uring (and clients must ring the doorbell).
+    static let spinNanos: UInt64 = 200_000
+
     public let options: Options
     public let region: Region
     let regionPath: String
@@ -62,6 +84,12 @@ public final class StoreDaemon {
     /// Closed connections whose recv is still in the kernel: their buffer must
     /// outlive it, so they are freed when that completion arrives.
     var retired: [UInt64: Connection] = [:]
+    var endpoints: [UInt64: RingEndpoint] = [:]
+    var freePairs: [Int] = Array((0..<StoreDaemon.maxRingClients).reversed())
+    let ringArea: Int
+    let ringBytes: Int
+    let doorbell: Int
+    var lastRingActivity: UInt64 = 0
     var nextClient: UInt64 = 1
     var timerSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var timerArmedFor: UInt64?
@@ -77,10 +105,15 @@ public final class StoreDaemon {
         let heap = (options.memory + 4095) / 4096 * 4096
         let path = options.regionPath ?? "/dev/shm/plenum-store-\(getuid())-\(getpid()).region"
         regionPath = path
-        let size = RegionLayout.dataOffset(line: line) + heap + 4096
+        let ringBytes = try RingLayout(base: 0, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize).totalBytes
+        self.ringBytes = ringBytes
+        let ringArea = (2 * ringBytes * Self.maxRingClients + 4095) / 4096 * 4096
+        let size = RegionLayout.dataOffset(line: line) + heap + ringArea + 3 * 4096
         region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: 0,
                                    numaNode: options.numaNode, overwrite: options.regionPath != nil)
         let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
+        doorbell = try SegmentTable.append(.raw, name: "doorbell", length: line, in: region.memory(), header: region.header).offset
+        self.ringArea = try SegmentTable.append(.raw, name: "client-rings", length: ringArea, in: region.memory(), header: region.header).offset
         core = StoreCore(config: .init(base: segment.offset, capacity: segment.length, lineSize: line))
     }
 
@@ -109,15 +142,69 @@ public final class StoreDaemon {
         armSignal()
         logger.info("serving", metadata: ["socket": "\(options.socketPath)", "region": "\(regionPath)", "capacity": "\(core.config.capacity)"])
         while running {
-            io_uring_submit_and_wait(&ring, 1)
-            var cqe: UnsafeMutablePointer<io_uring_cqe>?
-            while io_uring_peek_cqe(&ring, &cqe) == 0, let c = cqe {
-                let data = c.pointee.user_data, res = c.pointee.res
-                io_uring_cqe_seen(&ring, c)
-                complete(tag: Tag(rawValue: data >> 56), client: data & 0x00FF_FFFF_FFFF_FFFF, result: res)
+            if !endpoints.isEmpty {
+                // Replies waiting for room in a reply ring keep the loop awake.
+                if pollRings() > 0 || endpoints.values.contains(where: { !$0.pending.isEmpty }) { lastRingActivity = monotonicNanos() }
+                if monotonicNanos() &- lastRingActivity < Self.spinNanos {
+                    io_uring_submit(&ring)
+                    drainCompletions()
+                    armTimer()
+                    CPU.relax()
+                    continue
+                }
+                // Going to sleep: publish it, then look once more (a client
+                // that posted before seeing the flag is served now).
+                setSleeping(true)
+                if pollRings() > 0 { setSleeping(false); lastRingActivity = monotonicNanos(); continue }
             }
+            io_uring_submit_and_wait(&ring, 1)
+            if !endpoints.isEmpty { setSleeping(false) }
+            drainCompletions()
             armTimer()
         }
+    }
+
+    func drainCompletions() {
+        var cqe: UnsafeMutablePointer<io_uring_cqe>?
+        while io_uring_peek_cqe(&ring, &cqe) == 0, let c = cqe {
+            let data = c.pointee.user_data, res = c.pointee.res
+            io_uring_cqe_seen(&ring, c)
+            complete(tag: Tag(rawValue: data >> 56), client: data & 0x00FF_FFFF_FFFF_FFFF, result: res)
+        }
+    }
+
+    /// The doorbell word (daemon-owned line, SPEC §9.6): store; fence(.full)
+    /// so the following ring polls are ordered after it; flush; fence.
+    func setSleeping(_ sleeping: Bool) {
+        let m = region.memory()
+        m.store64(sleeping ? 1 : 0, at: doorbell, ordering: .releasing)
+        m.fence(.full)
+        m.flush(at: doorbell, count: 8)
+        m.fence(.store)
+    }
+
+    /// Serves every ring client's queued requests; returns how many.
+    func pollRings() -> Int {
+        var handled = 0
+        for (id, e) in endpoints {
+            flushPending(e)
+            var budget = 32
+            while budget > 0, let c = connections[id] {
+                budget -= 1
+                let frame: [UInt8]?
+                switch e.requests.poll({ Array($0.payload) }) {
+                case .delivered(let f): frame = f
+                case .corrupt(let why):
+                    logger.warning("client \(id) request ring: \(why)")
+                    continue
+                case .empty: frame = nil
+                }
+                guard let frame else { break }
+                handled += 1
+                handle(frame: frame, from: c)
+            }
+        }
+        return handled
     }
 
     func listen() throws {
@@ -269,25 +356,14 @@ public final class StoreDaemon {
             let length: Int?
             do { length = try Frame.complete(c.input, from: start) } catch {
                 // The length cannot be trusted: answer, then close this client.
-                enqueue(c, Wire.error(.frameTooLarge, error.description, requestId: 0))
+                sendSocket(c, Wire.error(.frameTooLarge, error.description, requestId: 0))
                 closeAfterSend(c)
                 break
             }
             guard let length else { break }
             let frame = Array(c.input[start..<(start + length)])
             start += length
-            do {
-                switch try Wire.decode(frame) {
-                case (let rid, .core(let request)):
-                    dispatch(core.handle(.request(c.id, requestId: rid, request), now: monotonicNanos()))
-                case (let rid, .createAndSeal(let objects)):
-                    enqueue(c, Wire.encode(.createdAndSealed(objects.map { createAndSeal($0, client: c.id) }), requestId: rid))
-                }
-            } catch {
-                let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0
-                let code: ErrorCode = { if case .unknownType = error { return .unknownType } else { return .malformedFrame } }()
-                enqueue(c, Wire.error(code, error.description, requestId: rid))
-            }
+            handle(frame: frame, from: c)
         }
         if start > 0 { c.input.removeFirst(min(start, c.input.count)) }
     }
@@ -323,6 +399,55 @@ public final class StoreDaemon {
         return failure
     }
 
+    /// One request frame, from the socket or the client's request ring.
+    func handle(frame: [UInt8], from c: Connection) {
+        do {
+            switch try Wire.decode(frame) {
+            case (let rid, .core(let request)):
+                dispatch(core.handle(.request(c.id, requestId: rid, request), now: monotonicNanos()))
+            case (let rid, .createAndSeal(let objects)):
+                enqueue(c, Wire.encode(.createdAndSealed(objects.map { createAndSeal($0, client: c.id) }), requestId: rid))
+            case (let rid, .openRings):
+                openRings(for: c, requestId: rid)
+            case (_, .wake):
+                lastRingActivity = monotonicNanos()
+            }
+        } catch {
+            let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0
+            let code: ErrorCode = { if case .unknownType = error { return .unknownType } else { return .malformedFrame } }()
+            enqueue(c, Wire.error(code, error.description, requestId: rid))
+        }
+    }
+
+    /// Formats a fresh ring pair for client c and tells it where (over the
+    /// socket). From then on replies that fit a slot travel by ring.
+    func openRings(for c: Connection, requestId: UInt64) {
+        guard endpoints[c.id] == nil, let pair = freePairs.popLast() else {
+            sendSocket(c, Wire.error(.outOfMemory, "no free ring pair (at most \(Self.maxRingClients) ring clients); keep using the socket", requestId: requestId))
+            return
+        }
+        let m = region.memory()
+        let line = region.lineSize.bytes
+        let base = ringArea + pair * 2 * ringBytes
+        let req = try! RingLayout(base: base, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
+        let rep = try! RingLayout(base: base + ringBytes, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
+        Ring.format(req, producer: UInt32(c.id & 0xFFFF_FFFF), consumer: 0, in: m)
+        Ring.format(rep, producer: 0, consumer: UInt32(c.id & 0xFFFF_FFFF), in: m)
+        guard let producer = try? RingProducer(memory: m, layout: rep) else { freePairs.append(pair); return }
+        endpoints[c.id] = RingEndpoint(pair: pair, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
+        sendSocket(c, Wire.encode(Wire.RingPair(requests: req.base, replies: rep.base, length: ringBytes, doorbell: doorbell), requestId: requestId))
+        lastRingActivity = monotonicNanos()
+    }
+
+    /// Posts queued replies into a ring client's reply ring while it has room.
+    func flushPending(_ e: RingEndpoint) {
+        while let frame = e.pending.first {
+            let r = frame.withUnsafeBytes { try? e.replies.post(kind: 1, requestId: 0, payload: $0) }
+            guard case .posted = r else { return }
+            e.pending.removeFirst()
+        }
+    }
+
     func dispatch(_ actions: [StoreAction]) {
         for a in actions {
             switch a {
@@ -334,7 +459,19 @@ public final class StoreDaemon {
         }
     }
 
+    /// Replies and notifications: by the client's reply ring when it has
+    /// one and the frame fits a slot (in order behind anything pending),
+    /// else by the socket.
     func enqueue(_ c: Connection, _ frame: [UInt8]) {
+        if let e = endpoints[c.id], frame.count <= Self.ringSlotSize - RingLayout.slotHeaderBytes {
+            e.pending.append(frame)
+            flushPending(e)
+            return
+        }
+        sendSocket(c, frame)
+    }
+
+    func sendSocket(_ c: Connection, _ frame: [UInt8]) {
         c.outbox.append(frame)
         armSend(c)
     }
@@ -356,6 +493,7 @@ public final class StoreDaemon {
         shutdownSocket(c.fd)   // completes an outstanding recv
         close(c.fd)
         if c.recvArmed { retired[c.id] = c }
+        if let e = endpoints.removeValue(forKey: c.id) { freePairs.append(e.pair) }
         dispatch(core.handle(.disconnected(c.id), now: monotonicNanos()))
     }
 

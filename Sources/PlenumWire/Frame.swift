@@ -16,9 +16,10 @@ public enum Frame {
     public enum Kind: UInt16, Sendable {
         // requests
         case create = 0x01, seal, abort, get, release, contains, delete, list, evict, subscribe, stats, refresh, createAndSeal
+        case openRings, wake
         // replies
         case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
-        case refreshed, createdAndSealed
+        case refreshed, createdAndSealed, ringsOpened
         case error = 0xFF
         // notifications and the greeting
         case notifySealed = 0xC1, notifyDeleted = 0xC2

@@ -57,6 +57,34 @@ public enum Wire {
     public enum Request: Equatable, Sendable {
         case core(StoreRequest)
         case createAndSeal([InlineObject])
+        /// Ask for a pair of shared-memory rings for requests and replies.
+        case openRings
+        /// A doorbell: the client posted to its request ring while the store
+        /// slept. No reply.
+        case wake
+    }
+
+    /// Where a client's rings are (offsets in the store's region).
+    public struct RingPair: Equatable, Sendable {
+        public var requests: Int
+        public var replies: Int
+        public var length: Int
+        /// The store's "sleeping" word (its own line): after posting, a client
+        /// that reads 1 here rings the doorbell with a `wake` frame.
+        public var doorbell: Int
+        public init(requests: Int, replies: Int, length: Int, doorbell: Int) {
+            self.requests = requests
+            self.replies = replies
+            self.length = length
+            self.doorbell = doorbell
+        }
+    }
+
+    public static func encodeOpenRings(requestId: UInt64) -> [UInt8] { Frame.build(.openRings, requestId: requestId) }
+    public static let wakeFrame: [UInt8] = Frame.build(.wake, requestId: 0)
+
+    public static func encode(_ p: RingPair, requestId: UInt64) -> [UInt8] {
+        Frame.build(.ringsOpened, requestId: requestId) { $0.int(p.requests); $0.int(p.replies); $0.int(p.length); $0.int(p.doorbell) }
     }
 
     public static func encodeCreateAndSeal(_ objects: [InlineObject], requestId: UInt64) -> [UInt8] {
@@ -100,6 +128,12 @@ public enum Wire {
         guard let k = Frame.Kind(rawValue: kind), k.rawValue < 0x80 else { throw .unknownType(kind) }
         let request: StoreRequest
         switch k {
+        case .openRings:
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, .openRings)
+        case .wake:
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, .wake)
         case .createAndSeal:
             let n = Int(try r.u32())
             guard n >= 1, n <= Frame.maxIds else { throw .badValue("\(n) objects in one create-and-seal") }
@@ -197,6 +231,7 @@ public enum Wire {
     public enum Incoming: Equatable, Sendable {
         case reply(requestId: UInt64, Result<StoreResponse, RemoteError>)
         case notification(StoreNotification)
+        case ringsOpened(requestId: UInt64, RingPair)
     }
 
     public static func decodeIncoming(_ frame: [UInt8]) throws(WireError) -> Incoming {
@@ -246,6 +281,8 @@ public enum Wire {
             return .notification(.sealed(try r.id(), try location(&r)))
         case .notifyDeleted:
             return .notification(.deleted(try r.id()))
+        case .ringsOpened:
+            return .ringsOpened(requestId: rid, RingPair(requests: try r.size(), replies: try r.size(), length: try r.size(), doorbell: try r.size()))
         default: throw .unknownType(kind)
         }
         return .reply(requestId: rid, .success(response))

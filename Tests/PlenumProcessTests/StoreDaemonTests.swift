@@ -72,6 +72,38 @@ final class RunningStore {
         #expect(store.stop() == 0)
     }
 
+    @Test func sharedMemoryRingsCarryRequestsAndReplies() throws {
+        let store = try RunningStore()
+        let c = try store.client()
+        try c.useRings()
+        #expect(c.usesRings)
+        let watcher = try store.client()
+        try watcher.useRings()
+        try watcher.subscribe()
+        var ids: [ObjectID] = []
+        for i in 0..<300 {
+            let id = ObjectID(bytes: [UInt8](repeating: UInt8(i % 256), count: 19) + [UInt8(i / 256)])!
+            ids.append(id)
+            try c.put(id, data: (0..<(i * 13 + 1)).map { UInt8(truncatingIfNeeded: $0 + i) })
+        }
+        for (i, id) in ids.enumerated() {
+            let b = try #require(try c.get([id], timeoutMs: 0).first ?? nil)
+            #expect(try b.data == (0..<(i * 13 + 1)).map { UInt8(truncatingIfNeeded: $0 + i) })
+            try c.release(b)
+        }
+        // A reply too large for a ring slot comes by the socket.
+        #expect(try c.list().count == 300)
+        // The watcher's notifications arrive by its reply ring.
+        #expect(try watcher.nextNotification() == .sealed(ids[0], try c.list().first { $0.id == ids[0] }!.location))
+        // Idle past the store's spin window: the doorbell wakes it.
+        usleep(300_000)
+        #expect(try c.contains(ids[1]))
+        #expect(try c.createAndSeal([.init(id: ObjectID(hex: String(repeating: "ee", count: 20))!, data: [1, 2, 3])]) == [nil])
+        #expect(try c.delete(ids).allSatisfy { $0 == nil })
+        #expect(try c.stats().objects == 1)
+        #expect(store.stop() == 0)
+    }
+
     @Test func eightClientProcessesTenThousandOperationsEach() throws {
         let store = try RunningStore()
         let clients = try (1...8).map { n in
