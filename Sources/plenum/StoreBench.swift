@@ -98,6 +98,27 @@ struct StoreBench: ParsableCommand {
         }
         rows.append(Row(name: "get+release 64B", kind: "throughput", unit: "ops/s", plenum: median(getRelease)))
         rows.append(Row(name: "contains", kind: "throughput", unit: "ops/s", plenum: median(contains)))
+        // The same small-object rows through shared-memory rings.
+        try c.useRings()
+        var ringGR: [Double] = [], ringContains: [Double] = [], ringInline: [Double] = []
+        for _ in 0..<repeats {
+            var t0 = monotonicNanos()
+            for _ in 0..<operations { let b = try c.get([small], timeoutMs: 0); try c.release(b[0]!) }
+            ringGR.append(Double(operations) / (Double(monotonicNanos() - t0) / 1e9))
+            t0 = monotonicNanos()
+            for _ in 0..<operations { _ = try c.contains(small) }
+            ringContains.append(Double(operations) / (Double(monotonicNanos() - t0) / 1e9))
+            let count = max(1, 1000 / scale)
+            let ids = (0..<count).map { _ in nextID() }
+            let payload = [UInt8](repeating: 0x5A, count: 1024)
+            t0 = monotonicNanos()
+            for id in ids { _ = try c.createAndSeal([.init(id: id, data: payload)]) }
+            ringInline.append(Double(monotonicNanos() - t0) / Double(count))
+            _ = try c.delete(ids)
+        }
+        rows.append(Row(name: "create-and-seal 1000x1kB (per object), rings", kind: "latency", unit: "ns", plenum: median(ringInline)))
+        rows.append(Row(name: "get+release 64B, rings", kind: "throughput", unit: "ops/s", plenum: median(ringGR)))
+        rows.append(Row(name: "contains, rings", kind: "throughput", unit: "ops/s", plenum: median(ringContains)))
         let floor = try socketFloor(operations: operations)
         rows.append(Row(name: "unix socket 64B round trip (floor)", kind: "latency", unit: "ns", plenum: floor))
         if json {

@@ -153,9 +153,11 @@ struct ClientWorkload: ParsableCommand {
     @Option var client: UInt8
     @Option var operations = 10_000
     @Flag(help: "Create one object, leave it unsealed, then wait to be killed.") var hang = false
+    @Flag(help: "Send requests through shared-memory rings.") var rings = false
 
     func run() throws {
         let c = try PlenumClient(socketPath: socket)
+        if rings { try c.useRings() }
         if hang {
             _ = try c.create(ObjectID(bytes: [UInt8](repeating: client, count: 20))!, dataSize: 1 << 20)
             FileHandle.standardOutput.write(Data("created\n".utf8))

@@ -107,7 +107,9 @@ final class RunningStore {
     @Test func eightClientProcessesTenThousandOperationsEach() throws {
         let store = try RunningStore()
         let clients = try (1...8).map { n in
-            try PlenumProcess.Running(["_client-workload", "--socket", store.socket, "--client", "\(n)", "--operations", "10000"])
+            // Half of them talk through shared-memory rings, half through the socket.
+            try PlenumProcess.Running(["_client-workload", "--socket", store.socket, "--client", "\(n)", "--operations", "10000"]
+                                      + (n % 2 == 0 ? ["--rings"] : []))
         }
         for (n, p) in clients.enumerated() {
             let r = p.finish(timeout: 400)
