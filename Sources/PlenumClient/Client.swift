@@ -128,9 +128,12 @@ public final class PlenumClient {
         let rid = nextRequest
         nextRequest += 1
         let bytes = frame(rid)
-        if !post(bytes) { try send(bytes) }
+        let byRing = post(bytes)
+        if !byRing { try send(bytes) }
         while true {
-            switch try next() {
+            // A request too big for a ring slot likely has a big reply, which
+            // comes by the socket: look there on every round, not every 64th.
+            switch try next(socketEvery: byRing ? 64 : 1) {
             case .notification(let n): notifications.append(n)
             case .ringsOpened: continue
             case .reply(let r, let result):
@@ -191,7 +194,7 @@ public final class PlenumClient {
 
     /// The next incoming frame: from the reply ring if one is ready, else the
     /// socket (polled without blocking while rings are in use).
-    func next() throws(ClientError) -> Wire.Incoming {
+    func next(socketEvery: Int = 64) throws(ClientError) -> Wire.Incoming {
         guard var consumer = replies else { return try receive() }
         var backoff = Backoff()
         var rounds = 0
@@ -204,7 +207,7 @@ public final class PlenumClient {
             case .corrupt(let why): throw .unexpected("reply ring: \(why)")
             case .empty:
                 rounds += 1
-                if rounds % 64 == 0, let incoming = try receiveIfReady() { return incoming }
+                if rounds % socketEvery == 0, let incoming = try receiveIfReady() { return incoming }
                 backoff.idle()
             }
         }

@@ -33,8 +33,27 @@ struct StoreBench: ParsableCommand {
         while maybe == nil { maybe = try? PlenumClient(socketPath: socket); if maybe == nil { guard Date() < deadline else { throw CLIError("store did not start") }; usleep(20_000) } }
         let c = maybe!
         var rows: [Row] = []
-        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
         var serial: UInt32 = 0
+        // Every row once through the socket, then once through shared-memory rings.
+        for (suffix, rings) in [("", false), (", rings", true)] {
+            if rings { try c.useRings() }
+            rows += try measure(c, suffix: suffix, serial: &serial)
+        }
+        let floor = try socketFloor(operations: operations)
+        rows.append(Row(name: "unix socket 64B round trip (floor)", kind: "latency", unit: "ns", plenum: floor))
+        if json {
+            let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
+            print(String(decoding: try e.encode(["rows": rows]), as: UTF8.self))
+        } else {
+            for r in rows { print("\(r.name.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%14.0f", r.plenum)) \(r.unit)") }
+        }
+    }
+
+    func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+
+    /// The seeds' table and the small-object rows through client `c`.
+    func measure(_ c: PlenumClient, suffix: String, serial: inout UInt32) throws -> [Row] {
+        var rows: [Row] = []
         func nextID() -> ObjectID {
             serial += 1
             var b = [UInt8](repeating: 0xBE, count: 20)
@@ -68,9 +87,9 @@ struct StoreBench: ParsableCommand {
                 getAll.append(Double(t2 - t1))
                 read.append(Double(count * size) / (Double(t3 - t2) / 1e9))
             }
-            rows.append(Row(name: "create+write+seal \(label) (per object)", kind: "latency", unit: "ns", plenum: median(create)))
-            rows.append(Row(name: "get all \(label)", kind: "latency", unit: "ns", plenum: median(getAll)))
-            rows.append(Row(name: "read \(label)", kind: "bandwidth", unit: "bytes/s", plenum: median(read)))
+            rows.append(Row(name: "create+write+seal \(label) (per object)\(suffix)", kind: "latency", unit: "ns", plenum: median(create)))
+            rows.append(Row(name: "get all \(label)\(suffix)", kind: "latency", unit: "ns", plenum: median(getAll)))
+            rows.append(Row(name: "read \(label)\(suffix)", kind: "bandwidth", unit: "bytes/s", plenum: median(read)))
         }
         // Create-and-seal of 1 kB objects: one round trip each.
         var inline: [Double] = []
@@ -83,7 +102,7 @@ struct StoreBench: ParsableCommand {
             inline.append(Double(monotonicNanos() - t0) / Double(count))
             _ = try c.delete(ids)
         }
-        rows.append(Row(name: "create-and-seal 1000x1kB (per object)", kind: "latency", unit: "ns", plenum: median(inline)))
+        rows.append(Row(name: "create-and-seal 1000x1kB (per object)\(suffix)", kind: "latency", unit: "ns", plenum: median(inline)))
         // Small-object round trips.
         let small = nextID()
         try c.put(small, data: [UInt8](repeating: 1, count: 64))
@@ -96,37 +115,9 @@ struct StoreBench: ParsableCommand {
             for _ in 0..<operations { _ = try c.contains(small) }
             contains.append(Double(operations) / (Double(monotonicNanos() - t0) / 1e9))
         }
-        rows.append(Row(name: "get+release 64B", kind: "throughput", unit: "ops/s", plenum: median(getRelease)))
-        rows.append(Row(name: "contains", kind: "throughput", unit: "ops/s", plenum: median(contains)))
-        // The same small-object rows through shared-memory rings.
-        try c.useRings()
-        var ringGR: [Double] = [], ringContains: [Double] = [], ringInline: [Double] = []
-        for _ in 0..<repeats {
-            var t0 = monotonicNanos()
-            for _ in 0..<operations { let b = try c.get([small], timeoutMs: 0); try c.release(b[0]!) }
-            ringGR.append(Double(operations) / (Double(monotonicNanos() - t0) / 1e9))
-            t0 = monotonicNanos()
-            for _ in 0..<operations { _ = try c.contains(small) }
-            ringContains.append(Double(operations) / (Double(monotonicNanos() - t0) / 1e9))
-            let count = max(1, 1000 / scale)
-            let ids = (0..<count).map { _ in nextID() }
-            let payload = [UInt8](repeating: 0x5A, count: 1024)
-            t0 = monotonicNanos()
-            for id in ids { _ = try c.createAndSeal([.init(id: id, data: payload)]) }
-            ringInline.append(Double(monotonicNanos() - t0) / Double(count))
-            _ = try c.delete(ids)
-        }
-        rows.append(Row(name: "create-and-seal 1000x1kB (per object), rings", kind: "latency", unit: "ns", plenum: median(ringInline)))
-        rows.append(Row(name: "get+release 64B, rings", kind: "throughput", unit: "ops/s", plenum: median(ringGR)))
-        rows.append(Row(name: "contains, rings", kind: "throughput", unit: "ops/s", plenum: median(ringContains)))
-        let floor = try socketFloor(operations: operations)
-        rows.append(Row(name: "unix socket 64B round trip (floor)", kind: "latency", unit: "ns", plenum: floor))
-        if json {
-            let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
-            print(String(decoding: try e.encode(["rows": rows]), as: UTF8.self))
-        } else {
-            for r in rows { print("\(r.name.padding(toLength: 44, withPad: " ", startingAt: 0)) \(String(format: "%14.0f", r.plenum)) \(r.unit)") }
-        }
+        rows.append(Row(name: "get+release 64B\(suffix)", kind: "throughput", unit: "ops/s", plenum: median(getRelease)))
+        rows.append(Row(name: "contains\(suffix)", kind: "throughput", unit: "ops/s", plenum: median(contains)))
+        return rows
     }
 
     /// Median round trip of a 64-byte ping-pong with a second process over a
