@@ -45,12 +45,15 @@ public final class StoreDaemon {
         var sending: UnsafeMutableRawBufferPointer?
         var sent = 0
         var recvArmed = false
+        /// Flush what is queued, then close (protocol error).
         var closing = false
+        /// The peer is gone: close as soon as no send is in flight.
+        var dropped = false
         init(id: UInt64, fd: Int32) { self.id = id; self.fd = fd }
         deinit { buffer.deallocate(); sending?.deallocate() }
     }
 
-    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer }
+    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry }
 
     /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
     /// replies and notifications out.
@@ -69,6 +72,8 @@ public final class StoreDaemon {
     static let ringSlots = 64
     static let ringSlotSize = 2048
     static let maxRingClients = 32
+    /// A ring client whose replies pile up beyond this is not reading: dropped.
+    static let maxPendingReplies = 4096
     /// How long the loop keeps polling rings after the last ring message
     /// before it sleeps in io_uring (and clients must ring the doorbell).
     static let spinNanos: UInt64 = 200_000
@@ -86,6 +91,10 @@ public final class StoreDaemon {
     var retired: [UInt64: Connection] = [:]
     var endpoints: [UInt64: RingEndpoint] = [:]
     var freePairs: [Int] = Array((0..<StoreDaemon.maxRingClients).reversed())
+    /// Each reuse of a ring pair formats it with a higher epoch, so a stale
+    /// peer of the previous owner fails the epoch checks (SPEC §5.6).
+    var pairEpochs = [UInt64](repeating: 0, count: StoreDaemon.maxRingClients)
+    var acceptRetry = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     let ringArea: Int
     let ringBytes: Int
     let doorbell: Int
@@ -119,6 +128,7 @@ public final class StoreDaemon {
 
     deinit {
         timerSpec.deallocate()
+        acceptRetry.deallocate()
         signalInfo.deallocate()
     }
 
@@ -300,7 +310,20 @@ public final class StoreDaemon {
     func complete(tag: Tag?, client: UInt64, result: Int32) {
         switch tag {
         case .accept:
-            if result >= 0 { accepted(fd: result) } else { logger.warning("accept failed: errno \(-result)") }
+            if result >= 0 {
+                accepted(fd: result)
+                armAccept()
+            } else {
+                // Out of descriptors (EMFILE) and the like: retry in 10 ms
+                // instead of spinning on a listen socket that stays readable.
+                logger.warning("accept failed: errno \(-result); retrying in 10 ms")
+                acceptRetry.pointee.tv_sec = 0
+                acceptRetry.pointee.tv_nsec = 10_000_000
+                let s = sqe()
+                io_uring_prep_timeout(s, acceptRetry, 0, 0)
+                io_uring_sqe_set_data64(s, Self.data(.acceptRetry))
+            }
+        case .acceptRetry:
             armAccept()
         case .signal:
             logger.info("signal received: shutting down")
@@ -318,12 +341,17 @@ public final class StoreDaemon {
             armRecv(c)
         case .send:
             guard let c = connections[client] else { return }
-            if result < 0 { drop(c, why: "send errno \(-result)"); return }
+            if result < 0 {
+                c.sending?.deallocate()
+                c.sending = nil
+                drop(c, why: "send errno \(-result)")
+                return
+            }
             c.sent += Int(result)
             if let buf = c.sending, c.sent < buf.count { submitSend(c); return }
             c.sending?.deallocate()
             c.sending = nil
-            if c.closing { finishClose(c); return }
+            if c.dropped || (c.closing && c.outbox.isEmpty) { finishClose(c); return }
             armSend(c)
         case nil:
             break
@@ -401,8 +429,13 @@ public final class StoreDaemon {
 
     /// One request frame, from the socket or the client's request ring.
     func handle(frame: [UInt8], from c: Connection) {
-        do {
-            switch try Wire.decode(frame) {
+        do throws(WireError) {
+            let decoded = try Wire.decode(frame)
+            if decoded.requestId == 0, decoded.request != .wake {
+                // 0 is reserved: notifications, and the daemon's own internal requests.
+                throw WireError.badValue("request id 0 is reserved; number requests from 1")
+            }
+            switch decoded {
             case (let rid, .core(let request)):
                 dispatch(core.handle(.request(c.id, requestId: rid, request), now: monotonicNanos()))
             case (let rid, .createAndSeal(let objects)):
@@ -431,9 +464,14 @@ public final class StoreDaemon {
         let base = ringArea + pair * 2 * ringBytes
         let req = try! RingLayout(base: base, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
         let rep = try! RingLayout(base: base + ringBytes, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
-        Ring.format(req, producer: UInt32(c.id & 0xFFFF_FFFF), consumer: 0, in: m)
-        Ring.format(rep, producer: 0, consumer: UInt32(c.id & 0xFFFF_FFFF), in: m)
-        guard let producer = try? RingProducer(memory: m, layout: rep) else { freePairs.append(pair); return }
+        pairEpochs[pair] += 1
+        Ring.format(req, producer: UInt32(c.id & 0xFFFF_FFFF), consumer: 0, epoch: pairEpochs[pair], in: m)
+        Ring.format(rep, producer: 0, consumer: UInt32(c.id & 0xFFFF_FFFF), epoch: pairEpochs[pair], in: m)
+        guard let producer = try? RingProducer(memory: m, layout: rep) else {
+            freePairs.append(pair)
+            sendSocket(c, Wire.error(.malformedFrame, "the reply ring could not be attached; keep using the socket", requestId: requestId))
+            return
+        }
         endpoints[c.id] = RingEndpoint(pair: pair, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
         sendSocket(c, Wire.encode(Wire.RingPair(requests: req.base, replies: rep.base, length: ringBytes, doorbell: doorbell), requestId: requestId))
         lastRingActivity = monotonicNanos()
@@ -442,7 +480,14 @@ public final class StoreDaemon {
     /// Posts queued replies into a ring client's reply ring while it has room.
     func flushPending(_ e: RingEndpoint) {
         while let frame = e.pending.first {
-            let r = frame.withUnsafeBytes { try? e.replies.post(kind: 1, requestId: 0, payload: $0) }
+            let r: PostResult
+            do { r = try frame.withUnsafeBytes { try e.replies.post(kind: 1, requestId: 0, payload: $0) } } catch {
+                // The client corrupted its side of the reply ring: it cannot be served.
+                logger.warning("reply ring unusable: \(error)")
+                e.pending.removeAll()
+                if let c = connections.first(where: { endpoints[$0.key] === e })?.value { drop(c, why: "corrupt reply ring") }
+                return
+            }
             guard case .posted = r else { return }
             e.pending.removeFirst()
         }
@@ -466,24 +511,34 @@ public final class StoreDaemon {
         if let e = endpoints[c.id], frame.count <= Self.ringSlotSize - RingLayout.slotHeaderBytes {
             e.pending.append(frame)
             flushPending(e)
+            if e.pending.count > Self.maxPendingReplies { drop(c, why: "not reading its reply ring") }
             return
         }
         sendSocket(c, frame)
     }
 
     func sendSocket(_ c: Connection, _ frame: [UInt8]) {
-        c.outbox.append(frame)
+        guard !c.dropped else { return }
+        if frame.count > Frame.maxBytes {
+            // A reply larger than any frame (a list of a huge store): say so.
+            let rid = frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
+            c.outbox.append(Wire.error(.frameTooLarge, "reply of \(frame.count) bytes exceeds the \(Frame.maxBytes)-byte frame limit (too many objects to list in one reply)", requestId: rid))
+        } else {
+            c.outbox.append(frame)
+        }
         armSend(c)
     }
 
+    /// Sends what is queued (the error that explains the close), then closes.
     func closeAfterSend(_ c: Connection) {
         c.closing = true
-        if c.sending == nil { finishClose(c) }
+        if c.sending == nil { if c.outbox.isEmpty { finishClose(c) } else { armSend(c) } }
     }
 
     /// The peer is gone: the core aborts its unsealed objects and drops its references.
     func drop(_ c: Connection, why: String) {
         logger.info("client disconnected", metadata: ["client": "\(c.id)", "why": "\(why)"])
+        c.dropped = true
         c.closing = true
         if c.sending == nil { finishClose(c) }
     }

@@ -7,7 +7,10 @@ public enum Ring {
     /// owner — is the one writer of every line until it hands the ring over):
     /// zero the slots, write the consumer line (epoch 1, consumed 0), the
     /// producer line (epoch 1), then the descriptor, each flushed and fenced.
-    public static func format<M: SharedMemory>(_ layout: RingLayout, producer: UInt32, consumer: UInt32, in memory: M) {
+    /// `epoch` (default 1) lets a reused ring start above its previous life,
+    /// so peers of that life fail the epoch checks.
+    public static func format<M: SharedMemory>(_ layout: RingLayout, producer: UInt32, consumer: UInt32, epoch: UInt64 = 1, in memory: M) {
+        precondition(epoch > 0)
         memory.write(at: layout.producerLine, count: layout.totalBytes - layout.lineSize) {
             _ = $0.initializeMemory(as: UInt8.self, repeating: 0)
         }
@@ -15,8 +18,8 @@ public enum Ring {
         memory.flush(at: layout.producerLine, count: layout.totalBytes - layout.lineSize)
         memory.fence(.store)
         memory.store64(0, at: layout.consumedOffset, ordering: .relaxed)
-        memory.store64(1, at: layout.ackEpochOffset, ordering: .relaxed)
-        memory.store64(1, at: layout.epochOffset, ordering: .relaxed)
+        memory.store64(epoch, at: layout.ackEpochOffset, ordering: .relaxed)
+        memory.store64(epoch, at: layout.epochOffset, ordering: .relaxed)
         memory.fence(.store)
         memory.flush(at: layout.consumerLine, count: memory.lineSize)
         memory.flush(at: layout.producerLine, count: memory.lineSize)

@@ -32,7 +32,8 @@ public enum Frame {
         w.u32(0); w.u16(kind.rawValue); w.u16(0); w.u64(requestId)
         body(&w)
         var bytes = w.bytes
-        let n = UInt32(bytes.count).littleEndian
+        // Oversized frames are refused by the sender (see the daemon); never trap here.
+        let n = UInt32(truncatingIfNeeded: bytes.count).littleEndian
         withUnsafeBytes(of: n) { for i in 0..<4 { bytes[i] = $0[i] } }
         return bytes
     }

@@ -147,8 +147,41 @@ final class RunningStore {
         guard case .reply(_, .failure(let e3)) = try evil.receive() else { Issue.record("no error reply"); return }
         #expect(e3.storeCode == .frameTooLarge)
         #expect(throws: ClientError.self) { _ = try evil.receive() }
+        // Request id 0 is reserved.
+        var zero = Wire.encode(.stats, requestId: 0)
+        zero[8] = 0
+        try c.send(zero)
+        guard case .reply(0, .failure(let e4)) = try c.receive() else { Issue.record("no error reply"); return }
+        #expect(e4.storeCode == .malformedFrame && e4.message.contains("reserved"))
+        // A valid request and an impossible length in one write: the reply,
+        // then the error, then the close.
+        let both = try store.client()
+        try both.send(Wire.encode(.contains(ObjectID(hex: String(repeating: "04", count: 20))!), requestId: 5) + [0xFF, 0xFF, 0xFF, 0x7F])
+        guard case .reply(5, .success(.contains(false))) = try both.receive() else { Issue.record("no reply before the error"); return }
+        guard case .reply(_, .failure(let e5)) = try both.receive() else { Issue.record("error lost"); return }
+        #expect(e5.storeCode == .frameTooLarge)
+        #expect(throws: ClientError.self) { _ = try both.receive() }
         // Others are still served.
         #expect(try store.client().stats().clients >= 1)
+        #expect(store.stop() == 0)
+    }
+
+    @Test func aReplyTooLargeForAFrameIsAnErrorNotABrokenStream() throws {
+        let store = try RunningStore()
+        let c = try store.client()
+        var n: UInt32 = 0
+        for _ in 0..<4 {
+            let batch = (0..<4096).map { _ -> Wire.InlineObject in
+                n += 1
+                var b = [UInt8](repeating: 0x77, count: 20)
+                withUnsafeBytes(of: n.bigEndian) { for i in 0..<4 { b[16 + i] = $0[i] } }
+                return .init(id: ObjectID(bytes: b)!, data: [1])
+            }
+            #expect(try c.createAndSeal(batch).allSatisfy { $0 == nil })
+        }
+        #expect(try c.stats().objects == 16_384)
+        #expect(throws: ClientError.self) { _ = try c.list() }
+        #expect(try c.contains(ObjectID(bytes: [UInt8](repeating: 0x77, count: 16) + [0, 0, 0, 1])!), "the stream is intact")
         #expect(store.stop() == 0)
     }
 
