@@ -214,22 +214,7 @@ public final class PlenumClient {
     }
 
     /// A frame from the socket if one is complete or arrives without waiting.
-    func receiveIfReady() throws(ClientError) -> Wire.Incoming? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            do {
-                if let length = try Frame.complete(input) {
-                    let frame = Array(input[0..<length])
-                    input.removeFirst(length)
-                    return try Wire.decodeIncoming(frame)
-                }
-            } catch { throw .protocolError(error) }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return nil }
-            guard n > 0 else { throw .closed }
-            input += chunk[0..<n]
-        }
-    }
+    func receiveIfReady() throws(ClientError) -> Wire.Incoming? { try readFrame(blocking: false) }
 
     /// Sends raw bytes (tests use this for malformed frames).
     public func send(_ bytes: [UInt8]) throws(ClientError) {
@@ -243,6 +228,13 @@ public final class PlenumClient {
 
     /// Reads the next frame from the store.
     public func receive() throws(ClientError) -> Wire.Incoming {
+        guard let incoming = try readFrame(blocking: true) else { throw .closed }
+        return incoming
+    }
+
+    /// The next whole frame from the socket; nil when not blocking and none
+    /// is there yet.
+    func readFrame(blocking: Bool) throws(ClientError) -> Wire.Incoming? {
         var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             do {
@@ -252,7 +244,8 @@ public final class PlenumClient {
                     return try Wire.decodeIncoming(frame)
                 }
             } catch { throw .protocolError(error) }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, blocking ? 0 : Int32(MSG_DONTWAIT)) }
+            if n < 0 && !blocking && (errno == EAGAIN || errno == EWOULDBLOCK) { return nil }
             guard n > 0 else { throw .closed }
             input += chunk[0..<n]
         }
