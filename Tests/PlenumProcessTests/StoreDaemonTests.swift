@@ -104,6 +104,27 @@ final class RunningStore {
         #expect(store.stop() == 0)
     }
 
+    @Test func ringPairsRunOutWithAClearErrorAndAreReused() throws {
+        let store = try RunningStore()
+        var clients: [PlenumClient] = []
+        for _ in 0..<32 {
+            let c = try store.client()
+            try c.useRings()
+            clients.append(c)
+        }
+        let extra = try store.client()
+        #expect(throws: ClientError.self) { try extra.useRings() }
+        #expect(try extra.contains(ObjectID(hex: String(repeating: "05", count: 20))!) == false, "still served by socket")
+        // A pair freed by a disconnect is formatted afresh for the next client.
+        clients.removeLast()
+        usleep(100_000)
+        let next = try store.client()
+        try next.useRings()
+        try next.put(ObjectID(hex: String(repeating: "06", count: 20))!, data: [6])
+        #expect(try next.contains(ObjectID(hex: String(repeating: "06", count: 20))!))
+        #expect(store.stop() == 0)
+    }
+
     @Test func eightClientProcessesTenThousandOperationsEach() throws {
         let store = try RunningStore()
         let clients = try (1...8).map { n in
