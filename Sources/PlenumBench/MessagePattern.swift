@@ -23,18 +23,24 @@ public struct MessagePattern: Sendable {
         maxLength == 0 ? 0 : Int(Self.mix(stream ^ (index &* 31)) % UInt64(maxLength + 1))
     }
 
-    @inlinable public func fill(_ buffer: UnsafeMutableRawBufferPointer, index: UInt64) {
+    /// Visits byte k of message `index` for k in 0..<count, in order, until
+    /// `body` returns false. The one definition of a message's bytes.
+    @inlinable func bytes(of index: UInt64, count: Int, _ body: (Int, UInt8) -> Bool) {
         var state = Self.mix(stream &+ index)
         var i = 0
-        while i < buffer.count {
+        while i < count {
             state = Self.mix(state)
             var word = state
-            for _ in 0..<8 where i < buffer.count {
-                buffer[i] = UInt8(truncatingIfNeeded: word)
+            for _ in 0..<8 where i < count {
+                guard body(i, UInt8(truncatingIfNeeded: word)) else { return }
                 word >>= 8
                 i += 1
             }
         }
+    }
+
+    @inlinable public func fill(_ buffer: UnsafeMutableRawBufferPointer, index: UInt64) {
+        bytes(of: index, count: buffer.count) { i, b in buffer[i] = b; return true }
     }
 
     /// Whether `payload` is exactly message `index`: its length and bytes.
@@ -44,18 +50,9 @@ public struct MessagePattern: Sendable {
 
     /// Whether `payload`'s bytes are those of message `index` (any length).
     @inlinable public func contentMatches(_ payload: UnsafeRawBufferPointer, index: UInt64) -> Bool {
-        var state = Self.mix(stream &+ index)
-        var i = 0
-        while i < payload.count {
-            state = Self.mix(state)
-            var word = state
-            for _ in 0..<8 where i < payload.count {
-                if payload[i] != UInt8(truncatingIfNeeded: word) { return false }
-                word >>= 8
-                i += 1
-            }
-        }
-        return true
+        var same = true
+        bytes(of: index, count: payload.count) { i, b in same = payload[i] == b; return same }
+        return same
     }
 }
 
