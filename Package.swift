@@ -65,6 +65,9 @@ let package = Package(
         .target(name: "PlenumStore", dependencies: ["PlenumMemory"], swiftSettings: optimise),
         // The client ↔ store wire protocol (framing, bounds-checked codecs).
         .target(name: "PlenumWire", dependencies: ["PlenumStore"], swiftSettings: optimise),
+        // The cluster protocol: a sans-I/O state machine beside StoreCore,
+        // its peer messages, directory and cluster file (SPEC §10).
+        .target(name: "PlenumCluster", dependencies: ["PlenumStore", "PlenumWire"], swiftSettings: optimise),
         // liburing through a system-library target (apt: liburing-dev).
         .systemLibrary(name: "CURing", providers: [.apt(["liburing-dev"])]),
         // The store daemon: io_uring event loop around StoreCore.
@@ -103,6 +106,7 @@ let package = Package(
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore", "PlenumWire"]),
+        .testTarget(name: "PlenumClusterTests", dependencies: ["PlenumCluster", "PlenumStore", "PlenumWire"]),
         .testTarget(name: "PlenumSimulatorTests", dependencies: ["PlenumSimulator", "PlenumMemory"]),
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(

@@ -15,6 +15,8 @@ public enum ClientError: Error, CustomStringConvertible {
     case closed
     case released(ObjectID)
     case unexpected(String)
+    /// A location outside every region this client maps.
+    case badLocation(ObjectLocation)
 
     public var description: String {
         switch self {
@@ -24,6 +26,7 @@ public enum ClientError: Error, CustomStringConvertible {
         case .closed: return "the store closed the connection"
         case .released(let id): return "object \(id) was released: get it again to read it"
         case .unexpected(let s): return "unexpected reply: \(s)"
+        case .badLocation(let l): return "the store named bytes outside its regions (region \(l.region), offset \(l.offset), \(l.end - l.offset) bytes): a store bug or a corrupt peer"
         }
     }
 }
@@ -35,16 +38,21 @@ public final class ObjectBuffer {
     let memory: MappedMemory
     public internal(set) var isReleased = false
 
+    /// Invariant 4 (SPEC §2) asks a node that did not write an object to
+    /// invalidate its range before the first read. Objects of this node were
+    /// written in this cache domain; an object in a peer's memory was
+    /// invalidated and its digest checked by this node's store before the
+    /// reference was granted (SPEC §10.8), and this client shares that
+    /// store's cache. The caller checked `location` lies inside `memory`.
     init(id: ObjectID, location: ObjectLocation, memory: MappedMemory) {
+        assert(location.end <= memory.size)
         self.id = id
         self.location = location
         self.memory = memory
-        // Invariant 4 (SPEC §2) asks a node that did not write an object to
-        // invalidate its range before the first read. Every object of a
-        // single-node store was written on this node (same cache domain), so
-        // there is nothing to drop; objects fetched from other nodes' stores
-        // (the multi-store issue) must invalidate here.
     }
+
+    /// Which region the bytes are in (0: the store's own; SPEC §10.7).
+    public var region: Int { location.region }
 
     public func withData<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard !isReleased else { throw ClientError.released(id) }
@@ -74,6 +82,10 @@ public final class PlenumClient {
     var replies: RingConsumer<MappedMemory>?
     var doorbell = 0
     public var usesRings: Bool { requests != nil }
+    /// Peer regions (SPEC §10.7), by handle; kept mapped while connected.
+    var peerRegions: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:]
+    /// Descriptors received with frames, in arrival order.
+    var receivedFDs: [Int32] = []
 
     public init(socketPath: String) throws(ClientError) {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -112,7 +124,61 @@ public final class PlenumClient {
         memory = mapping.memory(lineSize: line)
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        for f in receivedFDs { close(f) }
+    }
+
+    /// The memory a location's bytes are in, after checking they lie inside
+    /// it. Unknown handles (a peer's region, mapped anew) fetch the table.
+    public func memory(for l: ObjectLocation) throws(ClientError) -> MappedMemory {
+        let m: MappedMemory
+        if l.region == 0 {
+            m = memory
+        } else {
+            if peerRegions[l.region] == nil { try refreshRegions() }
+            guard let p = peerRegions[l.region] else { throw .badLocation(l) }
+            m = p.memory
+        }
+        guard l.offset >= 0, l.end <= m.size else { throw .badLocation(l) }
+        return m
+    }
+
+    /// Maps every region the store passes (descriptors with the reply).
+    public func refreshRegions() throws(ClientError) {
+        let rid = nextRequest
+        nextRequest += 1
+        try send(Wire.encodeRegions(requestId: rid))
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(rid, .failure(let e)): throw .remote(e)
+            case .regions(rid, let table):
+                let mapped = table.filter { $0.size > 0 && $0.handle != 0 }
+                guard receivedFDs.count >= mapped.count else { throw .unexpected("region table without its descriptors") }
+                let fds = Array(receivedFDs.prefix(mapped.count))
+                receivedFDs.removeFirst(mapped.count)
+                defer { for f in fds { close(f) } }
+                var fresh: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:]
+                for (info, f) in zip(mapped, fds) {
+                    if let old = peerRegions[info.handle] { fresh[info.handle] = old; continue }
+                    guard let line = try? LineSize(info.lineSize) else { throw .unexpected("line size \(info.lineSize)") }
+                    do {
+                        let mapping = try Mapping(fd: f, size: info.size, subject: "region of node \(info.node)")
+                        fresh[info.handle] = (info, mapping, mapping.memory(lineSize: line))
+                    } catch { throw .connect(error) }
+                }
+                peerRegions = fresh
+                return
+            default: continue
+            }
+        }
+    }
+
+    /// The regions this client maps: handle, node and size.
+    public var regions: [Wire.RegionInfo] {
+        [Wire.RegionInfo(handle: 0, node: UInt32.max, size: memory.size, lineSize: memory.lineSize)] + peerRegions.values.map(\.info).sorted { $0.handle < $1.handle }
+    }
 
     // MARK: calls
 
@@ -135,7 +201,7 @@ public final class PlenumClient {
             // comes by the socket: look there on every round, not every 64th.
             switch try next(socketEvery: byRing ? 64 : 1) {
             case .notification(let n): notifications.append(n)
-            case .ringsOpened: continue
+            case .ringsOpened, .regions, .clusterStatus: continue
             case .reply(let r, let result):
                 guard r == rid else { continue }
                 switch result {
@@ -157,7 +223,7 @@ public final class PlenumClient {
             switch try receive() {
             case .notification(let n): notifications.append(n)
             case .reply(rid, .failure(let e)): throw .remote(e)
-            case .reply: continue
+            case .reply, .regions, .clusterStatus: continue
             case .ringsOpened(let r, let pair):
                 guard r == rid else { continue }
                 do {
@@ -244,7 +310,12 @@ public final class PlenumClient {
                     return try Wire.decodeIncoming(frame)
                 }
             } catch { throw .protocolError(error) }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, blocking ? 0 : Int32(MSG_DONTWAIT)) }
+            var fds = [Int32](repeating: -1, count: Int(PLENUM_MAX_FDS))
+            var count: Int32 = 0
+            let n = chunk.withUnsafeMutableBytes { b in
+                fds.withUnsafeMutableBufferPointer { plenum_recv_with_fds(fd, b.baseAddress, b.count, blocking ? 0 : Int32(MSG_DONTWAIT), $0.baseAddress, PLENUM_MAX_FDS, &count) }
+            }
+            receivedFDs += fds.prefix(Int(count))
             if n < 0 && !blocking && (errno == EAGAIN || errno == EWOULDBLOCK) { return nil }
             guard n > 0 else { throw .closed }
             input += chunk[0..<n]
@@ -257,11 +328,45 @@ public final class PlenumClient {
     /// `write(_:into:)`, then `seal`.
     public func create(_ id: ObjectID, dataSize: Int, metadataSize: Int = 0) throws(ClientError) -> ObjectLocation {
         guard case .created(let l) = try call(.create(id, dataSize: dataSize, metadataSize: metadataSize)) else { throw .unexpected("create") }
+        _ = try memory(for: l)
         return l
     }
 
-    /// Writes the bytes of a created object in place (zero-copy into the region).
+    /// Creates in a named node's memory (`node` nil: anywhere, local first;
+    /// SPEC §10.6). Write it through the link with `write`, then `seal`.
+    public func create(_ id: ObjectID, dataSize: Int, metadataSize: Int = 0, onNode node: UInt32?) throws(ClientError) -> ObjectLocation {
+        let r = try exchange { Wire.encode(ClusterRequest.createOn(id, dataSize: dataSize, metadataSize: metadataSize, node: node), requestId: $0) }
+        guard case .created(let l) = r else { throw .unexpected("create") }
+        _ = try memory(for: l)
+        return l
+    }
+
+    /// Waits until every live node of the cluster reached barrier `name`;
+    /// returns how many nodes passed it.
+    public func barrier(_ name: UInt64) throws(ClientError) -> Int {
+        guard case .barrierPassed(let n) = try exchange({ Wire.encode(ClusterRequest.barrier(name: name), requestId: $0) }) else { throw .unexpected("barrier") }
+        return n
+    }
+
+    /// The store's view of its cluster (SPEC §10.9), as JSON.
+    public func clusterStatus() throws(ClientError) -> String {
+        let rid = nextRequest
+        nextRequest += 1
+        try send(Wire.encodeClusterStatus(requestId: rid))
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(rid, .failure(let e)): throw .remote(e)
+            case .clusterStatus(rid, let json): return json
+            default: continue
+            }
+        }
+    }
+
+    /// Writes the bytes of a created object in place (zero-copy into the
+    /// region it lives in: this node's, or a peer's through the link).
     public func write(_ location: ObjectLocation, data: (UnsafeMutableRawBufferPointer) -> Void, metadata: (UnsafeMutableRawBufferPointer) -> Void = { _ in }) {
+        guard let memory = try? memory(for: location) else { return }
         memory.write(at: location.offset, count: location.dataSize) { data($0) }
         memory.write(at: location.metadataOffset, count: location.metadataSize) { metadata($0) }
     }
@@ -270,6 +375,7 @@ public final class PlenumClient {
     /// and makes it immutable and visible.
     public func seal(_ id: ObjectID, _ location: ObjectLocation) throws(ClientError) {
         let total = location.dataSize + location.metadataSize
+        let memory = try memory(for: location)
         memory.fence(.store)
         memory.flush(at: location.offset, count: max(1, total))
         memory.fence(.store)
@@ -278,8 +384,9 @@ public final class PlenumClient {
     }
 
     /// create + write + seal.
-    public func put(_ id: ObjectID, data: [UInt8], metadata: [UInt8] = []) throws(ClientError) {
-        let l = try create(id, dataSize: data.count, metadataSize: metadata.count)
+    public func put(_ id: ObjectID, data: [UInt8], metadata: [UInt8] = [], onNode node: UInt32? = nil) throws(ClientError) {
+        let l = node == nil ? try create(id, dataSize: data.count, metadataSize: metadata.count)
+                            : try create(id, dataSize: data.count, metadataSize: metadata.count, onNode: node)
         write(l, data: { b in data.withUnsafeBytes { if $0.count > 0 { b.copyMemory(from: $0) } } },
               metadata: { b in metadata.withUnsafeBytes { if $0.count > 0 { b.copyMemory(from: $0) } } })
         try seal(id, l)
@@ -307,7 +414,12 @@ public final class PlenumClient {
     /// `timeoutMs`: 0 polls, −1 waits forever.
     public func get(_ ids: [ObjectID], timeoutMs: Int64) throws(ClientError) -> [ObjectBuffer?] {
         guard case .objects(let ls) = try call(.get(ids, timeoutMs: timeoutMs)), ls.count == ids.count else { throw .unexpected("get") }
-        return zip(ids, ls).map { id, l in l.map { ObjectBuffer(id: id, location: $0, memory: memory) } }
+        var out: [ObjectBuffer?] = []
+        for (id, l) in zip(ids, ls) {
+            guard let l else { out.append(nil); continue }
+            out.append(ObjectBuffer(id: id, location: l, memory: try memory(for: l)))
+        }
+        return out
     }
 
     public func release(_ buffer: ObjectBuffer) throws(ClientError) {

@@ -444,6 +444,8 @@ public final class StoreDaemon {
                 openRings(for: c, requestId: rid)
             case (_, .wake):
                 lastRingActivity = monotonicNanos()
+            case (let rid, .cluster), (let rid, .regions), (let rid, .clusterStatus):
+                enqueue(c, Wire.error(.unknownType, "not a cluster member", requestId: rid))
             }
         } catch {
             let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0
@@ -500,6 +502,8 @@ public final class StoreDaemon {
                 if let c = connections[client] { enqueue(c, Wire.encode(response, requestId: rid)) }
             case .notify(let client, let n):
                 if let c = connections[client] { enqueue(c, Wire.encode(n)) }
+            case .removed:
+                break
             }
         }
     }

@@ -66,6 +66,23 @@ public struct StoreCore: Sendable {
     /// Where object `id` lives, if it exists.
     public func location(_ id: ObjectID) -> ObjectLocation? { objects[id]?.location }
 
+    /// Whether `id` exists and is sealed.
+    public func isSealed(_ id: ObjectID) -> Bool { objects[id]?.state == .sealed }
+
+    /// The sealed object's digest, if it is sealed.
+    public func digest(_ id: ObjectID) -> UInt64? { objects[id]?.digest }
+
+    /// The client that created `id` (its creator until sealed, for the record after).
+    public func creator(_ id: ObjectID) -> ClientID? { objects[id]?.creator }
+
+    /// Clients that subscribed to notifications.
+    public var subscribers: [ClientID] { clients.filter { $0.value.subscribed }.map(\.key) }
+
+    /// Every sealed object and where it is (the cluster republishes them).
+    public var sealedObjects: [(ObjectID, ObjectLocation, UInt64)] {
+        objects.compactMap { id, e in e.state == .sealed ? (id, e.location, e.digest ?? 0) : nil }
+    }
+
     /// The earliest get deadline, for the shell's timer.
     public var nextDeadline: UInt64? { waiters.compactMap(\.deadline).min() }
 
@@ -148,6 +165,7 @@ public struct StoreCore: Sendable {
                 guard e.refCount == 0 else { return .inUse(id, references: e.refCount) }
                 remove(id)
                 notifyDeleted(id, into: &out)
+                out.append(.removed(id))
                 return nil
             })
         case .list:
@@ -245,6 +263,7 @@ public struct StoreCore: Sendable {
         evictedBytes += e.location.reserved
         remove(id)
         notifyDeleted(id, into: &out)
+        out.append(.removed(id))
         return true
     }
 

@@ -8,13 +8,19 @@ public struct ObjectLocation: Equatable, Sendable {
     public var metadataSize: Int
     /// Bytes reserved (padded to whole lines).
     public var reserved: Int
+    /// Which mapped region `offset` is in, as the serving store numbers them
+    /// for its clients (SPEC §10.7): 0 is the store's own region; a peer's
+    /// region gets a fresh handle each time it is (re)mapped.
+    public var region: Int
     public var metadataOffset: Int { offset + dataSize }
+    public var end: Int { offset + dataSize + metadataSize }
 
-    public init(offset: Int, dataSize: Int, metadataSize: Int, reserved: Int) {
+    public init(offset: Int, dataSize: Int, metadataSize: Int, reserved: Int, region: Int = 0) {
         self.offset = offset
         self.dataSize = dataSize
         self.metadataSize = metadataSize
         self.reserved = reserved
+        self.region = region
     }
 }
 
@@ -103,7 +109,18 @@ public enum StoreResponse: Equatable, Sendable {
     /// Per object of a create-and-seal (performed by the daemon shell around
     /// create + seal; the core itself never returns this): nil or the error.
     case createdAndSealed([StoreError?])
+    /// Every live node reached the barrier (cluster only).
+    case barrierPassed(nodes: Int)
     case error(StoreError)
+}
+
+/// Requests only a cluster member answers (SPEC §10.6).
+public enum ClusterRequest: Equatable, Sendable {
+    /// Create on a named node (its memory), or anywhere (`node` nil): local
+    /// first, then the reachable peer with the most free memory.
+    case createOn(ObjectID, dataSize: Int, metadataSize: Int, node: UInt32?)
+    /// Waits until every live node of the cluster reached barrier `name`.
+    case barrier(name: UInt64)
 }
 
 public enum StoreNotification: Equatable, Sendable {
@@ -115,6 +132,9 @@ public enum StoreNotification: Equatable, Sendable {
 public enum StoreAction: Equatable, Sendable {
     case reply(ClientID, requestId: UInt64, StoreResponse)
     case notify(ClientID, StoreNotification)
+    /// A sealed object left the store (delete or eviction). Single-node
+    /// shells ignore it; the cluster core unpublishes the id (SPEC §10.4).
+    case removed(ObjectID)
 }
 
 public enum StoreEvent: Equatable, Sendable {
@@ -139,6 +159,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case outOfMemory(requested: Int, evictable: Int)
     case unknownClient(ClientID)
     case tooManyIds(Int, limit: Int)
+    /// A peer needed for the request is down, unreachable or not a member.
+    case nodeUnavailable(UInt32, why: String)
     /// A per-object error as decoded by a client: the wire code and text.
     case remote(code: UInt16, text: String)
 
@@ -156,6 +178,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .outOfMemory(let r, let e): return "out of memory: \(r) bytes needed, only \(e) bytes could be freed by evicting unused objects; release or delete objects"
         case .unknownClient(let c): return "client \(c) is not connected"
         case .tooManyIds(let n, let l): return "\(n) ids in one request; at most \(l)"
+        case .nodeUnavailable(let n, let why): return "node \(n) is unavailable: \(why); retry, or name another node"
         case .remote(_, let text): return text
         }
     }

@@ -17,9 +17,12 @@ public enum Frame {
         // requests
         case create = 0x01, seal, abort, get, release, contains, delete, list, evict, subscribe, stats, refresh, createAndSeal
         case openRings, wake
+        // cluster requests (SPEC §10.7)
+        case createOn = 0x10, barrier, regions, clusterStatus
         // replies
         case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
         case refreshed, createdAndSealed, ringsOpened
+        case barrierPassed = 0x91, regionsReply, clusterStatusReply
         case error = 0xFF
         // notifications and the greeting
         case notifySealed = 0xC1, notifyDeleted = 0xC2
@@ -63,6 +66,6 @@ public enum Frame {
 /// Stable numbers for `StoreError` and protocol errors on the wire.
 public enum ErrorCode: UInt16, Sendable {
     case alreadyExists = 1, notFound, notSealed, alreadySealed, inUse, notCreator, noReference, invalidSize
-    case tooLarge, outOfMemory, unknownClient, tooManyIds
+    case tooLarge, outOfMemory, unknownClient, tooManyIds, nodeUnavailable
     case malformedFrame = 100, unknownType, frameTooLarge
 }

@@ -62,6 +62,55 @@ public enum Wire {
         /// A doorbell: the client posted to its request ring while the store
         /// slept. No reply.
         case wake
+        /// Cluster-only requests (create on a node, barrier).
+        case cluster(ClusterRequest)
+        /// The table of regions the store maps, with their descriptors.
+        case regions
+        /// The node's view of the cluster, as JSON.
+        case clusterStatus
+    }
+
+    /// One region a store maps and passes to its clients (SPEC §10.7): the
+    /// handle that `ObjectLocation.region` names, the owning node, its size
+    /// and line size. Its descriptor travels with the reply (SCM_RIGHTS), in
+    /// table order.
+    public struct RegionInfo: Equatable, Sendable {
+        public var handle: Int
+        public var node: UInt32
+        public var size: Int
+        public var lineSize: Int
+        public init(handle: Int, node: UInt32, size: Int, lineSize: Int) {
+            self.handle = handle
+            self.node = node
+            self.size = size
+            self.lineSize = lineSize
+        }
+    }
+
+    public static func encode(_ c: ClusterRequest, requestId: UInt64) -> [UInt8] {
+        switch c {
+        case .createOn(let id, let d, let m, let node):
+            return Frame.build(.createOn, requestId: requestId) { $0.id(id); $0.int(d); $0.int(m); $0.i64(node.map { Int64($0) } ?? -1) }
+        case .barrier(let name):
+            return Frame.build(.barrier, requestId: requestId) { $0.u64(name) }
+        }
+    }
+
+    public static func encodeRegions(requestId: UInt64) -> [UInt8] { Frame.build(.regions, requestId: requestId) }
+    public static func encodeClusterStatus(requestId: UInt64) -> [UInt8] { Frame.build(.clusterStatus, requestId: requestId) }
+
+    public static func encode(_ table: [RegionInfo], requestId: UInt64) -> [UInt8] {
+        Frame.build(.regionsReply, requestId: requestId) { w in
+            w.u32(UInt32(table.count))
+            for r in table { w.int(r.handle); w.u32(r.node); w.int(r.size); w.int(r.lineSize) }
+        }
+    }
+
+    public static func encodeClusterStatus(_ json: String, requestId: UInt64) -> [UInt8] {
+        Frame.build(.clusterStatusReply, requestId: requestId) { w in
+            let u = Array(json.utf8)
+            w.u32(UInt32(u.count)); w.bytes(u)
+        }
     }
 
     /// Where a client's rings are (offsets in the store's region).
@@ -134,6 +183,20 @@ public enum Wire {
         case .wake:
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
             return (rid, .wake)
+        case .regions, .clusterStatus:
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, k == .regions ? .regions : .clusterStatus)
+        case .createOn, .barrier:
+            let c: ClusterRequest
+            if k == .barrier {
+                c = .barrier(name: try r.u64())
+            } else {
+                let id = try r.id(), d = try r.int(), m = try r.int(), node = try r.i64()
+                guard node >= -1, node <= Int64(UInt32.max) else { throw .badValue("node \(node)") }
+                c = .createOn(id, dataSize: d, metadataSize: m, node: node < 0 ? nil : UInt32(node))
+            }
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, .cluster(c))
         case .createAndSeal:
             let n = Int(try r.u32())
             guard n >= 1, n <= Frame.maxIds else { throw .badValue("\(n) objects in one create-and-seal") }
@@ -182,13 +245,21 @@ public enum Wire {
         case .outOfMemory: return .outOfMemory
         case .unknownClient: return .unknownClient
         case .tooManyIds: return .tooManyIds
+        case .nodeUnavailable: return .nodeUnavailable
         case .remote(let c, _): return ErrorCode(rawValue: c) ?? .malformedFrame
         }
     }
 
-    static func location(_ w: inout WireWriter, _ l: ObjectLocation) { w.int(l.offset); w.int(l.dataSize); w.int(l.metadataSize); w.int(l.reserved) }
-    static func location(_ r: inout WireReader) throws(WireError) -> ObjectLocation {
-        ObjectLocation(offset: try r.size(), dataSize: try r.size(), metadataSize: try r.size(), reserved: try r.size())
+    public static func location(_ w: inout WireWriter, _ l: ObjectLocation) {
+        w.int(l.offset); w.int(l.dataSize); w.int(l.metadataSize); w.int(l.reserved); w.int(l.region)
+    }
+    public static func location(_ r: inout WireReader) throws(WireError) -> ObjectLocation {
+        let l = ObjectLocation(offset: try r.size(), dataSize: try r.size(), metadataSize: try r.size(), reserved: try r.size(),
+                               region: try r.size())
+        guard l.dataSize <= Int.max - l.metadataSize, l.offset <= Int.max - l.dataSize - l.metadataSize else {
+            throw .badValue("location overflows")
+        }
+        return l
     }
 
     public static func encode(_ response: StoreResponse, requestId: UInt64) -> [UInt8] {
@@ -220,6 +291,7 @@ public enum Wire {
         case .error(let e): return error(code(e), e.description, requestId: requestId)
         case .refreshed: return Frame.build(.refreshed, requestId: requestId)
         case .createdAndSealed(let es): return Frame.build(.createdAndSealed, requestId: requestId) { perObject(&$0, es) }
+        case .barrierPassed(let n): return Frame.build(.barrierPassed, requestId: requestId) { $0.int(n) }
         }
     }
 
@@ -232,6 +304,8 @@ public enum Wire {
         case reply(requestId: UInt64, Result<StoreResponse, RemoteError>)
         case notification(StoreNotification)
         case ringsOpened(requestId: UInt64, RingPair)
+        case regions(requestId: UInt64, [RegionInfo])
+        case clusterStatus(requestId: UInt64, String)
     }
 
     public static func decodeIncoming(_ frame: [UInt8]) throws(WireError) -> Incoming {
@@ -266,6 +340,19 @@ public enum Wire {
         case .subscribed: response = .subscribed
         case .refreshed: response = .refreshed
         case .createdAndSealed: response = .createdAndSealed(try perObject(&r))
+        case .barrierPassed: response = .barrierPassed(nodes: try r.size())
+        case .regionsReply:
+            let n = Int(try r.u32())
+            guard n <= 1024 else { throw .badValue("\(n) regions") }
+            var table: [RegionInfo] = []
+            for _ in 0..<n {
+                table.append(RegionInfo(handle: try r.size(), node: try r.u32(), size: try r.size(), lineSize: try r.size()))
+            }
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return .regions(requestId: rid, table)
+        case .clusterStatusReply:
+            let text = String(decoding: try r.blob(), as: UTF8.self)
+            return .clusterStatus(requestId: rid, text)
         case .statsReply:
             var v: [Int] = []
             for _ in 0..<9 { v.append(try r.int()) }

@@ -64,6 +64,23 @@ long plenum_send_with_fd(int socket, const void *data, size_t len, int fd);
 /// into `*fd`. Returns bytes received, 0 at end of stream, -1 with errno.
 long plenum_recv_with_fd(int socket, void *data, size_t cap, int *fd);
 
+/// Up to this many descriptors travel with one message.
+#define PLENUM_MAX_FDS 64
+
+/// A heap-allocated `struct msghdr` (with its iovec, a copy of `data` and an
+/// SCM_RIGHTS control block carrying `fds[0..<n]`), for io_uring's sendmsg.
+/// Free with `plenum_fdmsg_free` after the send completed. NULL if n is out
+/// of 0...PLENUM_MAX_FDS or memory is short.
+void *plenum_fdmsg_create(const void *data, size_t len, const int *fds, int n);
+void plenum_fdmsg_free(void *msg);
+/// Bytes of the message (`plenum_fdmsg_create`'s len).
+size_t plenum_fdmsg_length(const void *msg);
+
+/// recvmsg that collects up to `maxfds` SCM_RIGHTS descriptors into `fds`
+/// and their count into `*nfds` (descriptors beyond `maxfds` are closed).
+/// Returns bytes received, 0 at end of stream, -1 with errno.
+long plenum_recv_with_fds(int socket, void *data, size_t cap, int flags, int *fds, int maxfds, int *nfds);
+
 // ---- Coroutines (simulator only) ------------------------------------------
 //
 // The coherency-fault simulator runs each simulated node's *production* code

@@ -1,0 +1,275 @@
+import PlenumStore
+
+/// Local clients' requests (SPEC §10.6): objects in this node's memory take
+/// the single-node path; anything else goes to the id's home or owner.
+extension ClusterCore {
+    mutating func local(_ e: StoreEvent, now: UInt64, into out: inout [ClusterAction]) {
+        switch e {
+        case .connected, .tick:
+            localActions(store.handle(e, now: now), now: now, into: &out)
+        case .disconnected(let c):
+            disconnect(c, now: now, into: &out)
+        case .request(let c, let rid, let r):
+            guard c & Self.peerBit == 0 else { reply(c, rid, .error(.unknownClient(c)), into: &out); return }
+            request(c, rid, r, now: now, into: &out)
+        }
+    }
+
+    mutating func cluster(_ c: ClientID, _ rid: UInt64, _ r: ClusterRequest, now: UInt64, into out: inout [ClusterAction]) {
+        switch r {
+        case .createOn(let id, let d, let m, let node):
+            create(Create(client: c, requestId: rid, id: id, dataSize: d, metadataSize: m, target: node), now: now, into: &out)
+        case .barrier(let name):
+            barrier(c, rid, name: name, now: now, into: &out)
+        }
+    }
+
+    mutating func request(_ c: ClientID, _ rid: UInt64, _ r: StoreRequest, now: UInt64, into out: inout [ClusterAction]) {
+        switch r {
+        case .create(let id, let d, let m):
+            create(Create(client: c, requestId: rid, id: id, dataSize: d, metadataSize: m, target: nil), now: now, into: &out)
+        case .seal(let id, let digest):
+            if let n = remoteUnsealed[c]?[id] {
+                send(.seal(id, digest: digest), to: n, awaiting: .remoteSeal(c, requestId: rid, id: id), now: now, into: &out)
+                return
+            }
+            let r = runLocal(.seal(id, digest: digest), as: c, now: now, into: &out)
+            if case .sealed = r, let l = store.location(id) {
+                localUnsealed[c]?.remove(id)
+                publish(id, creator: me, location: l, digest: digest, now: now, into: &out)
+                announceSealed(id, location: l, digest: digest, now: now, into: &out)
+            }
+            reply(c, rid, r ?? .error(.notFound(id)), into: &out)
+        case .abort(let id):
+            if let n = remoteUnsealed[c]?[id] {
+                send(.abort(id), to: n, awaiting: .remoteAbort(c, requestId: rid, id: id), now: now, into: &out)
+                return
+            }
+            let r = runLocal(.abort(id), as: c, now: now, into: &out)
+            if case .aborted = r {
+                localUnsealed[c]?.remove(id)
+                releaseReservation(id, now: now, into: &out)
+            }
+            reply(c, rid, r ?? .error(.notFound(id)), into: &out)
+        case .get(let ids, let timeoutMs):
+            get(c, rid, ids, timeoutMs: timeoutMs, now: now, into: &out)
+        case .release(let id):
+            if let held = remoteRefs[c]?[id] {
+                remoteRefs[c]![id] = held.count > 1 ? Held(node: held.node, count: held.count - 1) : nil
+                send(.release(id), to: held.node, now: now, into: &out)
+                reply(c, rid, .released, into: &out)
+                return
+            }
+            passThrough(c, rid, r, now: now, into: &out)
+        case .contains(let id):
+            if store.isSealed(id) { reply(c, rid, .contains(true), into: &out); return }
+            let h = home(of: id)
+            if h == me {
+                reply(c, rid, .contains(directory.lookup(id, watch: nil)?.sealed == true), into: &out)
+            } else {
+                send(.lookup(id, watch: false), to: h, awaiting: .contains(c, requestId: rid), now: now, into: &out)
+            }
+        case .delete(let ids):
+            delete(c, rid, ids, now: now, into: &out)
+        case .list:
+            list(c, rid, now: now, into: &out)
+        case .evict, .subscribe, .stats, .refresh:
+            passThrough(c, rid, r, now: now, into: &out)
+        }
+    }
+
+    mutating func passThrough(_ c: ClientID, _ rid: UInt64, _ r: StoreRequest, now: UInt64, into out: inout [ClusterAction]) {
+        localActions(store.handle(.request(c, requestId: rid, r), now: now), now: now, into: &out)
+    }
+
+    // MARK: create
+
+    /// Reserve at the id's home, then allocate here (or on the target, or,
+    /// when this node is full, on the reachable peer with the most free).
+    mutating func create(_ k: Create, now: UInt64, into out: inout [ClusterAction]) {
+        guard k.dataSize >= 0, k.metadataSize >= 0, k.dataSize <= Int.max - k.metadataSize, k.dataSize + k.metadataSize > 0 else {
+            reply(k.client, k.requestId, .error(.invalidSize(data: k.dataSize, metadata: k.metadataSize)), into: &out)
+            return
+        }
+        if let t = k.target, t != me {
+            guard peers[t] != nil else {
+                reply(k.client, k.requestId, .error(.nodeUnavailable(t, why: "not a live member of the cluster")), into: &out)
+                return
+            }
+            guard config.reachable.contains(t) else {
+                reply(k.client, k.requestId, .error(.nodeUnavailable(t, why: "node \(me) cannot map its memory (reach)")), into: &out)
+                return
+            }
+        }
+        if store.location(k.id) != nil { reply(k.client, k.requestId, .error(.alreadyExists(k.id)), into: &out); return }
+        let h = home(of: k.id)
+        if h == me {
+            guard directory.reserve(k.id, by: me) else { reply(k.client, k.requestId, .error(.alreadyExists(k.id)), into: &out); return }
+            myReservations.insert(k.id)
+            reserved(k, now: now, into: &out)
+        } else {
+            send(.reserve(k.id), to: h, awaiting: .reserve(k), now: now, into: &out)
+        }
+    }
+
+    /// The id is ours: place it.
+    mutating func reserved(_ k: Create, now: UInt64, into out: inout [ClusterAction]) {
+        myReservations.insert(k.id)
+        if let t = k.target, t != me {
+            send(.allocate(k.id, dataSize: k.dataSize, metadataSize: k.metadataSize), to: t, awaiting: .allocate(k), now: now, into: &out)
+            return
+        }
+        let r = runLocal(.create(k.id, dataSize: k.dataSize, metadataSize: k.metadataSize), as: k.client, now: now, into: &out)
+        switch r {
+        case .created?:
+            localUnsealed[k.client, default: []].insert(k.id)
+            reply(k.client, k.requestId, r!, into: &out)
+        case .error(let e)? where k.target == nil && isOutOfMemory(e):
+            if let p = bestPeer(for: k.dataSize + k.metadataSize) {
+                var remote = k
+                remote.target = p
+                send(.allocate(k.id, dataSize: k.dataSize, metadataSize: k.metadataSize), to: p, awaiting: .allocate(remote), now: now, into: &out)
+            } else {
+                releaseReservation(k.id, now: now, into: &out)
+                reply(k.client, k.requestId, r!, into: &out)
+            }
+        default:
+            releaseReservation(k.id, now: now, into: &out)
+            reply(k.client, k.requestId, r ?? .error(.unknownClient(k.client)), into: &out)
+        }
+    }
+
+    func isOutOfMemory(_ e: StoreError) -> Bool {
+        if case .outOfMemory = e { return true }
+        if case .tooLarge = e { return true }
+        return false
+    }
+
+    /// The reachable live peer with the most free memory that could hold
+    /// `bytes` (as its last heartbeat said).
+    func bestPeer(for bytes: Int) -> NodeID? {
+        peers.keys.filter { config.reachable.contains($0) && (loads[$0]?.largestFree ?? 0) >= bytes }
+            .max { (loads[$0]?.free ?? 0, $1) < (loads[$1]?.free ?? 0, $0) }
+    }
+
+    mutating func releaseReservation(_ id: ObjectID, now: UInt64, into out: inout [ClusterAction]) {
+        guard myReservations.remove(id) != nil else { return }
+        let h = home(of: id)
+        if h == me { directory.unreserve(id, by: me) } else { send(.unreserve(id), to: h, now: now, into: &out) }
+    }
+
+    /// Records a sealed object at its home (and wakes watchers there).
+    mutating func publish(_ id: ObjectID, creator: NodeID, location: ObjectLocation, digest: UInt64, now: UInt64,
+                          into out: inout [ClusterAction]) {
+        if creator == me { myReservations.remove(id) }
+        var l = location
+        l.region = 0
+        let h = home(of: id)
+        if h == me {
+            for w in directory.publish(id, owner: me, creator: creator, location: l, digest: digest) {
+                published(id, owner: me, location: l, digest: digest, to: w, now: now, into: &out)
+            }
+        } else {
+            send(.publish(id, owner: me, creator: creator, location: l, digest: digest), to: h, now: now, into: &out)
+        }
+    }
+
+    mutating func published(_ id: ObjectID, owner: NodeID, location: ObjectLocation, digest: UInt64, to w: NodeID, now: UInt64,
+                            into out: inout [ClusterAction]) {
+        if w == me { watchFired(id, owner: owner, location: location, digest: digest, now: now, into: &out) } else {
+            send(.published(id, owner: owner, location: location, digest: digest), to: w, now: now, into: &out)
+        }
+    }
+
+    mutating func unpublish(_ id: ObjectID, now: UInt64, into out: inout [ClusterAction]) {
+        let h = home(of: id)
+        if h == me { directory.unpublish(id, owner: me) } else { send(.unpublish(id, owner: me), to: h, now: now, into: &out) }
+        for n in peers.keys where loads[n]?.subscribers == true { send(.notifyDeleted(id), to: n, now: now, into: &out) }
+    }
+
+    /// Peers with subscribers hear of every seal in this node's memory.
+    mutating func announceSealed(_ id: ObjectID, location: ObjectLocation, digest: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        for n in peers.keys where loads[n]?.subscribers == true {
+            send(.notifySealed(id, owner: me, location: location, digest: digest), to: n, now: now, into: &out)
+        }
+    }
+
+    // MARK: create-and-seal (the daemon writes the bytes)
+
+    mutating func reserveBatch(_ token: UInt64, _ ids: [ObjectID], now: UInt64, into out: inout [ClusterAction]) {
+        batches[token] = Batch(ids: ids, results: Array(repeating: nil, count: ids.count), remaining: ids.count)
+        if ids.isEmpty { out.append(.batchReserved(token: token, [])); batches[token] = nil; return }
+        for (i, id) in ids.enumerated() {
+            if store.location(id) != nil { batchAnswered(token, i, .alreadyExists(id), into: &out); continue }
+            let h = home(of: id)
+            if h == me {
+                if directory.reserve(id, by: me) {
+                    myReservations.insert(id)
+                    batchAnswered(token, i, nil, into: &out)
+                } else {
+                    batchAnswered(token, i, .alreadyExists(id), into: &out)
+                }
+            } else {
+                send(.reserve(id), to: h, awaiting: .batchReserve(token: token, index: i, id: id), now: now, into: &out)
+            }
+        }
+    }
+
+    mutating func batchAnswered(_ token: UInt64, _ i: Int, _ e: StoreError?, into out: inout [ClusterAction]) {
+        guard var b = batches[token] else { return }
+        b.results[i] = e
+        b.remaining -= 1
+        if b.remaining == 0 {
+            batches[token] = nil
+            out.append(.batchReserved(token: token, b.results))
+        } else {
+            batches[token] = b
+        }
+    }
+
+    /// Create-and-seal of one reserved id, done by the shell: create here,
+    /// (the shell writes and flushes the bytes), then `sealLocal`.
+    public mutating func createLocal(_ c: ClientID, _ id: ObjectID, dataSize: Int, metadataSize: Int, now: UInt64)
+        -> (StoreResponse?, [ClusterAction]) {
+        var out: [ClusterAction] = []
+        let r = runLocal(.create(id, dataSize: dataSize, metadataSize: metadataSize), as: c, now: now, into: &out)
+        if case .created = r { localUnsealed[c, default: []].insert(id) } else { releaseReservation(id, now: now, into: &out) }
+        return (r, out)
+    }
+
+    public mutating func sealLocal(_ c: ClientID, _ id: ObjectID, digest: UInt64, now: UInt64) -> (StoreResponse?, [ClusterAction]) {
+        var out: [ClusterAction] = []
+        request(c, 0, .seal(id, digest: digest), now: now, into: &out)
+        var direct: StoreResponse?
+        out.removeAll { a in
+            if case .local(.reply(c, 0, let r)) = a { direct = r; return true }
+            return false
+        }
+        return (direct, out)
+    }
+
+    /// Releases reservations the shell will not use (create failed).
+    public mutating func releaseReservations(_ ids: [ObjectID], now: UInt64) -> [ClusterAction] {
+        var out: [ClusterAction] = []
+        for id in ids { releaseReservation(id, now: now, into: &out) }
+        return out
+    }
+
+    // MARK: disconnect
+
+    mutating func disconnect(_ c: ClientID, now: UInt64, into out: inout [ClusterAction]) {
+        for (id, h) in remoteRefs.removeValue(forKey: c) ?? [:] {
+            for _ in 0..<h.count { send(.release(id), to: h.node, now: now, into: &out) }
+        }
+        for (id, n) in remoteUnsealed.removeValue(forKey: c) ?? [:] {
+            send(.abort(id), to: n, awaiting: .remoteAbort(0, requestId: 0, id: id), now: now, into: &out)
+        }
+        let unsealed = localUnsealed.removeValue(forKey: c) ?? []
+        localActions(store.handle(.disconnected(c), now: now), now: now, into: &out)
+        for id in unsealed where store.location(id) == nil { releaseReservation(id, now: now, into: &out) }
+        for (token, g) in gets where g.client == c { gets[token] = nil; unwatch(token, g) }
+        for name in barrierWaiters.keys { barrierWaiters[name]!.removeAll { $0.client == c } }
+        deletes = deletes.filter { $0.value.client != c }
+        lists = lists.filter { $0.value.client != c }
+    }
+}

@@ -1,0 +1,180 @@
+import PlenumStore
+
+/// Messages from peers (SPEC §10.5): requests this node serves as a home
+/// or as an owner, and replies to its own requests. Everything in a message
+/// is untrusted: unknown correlations, replies of the wrong kind and
+/// requests a node may not make are counted and refused, never trusted.
+extension ClusterCore {
+    mutating func receive(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        let pc = Self.pseudoClient(n)
+        switch m {
+        case .hello:
+            break // handled by the shell (link attachment)
+        // home: directory
+        case .reserve(let id):
+            let ok = store.location(id) == nil && directory.reserve(id, by: n)
+            answer(n, corr, .result(code: ok ? 0 : StoreError.alreadyExists(id).peerCode), now: now, into: &out)
+        case .unreserve(let id):
+            directory.unreserve(id, by: n)
+        case .publish(let id, let owner, let creator, let l, let digest):
+            guard owner == n else { counters.refusedMessages += 1; return }
+            for w in directory.publish(id, owner: owner, creator: creator, location: l, digest: digest) {
+                published(id, owner: owner, location: l, digest: digest, to: w, now: now, into: &out)
+            }
+        case .unpublish(let id, let owner):
+            guard owner == n else { counters.refusedMessages += 1; return }
+            directory.unpublish(id, owner: owner)
+        case .lookup(let id, let watch):
+            let e = directory.lookup(id, watch: watch ? n : nil)
+            let state: DirectoryState = e == nil ? .absent : (e!.sealed ? .sealed : .reserved)
+            answer(n, corr, .lookupReply(state, owner: e?.owner ?? 0, location: e?.location ?? ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0),
+                                         digest: e?.digest ?? 0), now: now, into: &out)
+        case .published(let id, let owner, let l, let digest):
+            watchFired(id, owner: owner, location: l, digest: digest, now: now, into: &out)
+        // owner: objects in this node's memory, for node n
+        case .acquire(let id):
+            var code: UInt16 = StoreError.notFound(id).peerCode
+            var l = ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)
+            if case .objects(let ls)? = runLocal(.get([id], timeoutMs: 0), as: pc, now: now, into: &out), let got = ls.first ?? nil {
+                code = 0
+                l = got
+            }
+            answer(n, corr, .acquireReply(code: code, location: l, digest: store.digest(id) ?? 0), now: now, into: &out)
+        case .release(let id):
+            if case .error? = runLocal(.release(id), as: pc, now: now, into: &out) { counters.refusedMessages += 1 }
+        case .allocate(let id, let d, let md):
+            let r = runLocal(.create(id, dataSize: d, metadataSize: md), as: pc, now: now, into: &out)
+            switch r {
+            case .created(let l)?: answer(n, corr, .allocateReply(code: 0, location: l), now: now, into: &out)
+            case .error(let e)?: answer(n, corr, .allocateReply(code: e.peerCode, location: ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)), now: now, into: &out)
+            default: answer(n, corr, .allocateReply(code: StoreError.notFound(id).peerCode, location: ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)), now: now, into: &out)
+            }
+        case .seal(let id, let digest):
+            // Bytes written by node n through the link: drop our stale lines first.
+            if store.creator(id) == pc, !store.isSealed(id), let l = store.location(id) { out.append(.invalidate(l)) }
+            let r = runLocal(.seal(id, digest: digest), as: pc, now: now, into: &out)
+            if case .sealed = r, let l = store.location(id) {
+                publish(id, creator: n, location: l, digest: digest, now: now, into: &out)
+                announceSealed(id, location: l, digest: digest, now: now, into: &out)
+            }
+            answer(n, corr, .result(code: code(r, id)), now: now, into: &out)
+        case .abort(let id):
+            answer(n, corr, .result(code: code(runLocal(.abort(id), as: pc, now: now, into: &out), id)), now: now, into: &out)
+        case .delete(let id):
+            var c: UInt16 = StoreError.notFound(id).peerCode
+            if case .deleted(let r)? = runLocal(.delete([id]), as: pc, now: now, into: &out) { c = (r.first ?? nil)?.peerCode ?? 0 }
+            answer(n, corr, .result(code: c), now: now, into: &out)
+        case .notifySealed(let id, let owner, var l, _):
+            guard owner == n, let info = peers[n] else { return }
+            l.region = info.region
+            for s in store.subscribers { out.append(.local(.notify(s, .sealed(id, l)))) }
+        case .notifyDeleted(let id):
+            for s in store.subscribers { out.append(.local(.notify(s, .deleted(id)))) }
+        case .barrierArrive(let name, let round):
+            barrierArrivals[name, default: [:]][round, default: []].insert(n)
+            checkBarrier(name, now: now, into: &out)
+        case .barrierRelease(let name, let round, let nodes):
+            released(name: name, round: round, nodes: Int(nodes), into: &out)
+        case .list:
+            var rows: [ObjectInfo] = []
+            if case .list(let all)? = runLocal(.list, as: pc, now: now, into: &out) { rows = all.filter { $0.state == .sealed } }
+            var i = 0
+            repeat {
+                let chunk = Array(rows[i..<min(rows.count, i + PeerMessage.listRowsPerChunk)])
+                i += PeerMessage.listRowsPerChunk
+                answer(n, corr, .listChunk(chunk, last: i >= rows.count), now: now, into: &out)
+            } while i < rows.count
+        // replies
+        case .result, .lookupReply, .acquireReply, .allocateReply, .listChunk:
+            reply(m, from: n, correlation: corr, now: now, into: &out)
+        }
+    }
+
+    func code(_ r: StoreResponse?, _ id: ObjectID) -> UInt16 {
+        switch r {
+        case .error(let e)?: return e.peerCode
+        case nil: return StoreError.notFound(id).peerCode
+        default: return 0
+        }
+    }
+
+    mutating func answer(_ n: NodeID, _ corr: UInt64, _ m: PeerMessage, now: UInt64, into out: inout [ClusterAction]) {
+        guard corr != 0 else { counters.refusedMessages += 1; return }
+        counters.messagesOut += 1
+        out.append(.send(n, correlation: corr, m))
+    }
+
+    /// A reply to one of this node's requests.
+    mutating func reply(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        guard let o = outstanding[corr], o.node == n else { counters.unexpectedReplies += 1; return }
+        if case .listChunk(_, let last) = m, !last {} else { outstanding[corr] = nil }
+        switch (o.what, m) {
+        case (.reserve(let k), .result(let c)):
+            if c == 0 { reserved(k, now: now, into: &out) } else {
+                reply(k.client, k.requestId, .error(.fromCode(c, id: k.id, node: n)), into: &out)
+            }
+        case (.batchReserve(let token, let i, let id), .result(let c)):
+            guard batches[token] != nil else {
+                // The batch is gone: give the id back.
+                if c == 0 { send(.unreserve(id), to: n, now: now, into: &out) }
+                return
+            }
+            if c == 0 { myReservations.insert(id) }
+            batchAnswered(token, i, c == 0 ? nil : .fromCode(c, id: id, node: n), into: &out)
+        case (.allocate(let k), .allocateReply(let c, var l)):
+            guard c == 0 else {
+                releaseReservation(k.id, now: now, into: &out)
+                reply(k.client, k.requestId, .error(.fromCode(c, id: k.id, node: n)), into: &out)
+                return
+            }
+            guard let info = peers[n], let size = info.regionSize, l.end <= size,
+                  l.dataSize == k.dataSize, l.metadataSize == k.metadataSize else {
+                counters.refusedMessages += 1
+                send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
+                releaseReservation(k.id, now: now, into: &out)
+                reply(k.client, k.requestId, .error(.nodeUnavailable(n, why: "it answered with an impossible location")), into: &out)
+                return
+            }
+            l.region = info.region
+            remoteUnsealed[k.client, default: [:]][k.id] = n
+            reply(k.client, k.requestId, .created(l), into: &out)
+        case (.lookup(let token, let i), .lookupReply(let s, let owner, let l, let d)):
+            lookedUp(token, i, s, owner: owner, location: l, digest: d, now: now, into: &out)
+        case (.contains(let c, let rid), .lookupReply(let s, _, _, _)):
+            reply(c, rid, .contains(s == .sealed), into: &out)
+        case (.deleteLookup(let token, let i), .lookupReply(let s, let owner, let l, let d)):
+            guard let id = deletes[token]?.ids[i] else { return }
+            let e: Directory.Entry? = s == .absent ? nil : Directory.Entry(reservedBy: owner, owner: s == .sealed ? owner : nil, location: l, digest: d)
+            deleteAt(e, token, i, id, now: now, into: &out)
+        case (.acquire(let token, let i, let id), .acquireReply(let c, let l, let d)):
+            acquired(token, i, id, from: n, code: c, location: l, digest: d, now: now, into: &out)
+        case (.remoteSeal(let c, let rid, let id), .result(let code)):
+            if code == 0 {
+                remoteUnsealed[c]?[id] = nil
+                myReservations.remove(id)
+                reply(c, rid, .sealed, into: &out)
+            } else {
+                reply(c, rid, .error(.fromCode(code, id: id, node: n)), into: &out)
+            }
+        case (.remoteAbort(let c, let rid, let id), .result(let code)):
+            if code == 0 {
+                remoteUnsealed[c]?[id] = nil
+                releaseReservation(id, now: now, into: &out)
+            }
+            if c != 0 { reply(c, rid, code == 0 ? .aborted : .error(.fromCode(code, id: id, node: n)), into: &out) }
+        case (.remoteDelete(let token, let i), .result(let code)):
+            guard let id = deletes[token]?.ids[i] else { return }
+            deleteAnswered(token, i, code == 0 ? nil : .fromCode(code, id: id, node: n), into: &out)
+        case (.list(let token), .listChunk(var rows, let last)):
+            let region = peers[n]?.region ?? 0
+            for k in rows.indices { rows[k].location.region = region }
+            listChunk(token, rows, last: last, into: &out)
+        case (.ignore, _):
+            break
+        default:
+            counters.unexpectedReplies += 1
+            // A reply of the wrong kind: fail the request it claimed to answer.
+            fail(o, why: "it answered with the wrong message", now: now, into: &out)
+        }
+    }
+}

@@ -1,0 +1,296 @@
+import PlenumStore
+
+/// The cluster protocol as a deterministic state machine beside `StoreCore`
+/// (SPEC §10): local client requests, peer messages, membership changes and
+/// time in; client replies, peer messages and memory checks out. No I/O,
+/// clocks or threads: the daemon is its shell, tests and the simulator can
+/// run N of them over any transport.
+///
+/// ```
+///   client ─▶ ClusterCore ─┬─ local object ─▶ StoreCore (unchanged rules)
+///                          ├─ id's home  ◀──▶ Directory   (reserve / lookup / publish)
+///                          └─ id's owner ◀──▶ owner's StoreCore, as pseudo-client "node n"
+/// ```
+/// A peer's references live in the owner's `StoreCore` as references of the
+/// pseudo-client `ClusterCore.pseudoClient(n)`: the owner's eviction,
+/// delete and free rules see every node's references, and a dead node's are
+/// dropped by disconnecting that pseudo-client.
+public struct ClusterCore: Sendable {
+    public struct Config: Sendable {
+        public var node: NodeID
+        public var incarnation: UInt64
+        /// Nodes whose memory this node maps (may create and read there).
+        public var reachable: Set<NodeID>
+        /// A peer request unanswered this long fails (ns).
+        public var requestTimeout: UInt64 = 5_000_000_000
+        public init(node: NodeID, incarnation: UInt64, reachable: Set<NodeID>) {
+            self.node = node
+            self.incarnation = incarnation
+            self.reachable = reachable
+        }
+    }
+
+    /// Clients with this bit are peers (never assigned by the daemon).
+    public static let peerBit: ClientID = 1 << 63
+    public static func pseudoClient(_ n: NodeID) -> ClientID { peerBit | ClientID(n) }
+
+    struct Create: Sendable {
+        var client: ClientID
+        var requestId: UInt64
+        var id: ObjectID
+        var dataSize: Int
+        var metadataSize: Int
+        var target: NodeID?
+    }
+
+    enum Pending: Sendable {
+        case reserve(Create)
+        case batchReserve(token: UInt64, index: Int, id: ObjectID)
+        case allocate(Create)
+        case lookup(get: UInt64, index: Int)
+        case contains(ClientID, requestId: UInt64)
+        case deleteLookup(token: UInt64, index: Int)
+        case acquire(get: UInt64, index: Int, id: ObjectID)
+        case remoteSeal(ClientID, requestId: UInt64, id: ObjectID)
+        case remoteAbort(ClientID, requestId: UInt64, id: ObjectID)
+        case remoteDelete(token: UInt64, index: Int)
+        case list(token: UInt64)
+        case ignore
+    }
+
+    struct Outstanding: Sendable {
+        var node: NodeID
+        var deadline: UInt64
+        var what: Pending
+    }
+
+    struct Get: Sendable {
+        var client: ClientID
+        var requestId: UInt64
+        var ids: [ObjectID]
+        var results: [ObjectLocation?]
+        var open: Set<Int>
+        var deadline: UInt64?
+        var watch: Bool
+    }
+
+    struct Gather<T: Sendable>: Sendable {
+        var client: ClientID
+        var requestId: UInt64
+        var ids: [ObjectID] = []
+        var results: [T]
+        var remaining: Int
+    }
+
+    struct Batch: Sendable {
+        var ids: [ObjectID]
+        var results: [StoreError?]
+        var remaining: Int
+    }
+
+    struct Held: Sendable {
+        var node: NodeID
+        var count: Int
+    }
+
+    public var config: Config
+    public internal(set) var store: StoreCore
+    var directory = Directory()
+    public internal(set) var peers: [NodeID: PeerInfo] = [:]
+    public internal(set) var loads: [NodeID: PeerLoad] = [:]
+    public internal(set) var counters = ClusterCounters()
+    var nextCorrelation: UInt64
+    var outstanding: [UInt64: Outstanding] = [:]
+    var gets: [UInt64: Get] = [:]
+    var watching: [ObjectID: [(get: UInt64, index: Int)]] = [:]
+    var digestChecks: [UInt64: (get: UInt64, index: Int, node: NodeID, id: ObjectID, location: ObjectLocation)] = [:]
+    var deletes: [UInt64: Gather<StoreError?>] = [:]
+    var lists: [UInt64: Gather<ObjectInfo>] = [:]
+    var batches: [UInt64: Batch] = [:]
+    /// References local clients hold on objects in peers' memory.
+    var remoteRefs: [ClientID: [ObjectID: Held]] = [:]
+    /// Objects local clients created in peers' memory, not sealed yet.
+    var remoteUnsealed: [ClientID: [ObjectID: NodeID]] = [:]
+    /// Ids this node reserved for local creates not sealed yet.
+    var localUnsealed: [ClientID: Set<ObjectID>] = [:]
+    /// Every reservation this node holds and has not published or released
+    /// (re-sent to the new home when membership changes).
+    var myReservations: Set<ObjectID> = []
+    // barrier
+    var barrierWaiters: [UInt64: [(client: ClientID, requestId: UInt64)]] = [:]
+    var barrierArrived: [UInt64: UInt64] = [:]      // name → round this node arrived at
+    var barrierPassed: [UInt64: UInt64] = [:]       // name → last round passed
+    var barrierArrivals: [UInt64: [UInt64: Set<NodeID>]] = [:]  // coordinator: name → round → nodes
+
+    public init(config: Config, store: StoreConfig) {
+        self.config = config
+        self.store = StoreCore(config: store)
+        // Correlation ids of different incarnations do not collide.
+        nextCorrelation = (config.incarnation & 0xFFFF_FFFF) << 24 | 1
+    }
+
+    public typealias StoreConfig = StoreCore.Config
+
+    public var me: NodeID { config.node }
+    /// Live nodes, this one included.
+    public var live: [NodeID] { [me] + peers.keys.sorted() }
+    public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
+    public var directoryEntries: Int { directory.count }
+    public var pendingRequests: Int { outstanding.count }
+    /// References held here on each peer's objects (for status).
+    public var referencesHeld: [NodeID: Int] {
+        var out: [NodeID: Int] = [:]
+        for refs in remoteRefs.values { for h in refs.values { out[h.node, default: 0] += h.count } }
+        return out
+    }
+
+    // MARK: events
+
+    public mutating func handle(_ event: ClusterEvent, now: UInt64) -> [ClusterAction] {
+        var out: [ClusterAction] = []
+        switch event {
+        case .local(let e): local(e, now: now, into: &out)
+        case .cluster(let c, let rid, let r): cluster(c, rid, r, now: now, into: &out)
+        case .peerUp(let n, let info): peerUp(n, info, now: now, into: &out)
+        case .peerDown(let n, let why): peerDown(n, why: why, now: now, into: &out)
+        case .peerLoad(let n, let l): if peers[n] != nil { loads[n] = l }
+        case .message(let n, let corr, let m):
+            counters.messagesIn += 1
+            guard peers[n] != nil else { counters.refusedMessages += 1; break }
+            receive(m, from: n, correlation: corr, now: now, into: &out)
+        case .digestChecked(let token, let ok): digestChecked(token, ok: ok, now: now, into: &out)
+        case .reserveBatch(let token, let ids): reserveBatch(token, ids, now: now, into: &out)
+        }
+        expire(now: now, into: &out)
+        return out
+    }
+
+    // MARK: plumbing
+
+    mutating func send(_ m: PeerMessage, to n: NodeID, awaiting: Pending? = nil, now: UInt64, into out: inout [ClusterAction]) {
+        var corr: UInt64 = 0
+        if let p = awaiting {
+            corr = nextCorrelation
+            nextCorrelation &+= 1
+            outstanding[corr] = Outstanding(node: n, deadline: now &+ config.requestTimeout, what: p)
+        }
+        counters.messagesOut += 1
+        out.append(.send(n, correlation: corr, m))
+    }
+
+    mutating func reply(_ c: ClientID, _ rid: UInt64, _ r: StoreResponse, into out: inout [ClusterAction]) {
+        out.append(.local(.reply(c, requestId: rid, r)))
+    }
+
+    /// Runs a request through the local store as client `c`; returns its
+    /// direct reply and forwards every other action (notifications, woken
+    /// gets, removals) through `absorb`.
+    mutating func runLocal(_ request: StoreRequest, as c: ClientID, now: UInt64, into out: inout [ClusterAction]) -> StoreResponse? {
+        var direct: StoreResponse?
+        for a in store.handle(.request(c, requestId: 0, request), now: now) {
+            if case .reply(c, 0, let r) = a { direct = r } else { absorb(a, now: now, into: &out) }
+        }
+        return direct
+    }
+
+    /// Store actions: replies and notifications go to local clients (never
+    /// to pseudo-clients); a removal is unpublished and announced.
+    mutating func absorb(_ a: StoreAction, now: UInt64, into out: inout [ClusterAction]) {
+        switch a {
+        case .reply(let c, _, _), .notify(let c, _):
+            if c & Self.peerBit == 0 { out.append(.local(a)) }
+        case .removed(let id):
+            unpublish(id, now: now, into: &out)
+        }
+    }
+
+    mutating func localActions(_ actions: [StoreAction], now: UInt64, into out: inout [ClusterAction]) {
+        for a in actions { absorb(a, now: now, into: &out) }
+    }
+
+    /// Fails requests whose peer did not answer in time.
+    mutating func expire(now: UInt64, into out: inout [ClusterAction]) {
+        for (corr, o) in outstanding where o.deadline <= now {
+            outstanding[corr] = nil
+            counters.peerTimeouts += 1
+            fail(o, why: "no answer within \(config.requestTimeout / 1_000_000) ms", now: now, into: &out)
+        }
+        for (token, g) in gets {
+            if let d = g.deadline, d <= now { finishGet(token, now: now, into: &out) }
+        }
+    }
+
+    // MARK: membership
+
+    mutating func peerUp(_ n: NodeID, _ info: PeerInfo, now: UInt64, into out: inout [ClusterAction]) {
+        guard n != me else { return }
+        if let old = peers[n] {
+            if old == info { return }
+            peerDown(n, why: "restarted (incarnation \(old.incarnation) → \(info.incarnation))", now: now, into: &out)
+        }
+        peers[n] = info
+        counters.joins += 1
+        _ = store.handle(.connected(Self.pseudoClient(n)), now: now)
+        membershipChanged(now: now, into: &out)
+    }
+
+    mutating func peerDown(_ n: NodeID, why: String, now: UInt64, into out: inout [ClusterAction]) {
+        guard peers.removeValue(forKey: n) != nil else { return }
+        loads[n] = nil
+        counters.deaths += 1
+        // Its references and unsealed creations here: dropped and aborted.
+        localActions(store.handle(.disconnected(Self.pseudoClient(n)), now: now), now: now, into: &out)
+        directory.drop(node: n)
+        // Objects in its memory are gone for local holders.
+        for c in remoteRefs.keys { remoteRefs[c] = remoteRefs[c]!.filter { $0.value.node != n } }
+        for c in remoteUnsealed.keys {
+            for (id, node) in remoteUnsealed[c]! where node == n {
+                remoteUnsealed[c]![id] = nil
+                releaseReservation(id, now: now, into: &out)
+            }
+        }
+        for (corr, o) in outstanding where o.node == n {
+            outstanding[corr] = nil
+            fail(o, why: why, now: now, into: &out)
+        }
+        for b in barrierArrivals.keys { barrierArrivals[b] = barrierArrivals[b]!.mapValues { $0.subtracting([n]) } }
+        membershipChanged(now: now, into: &out)
+    }
+
+    /// Homes moved: keep only the entries homed here, re-publish every local
+    /// sealed object and re-send every reservation to its (new) home, and
+    /// re-send barrier arrivals to their coordinators.
+    mutating func membershipChanged(now: UInt64, into out: inout [ClusterAction]) {
+        let nodes = live, me = self.me
+        directory.keep { Home.of($0, among: nodes) == me }
+        for (id, location, digest) in store.sealedObjects {
+            let creator = store.creator(id).map { $0 & Self.peerBit != 0 ? NodeID(truncatingIfNeeded: $0) : me } ?? me
+            publish(id, creator: creator, location: location, digest: digest, now: now, into: &out)
+        }
+        for id in myReservations {
+            let h = home(of: id)
+            if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id), to: h, awaiting: .ignore, now: now, into: &out) }
+        }
+        for (name, round) in barrierArrived { arrive(name: name, round: round, now: now, into: &out) }
+        for name in barrierArrivals.keys { checkBarrier(name, now: now, into: &out) }
+    }
+
+    /// What to do when a request to a peer cannot complete.
+    mutating func fail(_ o: Outstanding, why: String, now: UInt64, into out: inout [ClusterAction]) {
+        let err = StoreError.nodeUnavailable(o.node, why: why)
+        switch o.what {
+        case .reserve(let c), .allocate(let c):
+            if case .allocate = o.what { releaseReservation(c.id, now: now, into: &out) }
+            reply(c.client, c.requestId, .error(err), into: &out)
+        case .batchReserve(let token, let i, _): batchAnswered(token, i, err, into: &out)
+        case .lookup(let g, let i): resolve(g, i, nil, now: now, into: &out)
+        case .contains(let c, let rid): reply(c, rid, .error(err), into: &out)
+        case .deleteLookup(let t, let i), .remoteDelete(let t, let i): deleteAnswered(t, i, err, into: &out)
+        case .acquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)
+        case .remoteSeal(let c, let rid, _), .remoteAbort(let c, let rid, _):
+            if c != 0 { reply(c, rid, .error(err), into: &out) }
+        case .list(let t): listChunk(t, [], last: true, into: &out)
+        case .ignore: break
+        }
+    }
+}

@@ -1,0 +1,109 @@
+import PlenumStore
+
+/// The home of an id: rendezvous (highest-random-weight) hashing over the
+/// live nodes (SPEC §10.4). Every node computes it alone, from the id and
+/// its view of who is live; when a node dies only its ids move.
+public enum Home {
+    public static func of(_ id: ObjectID, among live: some Collection<NodeID>) -> NodeID {
+        var best: NodeID = 0
+        var bestWeight: UInt64 = 0
+        var first = true
+        let key = id.prefix64
+        for n in live {
+            let w = mix(key ^ (UInt64(n) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
+            if first || w > bestWeight || (w == bestWeight && n < best) { best = n; bestWeight = w; first = false }
+        }
+        return best
+    }
+
+    /// Home of a barrier name (same rule, over the name).
+    public static func of(name: UInt64, among live: some Collection<NodeID>) -> NodeID {
+        of(ObjectID(prefix: name), among: live)
+    }
+
+    /// splitmix64's finaliser.
+    static func mix(_ x: UInt64) -> UInt64 {
+        var z = x &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+extension ObjectID {
+    /// The first 8 bytes, little-endian, folded with the rest (hashing only).
+    var prefix64: UInt64 {
+        var v: UInt64 = 0
+        for (i, b) in bytes.enumerated() { v ^= UInt64(b) << (8 * UInt64(i % 8)); if i % 8 == 7 { v = Home.mix(v) } }
+        return v
+    }
+
+    init(prefix: UInt64) {
+        var b = [UInt8](repeating: 0, count: ObjectID.byteCount)
+        for i in 0..<8 { b[i] = UInt8(truncatingIfNeeded: prefix >> (8 * UInt64(i))) }
+        self = ObjectID(bytes: b)!
+    }
+}
+
+/// The directory entries a node keeps for the ids it is home of
+/// (SPEC §10.4): who reserved an id, and once sealed, where it lives.
+/// Private memory only; nothing of it is shared.
+struct Directory {
+    struct Entry: Equatable {
+        var reservedBy: NodeID
+        var owner: NodeID?
+        var location: ObjectLocation?
+        var digest: UInt64 = 0
+        var sealed: Bool { owner != nil }
+    }
+
+    private(set) var entries: [ObjectID: Entry] = [:]
+    /// Nodes waiting for an id to be published (blocking gets elsewhere).
+    private(set) var watchers: [ObjectID: Set<NodeID>] = [:]
+
+    var count: Int { entries.count }
+
+    /// The one place uniqueness is decided: first reservation wins.
+    mutating func reserve(_ id: ObjectID, by node: NodeID) -> Bool {
+        guard entries[id] == nil else { return false }
+        entries[id] = Entry(reservedBy: node)
+        return true
+    }
+
+    mutating func unreserve(_ id: ObjectID, by node: NodeID) {
+        if let e = entries[id], !e.sealed, e.reservedBy == node { entries[id] = nil }
+    }
+
+    /// Records a sealed object; returns the nodes that watched for it.
+    mutating func publish(_ id: ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64) -> Set<NodeID> {
+        entries[id] = Entry(reservedBy: creator, owner: owner, location: location, digest: digest)
+        return watchers.removeValue(forKey: id) ?? []
+    }
+
+    mutating func unpublish(_ id: ObjectID, owner: NodeID) {
+        if let e = entries[id], e.owner == owner { entries[id] = nil }
+    }
+
+    /// What is known of `id`; a watch is registered when it is not sealed.
+    mutating func lookup(_ id: ObjectID, watch: NodeID?) -> Entry? {
+        let e = entries[id]
+        if let w = watch, e?.sealed != true { watchers[id, default: []].insert(w) }
+        return e
+    }
+
+    /// A node died: its objects and pending reservations are forgotten.
+    mutating func drop(node: NodeID) {
+        entries = entries.filter { _, e in e.owner != node && !(e.owner == nil && e.reservedBy == node) }
+        for (id, w) in watchers where w.contains(node) {
+            var s = w
+            s.remove(node)
+            watchers[id] = s.isEmpty ? nil : s
+        }
+    }
+
+    /// Keeps only the entries whose home is still `me` (membership changed).
+    mutating func keep(where isMine: (ObjectID) -> Bool) {
+        entries = entries.filter { isMine($0.key) }
+        watchers = watchers.filter { isMine($0.key) }
+    }
+}

@@ -1,0 +1,192 @@
+import PlenumStore
+import PlenumWire
+
+/// A node of the cluster, numbered as in the cluster file (SPEC §10.1).
+public typealias NodeID = UInt32
+
+/// What a directory (home node) knows of an id (SPEC §10.4).
+public enum DirectoryState: UInt8, Sendable {
+    case absent = 0, reserved = 1, sealed = 2
+}
+
+/// Every store-to-store message (SPEC §10.5). One message fills one ring
+/// slot: the slot's `kind` is the message type, its `requestId` the
+/// correlation id (0 for one-way messages; a reply echoes its request's),
+/// the payload the body below, little-endian, decoded with the same
+/// bounds-checked reader as client frames.
+public enum PeerMessage: Equatable, Sendable {
+    /// First message of every attachment of a producer: who is talking.
+    case hello(incarnation: UInt64)
+    // directory (to the id's home node)
+    case reserve(ObjectID)
+    case unreserve(ObjectID)
+    case publish(ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64)
+    case unpublish(ObjectID, owner: NodeID)
+    case lookup(ObjectID, watch: Bool)
+    case lookupReply(DirectoryState, owner: NodeID, location: ObjectLocation, digest: UInt64)
+    /// A watched id was published (home → watcher).
+    case published(ObjectID, owner: NodeID, location: ObjectLocation, digest: UInt64)
+    // objects (to the owner of the memory)
+    case acquire(ObjectID)
+    case acquireReply(code: UInt16, location: ObjectLocation, digest: UInt64)
+    case release(ObjectID)
+    case allocate(ObjectID, dataSize: Int, metadataSize: Int)
+    case allocateReply(code: UInt16, location: ObjectLocation)
+    case seal(ObjectID, digest: UInt64)
+    case abort(ObjectID)
+    case delete(ObjectID)
+    /// Reply to reserve, seal, abort and delete: 0 or a §9.3 error code.
+    case result(code: UInt16)
+    // notifications (owner → nodes with subscribers)
+    case notifySealed(ObjectID, owner: NodeID, location: ObjectLocation, digest: UInt64)
+    case notifyDeleted(ObjectID)
+    // barrier (to / from the coordinator, the home of the name)
+    case barrierArrive(name: UInt64, round: UInt64)
+    case barrierRelease(name: UInt64, round: UInt64, nodes: UInt32)
+    // listing
+    case list
+    case listChunk([ObjectInfo], last: Bool)
+
+    /// Ring slot kinds (SPEC §10.5 table).
+    public enum Kind: UInt16, Sendable {
+        case hello = 0x01
+        case reserve = 0x10, unreserve, publish, unpublish, lookup, published
+        case acquire = 0x20, release, allocate, seal, abort, delete
+        case notifySealed = 0x30, notifyDeleted
+        case barrierArrive = 0x40, barrierRelease
+        case list = 0x50
+        case lookupReply = 0x94
+        case acquireReply = 0xA0, allocateReply = 0xA2, result = 0xA3
+        case listChunk = 0xD0
+    }
+
+    /// Rows per list chunk: 9 × 100 bytes fit a 1024-byte slot.
+    public static let listRowsPerChunk = 9
+
+    public var kind: Kind {
+        switch self {
+        case .hello: return .hello
+        case .reserve: return .reserve
+        case .unreserve: return .unreserve
+        case .publish: return .publish
+        case .unpublish: return .unpublish
+        case .lookup: return .lookup
+        case .lookupReply: return .lookupReply
+        case .published: return .published
+        case .acquire: return .acquire
+        case .acquireReply: return .acquireReply
+        case .release: return .release
+        case .allocate: return .allocate
+        case .allocateReply: return .allocateReply
+        case .seal: return .seal
+        case .abort: return .abort
+        case .delete: return .delete
+        case .result: return .result
+        case .notifySealed: return .notifySealed
+        case .notifyDeleted: return .notifyDeleted
+        case .barrierArrive: return .barrierArrive
+        case .barrierRelease: return .barrierRelease
+        case .list: return .list
+        case .listChunk: return .listChunk
+        }
+    }
+
+    /// Whether a reply is expected (the request carries a correlation id).
+    public var expectsReply: Bool {
+        switch self {
+        case .reserve, .lookup, .acquire, .allocate, .seal, .abort, .delete, .list: return true
+        default: return false
+        }
+    }
+
+    /// The body bytes (the slot payload).
+    public func encodeBody() -> [UInt8] {
+        var w = WireWriter()
+        switch self {
+        case .hello(let inc): w.u64(inc)
+        case .reserve(let id), .unreserve(let id), .acquire(let id), .release(let id), .abort(let id),
+             .delete(let id), .notifyDeleted(let id):
+            w.id(id)
+        case .publish(let id, let owner, let creator, let l, let d):
+            w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d)
+        case .unpublish(let id, let owner): w.id(id); w.u32(owner)
+        case .lookup(let id, let watch): w.id(id); w.u8(watch ? 1 : 0)
+        case .lookupReply(let s, let owner, let l, let d): w.u8(s.rawValue); w.u32(owner); Wire.location(&w, l); w.u64(d)
+        case .published(let id, let owner, let l, let d), .notifySealed(let id, let owner, let l, let d):
+            w.id(id); w.u32(owner); Wire.location(&w, l); w.u64(d)
+        case .acquireReply(let c, let l, let d): w.u16(c); Wire.location(&w, l); w.u64(d)
+        case .allocate(let id, let ds, let ms): w.id(id); w.int(ds); w.int(ms)
+        case .allocateReply(let c, let l): w.u16(c); Wire.location(&w, l)
+        case .seal(let id, let d): w.id(id); w.u64(d)
+        case .result(let c): w.u16(c)
+        case .barrierArrive(let n, let r): w.u64(n); w.u64(r)
+        case .barrierRelease(let n, let r, let count): w.u64(n); w.u64(r); w.u32(count)
+        case .list: break
+        case .listChunk(let rows, let last):
+            w.u8(last ? 1 : 0)
+            w.u32(UInt32(rows.count))
+            for o in rows {
+                w.id(o.id); Wire.location(&w, o.location); w.int(o.refCount); w.u64(o.createdNanos)
+                w.u64(o.constructNanos ?? .max); w.u64(o.digest ?? 0)
+            }
+        }
+        return w.bytes
+    }
+
+    /// Decodes a slot: every field bounds-checked, trailing bytes refused.
+    public static func decode(kind raw: UInt16, body: [UInt8]) throws(WireError) -> PeerMessage {
+        guard let kind = Kind(rawValue: raw) else { throw .unknownType(raw) }
+        var r = WireReader(body)
+        let m: PeerMessage
+        switch kind {
+        case .hello: m = .hello(incarnation: try r.u64())
+        case .reserve: m = .reserve(try r.id())
+        case .unreserve: m = .unreserve(try r.id())
+        case .acquire: m = .acquire(try r.id())
+        case .release: m = .release(try r.id())
+        case .abort: m = .abort(try r.id())
+        case .delete: m = .delete(try r.id())
+        case .notifyDeleted: m = .notifyDeleted(try r.id())
+        case .publish:
+            m = .publish(try r.id(), owner: try r.u32(), creator: try r.u32(), location: try Wire.location(&r), digest: try r.u64())
+        case .unpublish: m = .unpublish(try r.id(), owner: try r.u32())
+        case .lookup:
+            let id = try r.id()
+            let w = try r.u8()
+            guard w <= 1 else { throw .badValue("watch flag \(w)") }
+            m = .lookup(id, watch: w == 1)
+        case .lookupReply:
+            let s = try r.u8()
+            guard let state = DirectoryState(rawValue: s) else { throw .badValue("directory state \(s)") }
+            m = .lookupReply(state, owner: try r.u32(), location: try Wire.location(&r), digest: try r.u64())
+        case .published:
+            m = .published(try r.id(), owner: try r.u32(), location: try Wire.location(&r), digest: try r.u64())
+        case .notifySealed:
+            m = .notifySealed(try r.id(), owner: try r.u32(), location: try Wire.location(&r), digest: try r.u64())
+        case .acquireReply: m = .acquireReply(code: try r.u16(), location: try Wire.location(&r), digest: try r.u64())
+        case .allocate: m = .allocate(try r.id(), dataSize: try r.int(), metadataSize: try r.int())
+        case .allocateReply: m = .allocateReply(code: try r.u16(), location: try Wire.location(&r))
+        case .seal: m = .seal(try r.id(), digest: try r.u64())
+        case .result: m = .result(code: try r.u16())
+        case .barrierArrive: m = .barrierArrive(name: try r.u64(), round: try r.u64())
+        case .barrierRelease: m = .barrierRelease(name: try r.u64(), round: try r.u64(), nodes: try r.u32())
+        case .list: m = .list
+        case .listChunk:
+            let last = try r.u8()
+            guard last <= 1 else { throw .badValue("last flag \(last)") }
+            let n = Int(try r.u32())
+            guard n <= listRowsPerChunk else { throw .badValue("\(n) rows in one list chunk") }
+            var rows: [ObjectInfo] = []
+            for _ in 0..<n {
+                let id = try r.id(), l = try Wire.location(&r), refs = try r.int()
+                let created = try r.u64(), construct = try r.u64(), digest = try r.u64()
+                guard refs >= 0 else { throw .badValue("refCount \(refs)") }
+                rows.append(ObjectInfo(id: id, location: l, state: .sealed, refCount: refs, createdNanos: created,
+                                       constructNanos: construct == .max ? nil : construct, digest: digest))
+            }
+            m = .listChunk(rows, last: last == 1)
+        }
+        guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+        return m
+    }
+}
