@@ -73,7 +73,7 @@ let package = Package(
         // The store daemon: io_uring event loop around StoreCore.
         .target(
             name: "PlenumDaemon",
-            dependencies: ["PlenumStore", "PlenumWire", "PlenumRegion", "PlenumRing", "PlenumMemory", "CURing", "CPlenumShim",
+            dependencies: ["PlenumStore", "PlenumWire", "PlenumCluster", "PlenumRegion", "PlenumRing", "PlenumMemory", "CURing", "CPlenumShim",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: optimise
         ),
@@ -96,7 +96,7 @@ let package = Package(
             name: "plenum",
             dependencies: [
                 "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench", "PlenumSimulator",
-                "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire",
+                "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire", "PlenumCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

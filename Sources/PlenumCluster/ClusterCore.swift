@@ -136,6 +136,19 @@ public struct ClusterCore: Sendable {
     public var live: [NodeID] { [me] + peers.keys.sorted() }
     public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
     public var directoryEntries: Int { directory.count }
+    /// References each peer holds on objects in this node's memory.
+    public var referencesLent: [NodeID: Int] {
+        var out: [NodeID: Int] = [:]
+        for n in peers.keys { out[n] = store.references(of: Self.pseudoClient(n)) }
+        return out
+    }
+
+    /// The earliest time the core must be ticked (get deadlines, peer
+    /// request timeouts), for the shell's timer.
+    public var nextDeadline: UInt64? {
+        let d = [store.nextDeadline, gets.values.compactMap(\.deadline).min(), outstanding.values.map(\.deadline).min()].compactMap { $0 }
+        return d.min()
+    }
     public var pendingRequests: Int { outstanding.count }
     /// References held here on each peer's objects (for status).
     public var referencesHeld: [NodeID: Int] {

@@ -75,6 +75,9 @@ public struct StoreCore: Sendable {
     /// The client that created `id` (its creator until sealed, for the record after).
     public func creator(_ id: ObjectID) -> ClientID? { objects[id]?.creator }
 
+    /// How many references client `c` holds.
+    public func references(of c: ClientID) -> Int { clients[c]?.references.values.reduce(0, +) ?? 0 }
+
     /// Clients that subscribed to notifications.
     public var subscribers: [ClientID] { clients.filter { $0.value.subscribed }.map(\.key) }
 

@@ -12,26 +12,40 @@ let defaultSocket = "/tmp/plenum-\(getuid()).sock"
 struct StoreCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "store", abstract: "Run a store daemon (io_uring, Unix socket, zero-copy objects in a region).")
     @Option(help: "Unix socket path.") var socket = defaultSocket
-    @Option(help: "Object memory, e.g. 1G.") var memory: ByteSize
+    @Option(help: "Object memory, e.g. 1G.") var memory: ByteSize?
     @Option(help: "Region file (default: a fresh file in /dev/shm, removed on exit).") var region: String?
     @Option var numaNode: Int?
     @Option var lineSize = LineSize.default
+    @Option(help: "Cluster file (TOML, SPEC §10.1): run one node of a cluster.") var cluster: String?
+    @Option(help: "This node's id in the cluster file.") var node: UInt32?
     @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        if cluster != nil, node == nil { throw ValidationError("--cluster needs --node N") }
+        if cluster == nil, memory == nil { throw ValidationError("--memory is required (or run a cluster node with --cluster FILE --node N)") }
+    }
 
     func run() throws {
         let logger = log.bootstrap()
-        var o = StoreDaemon.Options(socketPath: socket, memory: memory.bytes)
-        o.regionPath = region
-        o.numaNode = numaNode
-        o.lineSize = lineSize
+        var o: StoreDaemon.Options
+        if let cluster, let node {
+            o = try StoreDaemon.Options(cluster: try loadCluster(cluster), node: node)
+        } else {
+            o = StoreDaemon.Options(socketPath: socket, memory: memory!.bytes)
+            o.regionPath = region
+            o.numaNode = numaNode
+            o.lineSize = lineSize
+        }
         let daemon = try StoreDaemon(o, logger: logger)
         try daemon.run()
     }
 }
 
 struct ClientOptions: ParsableArguments {
-    @Option(help: "Socket of the store.") var socket = defaultSocket
-    func connect() throws -> PlenumClient { try PlenumClient(socketPath: socket) }
+    @Option(help: "Socket of the store.") var socket: String?
+    @Option(name: .customLong("via"), help: "Talk to node N of the local cluster (`plenum cluster up`).") var via: Int?
+    var socketPath: String { socket ?? via.map { LocalCluster.defaultDir + "/node\($0).sock" } ?? defaultSocket }
+    func connect() throws -> PlenumClient { try PlenumClient(socketPath: socketPath) }
 }
 
 /// A runtime failure of a CLI command: printed as `Error: …`, exit 1, no usage.
@@ -60,6 +74,7 @@ struct PutCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "put", abstract: "Store a file as a sealed object.")
     @Argument(help: "ID FILE, or FILE with --name.") var arguments: [String]
     @Option(help: "Name hashed to the object id.") var name: String?
+    @Option(help: "Place the object in this cluster node's memory (default: local, or the peer with most free memory when full).") var node: UInt32?
     @OptionGroup var client: ClientOptions
 
     func validate() throws {
@@ -70,7 +85,7 @@ struct PutCommand: ParsableCommand {
         let oid = try objectID(name == nil ? arguments[0] : nil, name: name)
         let file = arguments.last!
         guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
-        try client.connect().put(oid, data: Array(data))
+        try client.connect().put(oid, data: Array(data), onNode: node)
         print(oid.hex)
     }
 }
@@ -103,13 +118,13 @@ struct ListCommand: ParsableCommand {
         let rows = try client.connect().list()
         if json {
             let doc = rows.map { r -> [String: Any] in
-                ["id": r.id.hex, "data_size": r.location.dataSize, "metadata_size": r.location.metadataSize,
+                ["id": r.id.hex, "region": r.location.region, "data_size": r.location.dataSize, "metadata_size": r.location.metadataSize,
                  "ref_count": r.refCount, "state": r.state.rawValue, "construct_ns": r.constructNanos.map { Int($0) } ?? -1]
             }
             print(String(decoding: try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys]), as: UTF8.self))
             return
         }
-        for r in rows { print("\(r.id.hex)  \(r.state.rawValue)  data \(r.location.dataSize)  metadata \(r.location.metadataSize)  refs \(r.refCount)") }
+        for r in rows { print("\(r.id.hex)  \(r.state.rawValue)  data \(r.location.dataSize)  metadata \(r.location.metadataSize)  refs \(r.refCount)  region \(r.location.region)") }
         print("\(rows.count) object(s)")
     }
 }

@@ -1,0 +1,210 @@
+/// The cluster file (SPEC §10.1): nodes, their memory, sockets, NUMA
+/// nodes and reach (which other nodes' memory each maps, by its own path).
+public struct ClusterConfig: Equatable, Sendable {
+    public struct Node: Equatable, Sendable {
+        public var id: NodeID
+        public var socket: String
+        /// This node's own region, as this node names it.
+        public var region: String
+        public var memory: Int
+        public var numaNode: Int?
+        /// Peers whose memory this node maps, with the path on this node.
+        public var reach: [NodeID: String]
+        /// The doorbell datagram socket (peers on the same host wake a
+        /// sleeping store through it; SPEC §10.3).
+        public var bell: String { socket + ".bell" }
+        public init(id: NodeID, socket: String, region: String, memory: Int, numaNode: Int? = nil, reach: [NodeID: String] = [:]) {
+            self.id = id
+            self.socket = socket
+            self.region = region
+            self.memory = memory
+            self.numaNode = numaNode
+            self.reach = reach
+        }
+    }
+
+    public var lineSize = 128
+    public var heartbeatMillis = 50
+    public var deadAfterMillis = 1000
+    public var ringSlots = 128
+    public var ringSlotSize = 1024
+    public var nodes: [Node]
+
+    public init(nodes: [Node]) { self.nodes = nodes }
+
+    public func node(_ id: NodeID) -> Node? { nodes.first { $0.id == id } }
+
+    /// N nodes on this host: regions in `shm`, sockets and logs in `dir`,
+    /// every node reaching every other (the embedded default).
+    public static func local(nodes count: Int, memory: Int, dir: String, shm: String = "/dev/shm", tag: String) -> ClusterConfig {
+        let regions = (0..<count).map { "\(shm)/plenum-\(tag)-node\($0).region" }
+        return ClusterConfig(nodes: (0..<count).map { i in
+            var reach: [NodeID: String] = [:]
+            for j in 0..<count where j != i { reach[NodeID(j)] = regions[j] }
+            return Node(id: NodeID(i), socket: "\(dir)/node\(i).sock", region: regions[i], memory: memory, reach: reach)
+        })
+    }
+
+    // MARK: TOML
+
+    public func toml() -> String {
+        var s = """
+        # Plenum cluster file (SPEC §10.1)
+        [cluster]
+        line_size = \(lineSize)
+        heartbeat_ms = \(heartbeatMillis)
+        dead_after_ms = \(deadAfterMillis)
+        ring_slots = \(ringSlots)
+        ring_slot_size = \(ringSlotSize)
+
+        """
+        for n in nodes {
+            s += "\n[[node]]\nid = \(n.id)\nsocket = \"\(n.socket)\"\nregion = \"\(n.region)\"\nmemory = \(n.memory)\n"
+            if let numa = n.numaNode { s += "numa_node = \(numa)\n" }
+            if !n.reach.isEmpty {
+                s += "[node.reach]\n"
+                for (p, path) in n.reach.sorted(by: { $0.key < $1.key }) { s += "\(p) = \"\(path)\"\n" }
+            }
+        }
+        return s
+    }
+
+    public static func parse(_ text: String) throws(ClusterConfigError) -> ClusterConfig {
+        let root: [String: TOML.Value]
+        do { root = try TOML.parse(text) } catch { throw .syntax(error.description) }
+        for key in root.keys where !["cluster", "node"].contains(key) {
+            if key == "pool" { throw .unsupported("[[pool]] regions (owned by no node) are not supported yet; give each region an owning node") }
+            throw .unknownKey(key)
+        }
+        var c = ClusterConfig(nodes: [])
+        if case .table(let t)? = root["cluster"] {
+            for (k, v) in t {
+                guard case .int(let i) = v else { throw .badValue("cluster.\(k) must be an integer") }
+                switch k {
+                case "line_size": c.lineSize = i
+                case "heartbeat_ms": c.heartbeatMillis = i
+                case "dead_after_ms": c.deadAfterMillis = i
+                case "ring_slots": c.ringSlots = i
+                case "ring_slot_size": c.ringSlotSize = i
+                default: throw .unknownKey("cluster.\(k)")
+                }
+            }
+        }
+        guard case .array(let nodes)? = root["node"], !nodes.isEmpty else { throw .badValue("no [[node]] in the cluster file") }
+        for case .table(let t) in nodes {
+            func str(_ k: String) throws(ClusterConfigError) -> String {
+                guard case .string(let s)? = t[k], !s.isEmpty else { throw .badValue("every [[node]] needs \(k) = \"…\"") }
+                return s
+            }
+            guard case .int(let id)? = t["id"], id >= 0, id < 64 else { throw .badValue("every [[node]] needs id = 0…63") }
+            var memory = 0
+            switch t["memory"] {
+            case .int(let m)?: memory = m
+            case .string(let s)?: memory = try parseBytes(s)
+            default: throw .badValue("node \(id) needs memory = bytes (e.g. \"256M\")")
+            }
+            guard memory > 0 else { throw .badValue("node \(id): memory must be positive") }
+            var node = Node(id: NodeID(id), socket: try str("socket"), region: try str("region"), memory: memory)
+            if case .int(let numa)? = t["numa_node"] { node.numaNode = numa }
+            if case .table(let reach)? = t["reach"] {
+                for (k, v) in reach {
+                    guard let peer = UInt32(k), case .string(let path) = v, !path.isEmpty else {
+                        throw .badValue("node \(id): reach entries are `PEER_ID = \"path to its region on this node\"`")
+                    }
+                    node.reach[peer] = path
+                }
+            }
+            for k in t.keys where !["id", "socket", "region", "memory", "numa_node", "reach"].contains(k) { throw .unknownKey("node.\(k)") }
+            c.nodes.append(node)
+        }
+        try c.validate()
+        return c
+    }
+
+    static func parseBytes(_ s: String) throws(ClusterConfigError) -> Int {
+        var text = s.uppercased()
+        if text.hasSuffix("IB") { text.removeLast(2) } else if text.hasSuffix("B") { text.removeLast() }
+        var scale = 1
+        if let u = text.last, let k = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30][String(u)] { scale = k; text.removeLast() }
+        guard let n = Int(text), n > 0, n <= Int.max / scale else { throw .badValue("cannot read size \"\(s)\" (e.g. 512M, 2G)") }
+        return n * scale
+    }
+
+    /// Ids unique, reach names known nodes, line size allowed, geometry
+    /// sane, and every pair of nodes shares memory for its rings.
+    public func validate() throws(ClusterConfigError) {
+        var seen = Set<NodeID>()
+        for n in nodes {
+            guard seen.insert(n.id).inserted else { throw .badValue("node id \(n.id) appears twice") }
+        }
+        for n in nodes {
+            for p in n.reach.keys {
+                guard seen.contains(p) else { throw .badValue("node \(n.id) reaches node \(p), which is not in the file") }
+                guard p != n.id else { throw .badValue("node \(n.id) lists itself in reach") }
+            }
+        }
+        guard [64, 128, 256].contains(lineSize) else { throw .badValue("line_size must be 64, 128 or 256") }
+        guard heartbeatMillis > 0, deadAfterMillis > 2 * heartbeatMillis else {
+            throw .badValue("dead_after_ms must exceed two heartbeats (heartbeat_ms = \(heartbeatMillis))")
+        }
+        guard ringSlots >= 8, ringSlots <= 4096, ringSlots & (ringSlots - 1) == 0 else { throw .badValue("ring_slots must be a power of two in 8…4096") }
+        guard ringSlotSize >= 1024, ringSlotSize <= 65536, ringSlotSize % lineSize == 0 else {
+            throw .badValue("ring_slot_size must be a multiple of line_size in 1024…65536 (a list chunk needs 1024)")
+        }
+        _ = try RingPlan(self)
+    }
+}
+
+public enum ClusterConfigError: Error, CustomStringConvertible, Equatable {
+    case syntax(String)
+    case unknownKey(String)
+    case badValue(String)
+    case unsupported(String)
+    case noSharedMemory(NodeID, NodeID)
+    case unknownNode(NodeID)
+
+    public var description: String {
+        switch self {
+        case .syntax(let s): return s
+        case .unknownKey(let k): return "cluster file: unknown key \(k) (see SPEC §10.1)"
+        case .badValue(let s): return "cluster file: \(s)"
+        case .unsupported(let s): return "cluster file: \(s)"
+        case .noSharedMemory(let a, let b):
+            return "nodes \(a) and \(b) share no memory: neither maps the other's region, so no ring can join them (relaying through a third node is not supported); add `\(b) = \"path\"` to node \(a)'s reach or `\(a) = \"path\"` to node \(b)'s"
+        case .unknownNode(let n): return "node \(n) is not in the cluster file"
+        }
+    }
+}
+
+/// Where each ring lives (SPEC §10.2): ring p→c in c's memory when p maps
+/// it (the consumer polls locally), else in p's memory when c maps that
+/// (one-way reach: both rings of the pair in the memory they share).
+/// Inside a region, the rings it hosts are numbered by (producer, consumer).
+public struct RingPlan: Equatable, Sendable {
+    public struct Site: Equatable, Sendable {
+        public var host: NodeID
+        public var index: Int
+    }
+
+    public private(set) var sites: [[NodeID]: Site] = [:]
+    public private(set) var hosted: [NodeID: [[NodeID]]] = [:]
+
+    public init(_ config: ClusterConfig) throws(ClusterConfigError) {
+        let ids = config.nodes.map(\.id).sorted()
+        for p in ids {
+            for c in ids where c != p {
+                let pReachesC = config.node(p)!.reach[c] != nil
+                let cReachesP = config.node(c)!.reach[p] != nil
+                let host: NodeID
+                if pReachesC { host = c } else if cReachesP { host = p } else { throw .noSharedMemory(p, c) }
+                hosted[host, default: []].append([p, c])
+            }
+        }
+        for (host, pairs) in hosted {
+            for (i, pair) in pairs.enumerated() { sites[pair] = Site(host: host, index: i) }
+        }
+    }
+
+    public func site(from p: NodeID, to c: NodeID) -> Site? { sites[[p, c]] }
+    public func rings(in host: NodeID) -> Int { hosted[host]?.count ?? 0 }
+}

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPlenumShim
+import CURing
+import Logging
+import PlenumMemory
+import PlenumRegion
+import PlenumRing
+import PlenumStore
+import PlenumWire
+
+/// Shared-memory request/reply rings between clients and this store (SPEC §9.6).
+extension StoreDaemon {
+    /// The doorbell word (daemon-owned line, SPEC §9.6): store; fence(.full)
+    /// so the following ring polls are ordered after it; flush; fence.
+    func setSleeping(_ sleeping: Bool) {
+        let m = region.memory()
+        m.store64(sleeping ? 1 : 0, at: doorbell, ordering: .releasing)
+        m.fence(.full)
+        m.flush(at: doorbell, count: 8)
+        m.fence(.store)
+    }
+
+    /// Serves every ring client's queued requests; returns how many.
+    func pollRings() -> Int {
+        var handled = 0
+        for (id, e) in endpoints {
+            flushPending(e)
+            var budget = 32
+            while budget > 0, let c = connections[id] {
+                budget -= 1
+                let frame: [UInt8]?
+                switch e.requests.poll({ Array($0.payload) }) {
+                case .delivered(let f): frame = f
+                case .corrupt(let why):
+                    logger.warning("client \(id) request ring: \(why)")
+                    continue
+                case .empty: frame = nil
+                }
+                guard let frame else { break }
+                handled += 1
+                handle(frame: frame, from: c)
+            }
+        }
+        return handled
+    }
+    /// Formats a fresh ring pair for client c and tells it where (over the
+    /// socket). From then on replies that fit a slot travel by ring.
+    func openRings(for c: Connection, requestId: UInt64) {
+        guard endpoints[c.id] == nil, let pair = freePairs.popLast() else {
+            sendSocket(c, Wire.error(.outOfMemory, "no free ring pair (at most \(Self.maxRingClients) ring clients); keep using the socket", requestId: requestId))
+            return
+        }
+        let m = region.memory()
+        let line = region.lineSize.bytes
+        let base = ringArea + pair * 2 * ringBytes
+        let req = try! RingLayout(base: base, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
+        let rep = try! RingLayout(base: base + ringBytes, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
+        pairEpochs[pair] += 1
+        Ring.format(req, producer: UInt32(c.id & 0xFFFF_FFFF), consumer: 0, epoch: pairEpochs[pair], in: m)
+        Ring.format(rep, producer: 0, consumer: UInt32(c.id & 0xFFFF_FFFF), epoch: pairEpochs[pair], in: m)
+        guard let producer = try? RingProducer(memory: m, layout: rep) else {
+            freePairs.append(pair)
+            sendSocket(c, Wire.error(.malformedFrame, "the reply ring could not be attached; keep using the socket", requestId: requestId))
+            return
+        }
+        endpoints[c.id] = RingEndpoint(pair: pair, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
+        sendSocket(c, Wire.encode(Wire.RingPair(requests: req.base, replies: rep.base, length: ringBytes, doorbell: doorbell), requestId: requestId))
+        lastRingActivity = monotonicNanos()
+    }
+
+    /// Posts queued replies into a ring client's reply ring while it has room.
+    func flushPending(_ e: RingEndpoint) {
+        while let frame = e.pending.first {
+            let r: PostResult
+            do { r = try frame.withUnsafeBytes { try e.replies.post(kind: 1, requestId: 0, payload: $0) } } catch {
+                // The client corrupted its side of the reply ring: it cannot be served.
+                logger.warning("reply ring unusable: \(error)")
+                e.pending.removeAll()
+                if let c = connections.first(where: { endpoints[$0.key] === e })?.value { drop(c, why: "corrupt reply ring") }
+                return
+            }
+            guard case .posted = r else { return }
+            e.pending.removeFirst()
+        }
+    }
+
+    /// Replies and notifications: by the client's reply ring when it has
+    /// one and the frame fits a slot (in order behind anything pending),
+    /// else by the socket.
+    func enqueue(_ c: Connection, _ frame: [UInt8]) {
+        if let e = endpoints[c.id], frame.count <= Self.ringSlotSize - RingLayout.slotHeaderBytes {
+            e.pending.append(frame)
+            flushPending(e)
+            if e.pending.count > Self.maxPendingReplies { drop(c, why: "not reading its reply ring") }
+            return
+        }
+        sendSocket(c, frame)
+    }
+
+}

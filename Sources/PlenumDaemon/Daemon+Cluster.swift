@@ -1,0 +1,207 @@
+import CPlenumShim
+import CURing
+import Glibc
+import PlenumCluster
+import PlenumMemory
+import PlenumRegion
+import PlenumStore
+import PlenumWire
+
+/// The cluster side of the loop (SPEC §10.3): heartbeats on a timer, peer
+/// rings polled with the client rings, the doorbell socket, and what the
+/// store tells its clients about peer regions and the cluster.
+extension StoreDaemon {
+    var heartbeatNanos: UInt64 { UInt64(options.cluster?.config.heartbeatMillis ?? 50) * 1_000_000 }
+
+    /// The doorbell: a datagram socket peers on this host write one byte to.
+    func openBell() throws {
+        guard let me = options.cluster.flatMap({ $0.config.node($0.node) }) else { return }
+        unlink(me.bell)
+        bellFD = socket(AF_UNIX, 2 /* SOCK_DGRAM */ | 0o2000000 /* SOCK_CLOEXEC */, 0)
+        guard bellFD >= 0 else { throw DaemonError.system(.last("socket", subject: me.bell)) }
+        let ok = try UnixSocket.withAddress(me.bell) { bind(bellFD, $0, $1) }
+        guard ok == 0 else { throw DaemonError.system(.last("bind", subject: me.bell, hint: "is another store using this socket path?")) }
+        armBell()
+    }
+
+    func armBell() {
+        guard bellFD >= 0 else { return }
+        let s = sqe()
+        io_uring_prep_recv(s, bellFD, bellBuffer, 64, 0)
+        io_uring_sqe_set_data64(s, Self.data(.bell))
+    }
+
+    /// Publishes this node's heartbeat, reads the peers', feeds membership
+    /// changes to the core; re-armed every `heartbeat_ms`.
+    func heartbeat() {
+        guard let peers else { return }
+        let now = monotonicNanos()
+        nextHeartbeat = now &+ heartbeatNanos
+        let s = core.store.stats
+        let load = Heartbeat(beat: 0, incarnation: 0, capacity: s.capacity, used: s.used, objects: s.objects,
+                             largestFree: s.allocator.largestFree, flags: core.store.subscribers.isEmpty ? 0 : Heartbeat.flagSubscribers)
+        var events: [ClusterEvent] = []
+        peers.tick(now: now, load: load, into: &events)
+        for e in events { dispatch(core.handle(e, now: now)) }
+        dispatch(core.handle(.local(.tick), now: now))
+        if !heartbeatArmed {
+            heartbeatArmed = true
+            heartbeatSpec.pointee.tv_sec = Int64(heartbeatNanos / 1_000_000_000)
+            heartbeatSpec.pointee.tv_nsec = Int64(heartbeatNanos % 1_000_000_000)
+            let q = sqe()
+            io_uring_prep_timeout(q, heartbeatSpec, 0, 0)
+            io_uring_sqe_set_data64(q, Self.data(.heartbeat))
+        }
+    }
+
+    /// One pass over the peer rings; replies the core makes go out at once.
+    func pollPeers() -> Int {
+        guard let peers else { return 0 }
+        var events: [ClusterEvent] = []
+        var n = peers.poll(into: &events)
+        if !events.isEmpty {
+            let now = monotonicNanos()
+            for e in events { dispatch(core.handle(e, now: now)) }
+            n += peers.flushAll()
+        }
+        return n
+    }
+
+    /// The regions this store maps for its clients, descriptors attached
+    /// (SPEC §10.7): every live peer's, by the handle locations name.
+    func sendRegions(to c: Connection, requestId: UInt64) {
+        var table: [Wire.RegionInfo] = []
+        var fds: [Int32] = []
+        if let peers {
+            for (node, handle) in peers.handles.sorted(by: { $0.value < $1.value }) {
+                guard let r = peers.peerRegions[node], fds.count < Int(PLENUM_MAX_FDS) else {
+                    table.append(Wire.RegionInfo(handle: handle, node: node, size: 0, lineSize: region.lineSize.bytes))
+                    continue
+                }
+                let fd = open(r.path, O_RDWR | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                table.append(Wire.RegionInfo(handle: handle, node: node, size: r.size, lineSize: r.lineSize.bytes))
+                fds.append(fd)
+            }
+        }
+        sendSocket(c, Wire.encode(table, requestId: requestId), descriptors: fds)
+    }
+
+    /// `plenum status` (SPEC §10.9): this node's view as JSON.
+    func statusJSON() -> String {
+        let s = core.store.stats
+        let j = JSON()
+        j.object {
+            j.field("node", Int(core.me))
+            j.field("incarnation", Int(truncatingIfNeeded: incarnation))
+            j.field("socket", options.socketPath)
+            j.field("pid", Int(getpid()))
+            j.field("region", regionPath)
+            j.field("memory") {
+                j.object {
+                    j.field("capacity", s.capacity); j.field("used", s.used); j.field("free", s.capacity - s.used)
+                    j.field("objects", s.objects); j.field("fragmentation", s.allocator.fragmentation)
+                }
+            }
+            j.field("clients", connections.count)
+            j.field("directory_entries", core.directoryEntries)
+            j.field("pending_peer_requests", core.pendingRequests)
+            let c = core.counters
+            j.field("messages") {
+                j.object {
+                    j.field("in", c.messagesIn); j.field("out", c.messagesOut); j.field("unexpected_replies", c.unexpectedReplies)
+                    j.field("refused", c.refusedMessages); j.field("digest_mismatches", c.digestMismatches)
+                    j.field("timeouts", c.peerTimeouts); j.field("deaths", c.deaths); j.field("joins", c.joins)
+                }
+            }
+            let held = core.referencesHeld
+            let lent = core.referencesLent
+            let now = monotonicNanos()
+            j.field("peers") {
+                j.array {
+                    for l in (peers?.links.values.sorted { $0.peer < $1.peer }) ?? [] {
+                        j.element {
+                            j.object {
+                                j.field("node", Int(l.peer))
+                                j.field("socket", peers?.config.node(l.peer)?.socket ?? "")
+                                let state: String
+                                switch l.state {
+                                case .waiting: state = l.attached ? "waiting for hello" : "detached"
+                                case .up: state = "alive"
+                                case .fenced: state = "dead"
+                                }
+                                j.field("state", state)
+                                j.field("alive", core.peers[l.peer] != nil)
+                                j.field("heartbeat_age_ms", l.lastBeatAt == 0 ? -1 : Int((now &- l.lastBeatAt) / 1_000_000))
+                                if let load = core.loads[l.peer] {
+                                    j.field("memory") {
+                                        j.object { j.field("capacity", load.capacity); j.field("used", load.used); j.field("free", load.free); j.field("objects", load.objects) }
+                                    }
+                                }
+                                j.field("references_held", held[l.peer] ?? 0)
+                                j.field("references_lent", lent[l.peer] ?? 0)
+                                if !l.lastError.isEmpty { j.field("last_error", l.lastError) }
+                                for (name, p, q) in [("ring_out", core.me, l.peer), ("ring_in", l.peer, core.me)] {
+                                    j.field(name) {
+                                        j.object {
+                                            let site = peers?.plan.site(from: p, to: q)
+                                            j.field("pair", "\(p)->\(q)")
+                                            j.field("lives_in_node", Int(site?.host ?? 0))
+                                            if name == "ring_out" {
+                                                j.field("posted", Int(truncatingIfNeeded: l.producer?.posted ?? 0)); j.field("sent", l.sent)
+                                                j.field("queued", l.pending); j.field("full_events", l.fullEvents)
+                                                j.field("epoch", Int(truncatingIfNeeded: l.producer?.epoch ?? 0))
+                                            } else {
+                                                j.field("consumed", Int(truncatingIfNeeded: l.consumer?.consumed ?? 0)); j.field("received", l.received)
+                                                j.field("corrupt_slots", l.corrupt); j.field("dropped", l.dropped)
+                                                j.field("epoch", Int(truncatingIfNeeded: l.consumer?.epoch ?? 0))
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return j.text
+    }
+}
+
+/// A minimal JSON writer for status documents (keys in insertion order).
+final class JSON {
+    var text = ""
+    var first = [true]
+
+    func comma() {
+        if first[first.count - 1] { first[first.count - 1] = false } else { text += "," }
+    }
+    func object(_ body: () -> Void) { text += "{"; first.append(true); body(); first.removeLast(); text += "}" }
+    func array(_ body: () -> Void) { text += "["; first.append(true); body(); first.removeLast(); text += "]" }
+    func element(_ body: () -> Void) { comma(); body() }
+    func key(_ k: String) { comma(); text += quote(k) + ":" }
+    func field(_ k: String, _ body: () -> Void) { key(k); body() }
+    func field(_ k: String, _ v: Int) { key(k); text += "\(v)" }
+    func field(_ k: String, _ v: Double) { key(k); text += v.isFinite ? "\(v)" : "0" }
+    func field(_ k: String, _ v: Bool) { key(k); text += v ? "true" : "false" }
+    func field(_ k: String, _ v: String) { key(k); text += quote(v) }
+
+    func quote(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default:
+                if u.value < 0x20 { out += "\\u00" + String(u.value, radix: 16).leftPad(2) } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+private extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
+}

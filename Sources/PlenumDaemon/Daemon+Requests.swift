@@ -1,0 +1,121 @@
+import CPlenumShim
+import PlenumCluster
+import PlenumMemory
+import PlenumStore
+import PlenumWire
+
+/// Decoded client requests into the core, core actions out (SPEC §9.4, §10.6).
+extension StoreDaemon {
+    /// One request frame, from the socket or the client's request ring.
+    func handle(frame: [UInt8], from c: Connection) {
+        do throws(WireError) {
+            let decoded = try Wire.decode(frame)
+            if decoded.requestId == 0, decoded.request != .wake {
+                // 0 is reserved: notifications, and the daemon's own internal requests.
+                throw WireError.badValue("request id 0 is reserved; number requests from 1")
+            }
+            let now = monotonicNanos()
+            switch decoded {
+            case (let rid, .core(let request)):
+                dispatch(core.handle(.local(.request(c.id, requestId: rid, request)), now: now))
+            case (let rid, .createAndSeal(let objects)):
+                let token = nextBatch
+                nextBatch += 1
+                batches[token] = (c.id, rid, objects)
+                dispatch(core.handle(.reserveBatch(token: token, ids: objects.map(\.id)), now: now))
+            case (let rid, .openRings):
+                openRings(for: c, requestId: rid)
+            case (_, .wake):
+                lastRingActivity = now
+            case (let rid, .cluster(let request)):
+                dispatch(core.handle(.cluster(c.id, requestId: rid, request), now: now))
+            case (let rid, .regions):
+                sendRegions(to: c, requestId: rid)
+            case (let rid, .clusterStatus):
+                sendSocket(c, Wire.encodeClusterStatus(statusJSON(), requestId: rid))
+            }
+        } catch {
+            let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0
+            let code: ErrorCode = { if case .unknownType = error { return .unknownType } else { return .malformedFrame } }()
+            enqueue(c, Wire.error(code, error.description, requestId: rid))
+        }
+    }
+
+    /// Create-and-seal (SPEC §9.4) once the ids are reserved at their homes:
+    /// create here, write the bytes in place, publish them (fence; flush;
+    /// fence), seal with their digest.
+    func finishBatch(_ token: UInt64, _ reservations: [StoreError?]) {
+        guard let b = batches.removeValue(forKey: token) else { return }
+        var results: [StoreError?] = []
+        for (o, reserved) in zip(b.objects, reservations) {
+            if let e = reserved { results.append(e); continue }
+            results.append(createAndSeal(o, client: b.client))
+        }
+        if let c = connections[b.client] {
+            enqueue(c, Wire.encode(.createdAndSealed(results), requestId: b.requestId))
+        } else {
+            // The client left meanwhile: its objects were created and sealed;
+            // nothing else to undo (sealed objects outlive their creator).
+        }
+    }
+
+    func createAndSeal(_ o: Wire.InlineObject, client: UInt64) -> StoreError? {
+        let memory = region.memory()
+        let now = monotonicNanos()
+        let (created, actions) = core.createLocal(client, o.id, dataSize: o.data.count, metadataSize: o.metadata.count, now: now)
+        dispatch(actions)
+        guard case .created(let l)? = created else {
+            if case .error(let e)? = created { return e }
+            return .unknownClient(client)
+        }
+        let total = o.data.count + o.metadata.count
+        memory.write(at: l.offset, count: total) { b in
+            o.data.withUnsafeBytes { if $0.count > 0 { UnsafeMutableRawBufferPointer(rebasing: b[0..<$0.count]).copyMemory(from: $0) } }
+            o.metadata.withUnsafeBytes { if $0.count > 0 { UnsafeMutableRawBufferPointer(rebasing: b[o.data.count...]).copyMemory(from: $0) } }
+        }
+        memory.fence(.store)
+        memory.flush(at: l.offset, count: total)
+        memory.fence(.store)
+        let digest = memory.read(at: l.offset, count: total) { UInt64(CRC32C.checksum($0)) }
+        let (sealed, more) = core.sealLocal(client, o.id, digest: digest, now: now)
+        dispatch(more)
+        if case .error(let e)? = sealed { return e }
+        return nil
+    }
+
+    func dispatch(_ actions: [ClusterAction]) {
+        for a in actions {
+            switch a {
+            case .local(.reply(let client, let rid, let response)):
+                if let c = connections[client] { enqueue(c, Wire.encode(response, requestId: rid)) }
+            case .local(.notify(let client, let n)):
+                if let c = connections[client] { enqueue(c, Wire.encode(n)) }
+            case .local(.removed):
+                break
+            case .send(let node, let corr, let m):
+                peers?.send(m, to: node, correlation: corr)
+            case .checkDigest(let token, let handle, let l, let digest):
+                dispatch(core.handle(.digestChecked(token: token, ok: checkDigest(handle, l, digest)), now: monotonicNanos()))
+            case .invalidate(let l):
+                let m = region.memory()
+                m.invalidate(at: l.offset, count: max(1, l.dataSize + l.metadataSize))
+                m.fence(.full)
+            case .batchReserved(let token, let r):
+                finishBatch(token, r)
+            }
+        }
+    }
+
+    /// SPEC §10.8: the first read of a peer's object on this node drops
+    /// any stale lines of its range, then checks its digest.
+    func checkDigest(_ handle: Int, _ l: ObjectLocation, _ digest: UInt64) -> Bool {
+        guard let (node, r) = peers?.region(handle: handle), l.end <= r.size else { return false }
+        let m = r.memory()
+        let total = l.dataSize + l.metadataSize
+        m.invalidate(at: l.offset, count: max(1, total))
+        m.fence(.full)
+        let ok = m.read(at: l.offset, count: total) { UInt64(CRC32C.checksum($0)) } == digest
+        if !ok { logger.warning("digest mismatch: refused", metadata: ["node": "\(node)", "offset": "\(l.offset)"]) }
+        return ok
+    }
+}

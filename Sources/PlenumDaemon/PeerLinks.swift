@@ -1,0 +1,332 @@
+import Glibc
+import Logging
+import PlenumCluster
+import PlenumMemory
+import PlenumRegion
+import PlenumRing
+import PlenumStore
+import PlenumWire
+
+/// A store's links to its peers (SPEC §10.3): the peer regions it maps, one
+/// outbound and one inbound ring per peer, heartbeats, doorbells. Turns
+/// shared memory into `ClusterEvent`s and `.send` actions into posts; the
+/// protocol itself is `ClusterCore`'s.
+final class PeerLinks {
+    enum State: Equatable { case waiting, up(UInt64), fenced(UInt64) }
+
+    final class Link {
+        let peer: NodeID
+        var producer: RingProducer<MappedMemory>?
+        var consumer: RingConsumer<MappedMemory>?
+        var outBlock: LinkBlock?
+        var inBlock: LinkBlock?
+        var outMemory: MappedMemory?
+        var inMemory: MappedMemory?
+        var queue: [(kind: UInt16, correlation: UInt64, body: [UInt8])] = []
+        var queueHead = 0
+        var state = State.waiting
+        var seen: UInt64 = 0
+        var lastBeat: UInt64 = 0
+        var lastBeatAt: UInt64 = 0
+        var lastError = ""
+        var fullEvents = 0
+        var corrupt = 0
+        var dropped = 0
+        var sent = 0
+        var received = 0
+        init(peer: NodeID) { self.peer = peer }
+        var attached: Bool { producer != nil && consumer != nil }
+        var pending: Int { queue.count - queueHead }
+    }
+
+    let config: ClusterConfig
+    let plan: RingPlan
+    let me: NodeID
+    let incarnation: UInt64
+    let own: Region
+    let logger: Logger
+    var links: [NodeID: Link] = [:]
+    var peerRegions: [NodeID: Region] = [:]
+    var handles: [NodeID: Int] = [:]
+    var nextHandle = 1
+    var beat: UInt64 = 0
+    var bellSender: Int32 = -1
+    var blockBytes: Int { LinkBlock.bytes(line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize) }
+    var deadAfter: UInt64 { UInt64(config.deadAfterMillis) * 1_000_000 }
+
+    init(config: ClusterConfig, plan: RingPlan, me: NodeID, incarnation: UInt64, own: Region, logger: Logger) {
+        self.config = config
+        self.plan = plan
+        self.me = me
+        self.incarnation = incarnation
+        self.own = own
+        self.logger = logger
+        for n in config.nodes where n.id != me { links[n.id] = Link(peer: n.id) }
+        bellSender = socket(AF_UNIX, 2 /* SOCK_DGRAM */ | 0o2000000 /* SOCK_CLOEXEC */, 0)
+    }
+
+    deinit { if bellSender >= 0 { close(bellSender) } }
+
+    /// Formats every link block this node's region hosts (owner only, at
+    /// start): each ring per §5.2, control lines zeroed.
+    static func formatHosted(in region: Region, segment: Segment, config: ClusterConfig, plan: RingPlan, me: NodeID) throws {
+        let m = region.memory()
+        let bytes = LinkBlock.bytes(line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize)
+        for pair in plan.hosted[me] ?? [] {
+            let site = plan.site(from: pair[0], to: pair[1])!
+            let block = try LinkBlock(base: segment.offset + site.index * bytes, line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize)
+            m.write(at: block.base, count: 2 * config.lineSize) { _ = $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            m.fence(.store)
+            m.flush(at: block.base, count: 2 * config.lineSize)
+            m.fence(.store)
+            Ring.format(block.ring, producer: pair[0], consumer: pair[1], in: m)
+        }
+    }
+
+    // MARK: attach
+
+    /// The memory that hosts `host`'s link blocks, mapping a peer region by
+    /// its path on this node when needed.
+    func memory(of host: NodeID) -> MappedMemory? {
+        if host == me { return own.memory() }
+        if let r = peerRegions[host] { return r.memory() }
+        guard let path = config.node(me)?.reach[host] else { return nil }
+        do {
+            let r = try Region.open(at: path)
+            guard r.header.ownerNode == host else {
+                links[host]?.lastError = "\(path) belongs to node \(r.header.ownerNode), not \(host)"
+                return nil
+            }
+            peerRegions[host] = r
+            handles[host] = nextHandle
+            nextHandle += 1
+            return r.memory()
+        } catch {
+            links[host]?.lastError = "\(path): \(error)"
+            return nil
+        }
+    }
+
+    func block(_ p: NodeID, _ c: NodeID) -> (LinkBlock, MappedMemory)? {
+        guard let site = plan.site(from: p, to: c), let m = memory(of: site.host) else { return nil }
+        let header = site.host == me ? own.header : peerRegions[site.host]!.header
+        guard let seg = try? SegmentTable.find("peer-links", in: m, header: header),
+              (site.index + 1) * blockBytes <= seg.length,
+              let b = try? LinkBlock(base: seg.offset + site.index * blockBytes, line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize),
+              let d = try? Ring.describe(at: b.ring.base, length: blockBytes - 2 * config.lineSize, in: m),
+              d.producer == p, d.consumer == c, d.layout == b.ring
+        else { return nil }
+        return (b, m)
+    }
+
+    func attach(_ l: Link) {
+        guard let (ob, om) = block(me, l.peer), let (ib, im) = block(l.peer, me) else {
+            if l.lastError.isEmpty { l.lastError = "rings not reachable yet (is node \(l.peer) running?)" }
+            return
+        }
+        do {
+            var p = try RingProducer(memory: om, layout: ob.ring)
+            // Anything a previous life of this node left unread is stale.
+            p.reset()
+            l.producer = p
+        } catch {
+            l.lastError = "outbound ring: \(error)"
+            return
+        }
+        l.consumer = RingConsumer(memory: im, layout: ib.ring, ackBatch: 16)
+        l.outBlock = ob
+        l.inBlock = ib
+        l.outMemory = om
+        l.inMemory = im
+        l.queue = [(PeerMessage.Kind.hello.rawValue, 0, PeerMessage.hello(incarnation: incarnation).encodeBody())]
+        l.queueHead = 0
+        l.lastError = ""
+        logger.info("link attached", metadata: ["peer": "\(l.peer)"])
+    }
+
+    func detach(_ l: Link) {
+        l.producer = nil
+        l.consumer = nil
+        l.queue = []
+        l.queueHead = 0
+        if let site = plan.site(from: me, to: l.peer), site.host != me { peerRegions[site.host] = nil }
+        if let site = plan.site(from: l.peer, to: me), site.host != me { peerRegions[site.host] = nil }
+        peerRegions[l.peer] = nil
+    }
+
+    // MARK: heartbeat tick
+
+    /// Publishes this node's heartbeat in every outbound block, reads every
+    /// peer's, attaches what can be attached, declares the silent dead.
+    func tick(now: UInt64, load: Heartbeat, into events: inout [ClusterEvent]) {
+        beat += 1
+        var hb = load
+        hb.beat = beat
+        hb.incarnation = incarnation
+        for l in links.values.sorted(by: { $0.peer < $1.peer }) {
+            if !l.attached { attach(l) }
+            guard l.attached, let ob = l.outBlock, let om = l.outMemory, let ib = l.inBlock, let im = l.inMemory else { continue }
+            hb.publish(at: ob.heartbeat, in: om)
+            guard let theirs = Heartbeat.read(at: ib.heartbeat, in: im) else { continue }
+            if theirs.incarnation != l.seen {
+                if l.seen != 0 {
+                    // A new life of the peer: its regions and rings are new.
+                    if case .up = l.state { events.append(.peerDown(l.peer, why: "restarted (new incarnation)")) }
+                    logger.warning("peer restarted", metadata: ["peer": "\(l.peer)"])
+                    l.seen = theirs.incarnation
+                    l.state = .waiting
+                    detach(l)
+                    l.lastBeat = theirs.beat
+                    l.lastBeatAt = now
+                    continue
+                }
+                l.seen = theirs.incarnation
+                l.lastBeat = theirs.beat
+                l.lastBeatAt = now
+            } else if theirs.beat != l.lastBeat {
+                l.lastBeat = theirs.beat
+                l.lastBeatAt = now
+            }
+            if case .up = l.state {
+                if now &- l.lastBeatAt > deadAfter {
+                    let ms = (now &- l.lastBeatAt) / 1_000_000
+                    logger.warning("peer dead", metadata: ["peer": "\(l.peer)", "silent_ms": "\(ms)"])
+                    l.state = .fenced(l.seen)
+                    l.queue = []
+                    l.queueHead = 0
+                    events.append(.peerDown(l.peer, why: "heartbeat silent for \(ms) ms (timeout \(config.deadAfterMillis) ms)"))
+                } else {
+                    events.append(.peerLoad(l.peer, theirs.load))
+                }
+            }
+        }
+    }
+
+    // MARK: messages
+
+    func send(_ m: PeerMessage, to n: NodeID, correlation: UInt64) {
+        guard let l = links[n], case .up = l.state else { return }
+        l.queue.append((m.kind.rawValue, correlation, m.encodeBody()))
+    }
+
+    /// Posts what waits, takes what arrived. Returns messages handled.
+    func poll(into events: inout [ClusterEvent], budget: Int = 64) -> Int {
+        var handled = 0
+        for l in links.values where l.attached {
+            handled += flush(l)
+            var n = 0
+            while n < budget, var c = l.consumer {
+                n += 1
+                var got: (UInt16, UInt64, [UInt8])?
+                let r = c.poll { got = ($0.kind, $0.requestId, Array($0.payload)) }
+                l.consumer = c
+                switch r {
+                case .empty: n = budget
+                case .corrupt(let why):
+                    l.corrupt += 1
+                    if l.corrupt <= 10 || l.corrupt % 1000 == 0 { logger.warning("peer ring corrupt", metadata: ["peer": "\(l.peer)", "why": "\(why)", "count": "\(l.corrupt)"]) }
+                case .delivered:
+                    handled += 1
+                    l.received += 1
+                    guard let (kind, corr, body) = got else { continue }
+                    let message: PeerMessage
+                    do { message = try PeerMessage.decode(kind: kind, body: body) } catch {
+                        l.corrupt += 1
+                        logger.warning("malformed peer message", metadata: ["peer": "\(l.peer)", "why": "\(error)"])
+                        continue
+                    }
+                    if case .hello(let inc) = message { hello(l, inc, into: &events); continue }
+                    guard case .up = l.state else { l.dropped += 1; continue }
+                    events.append(.message(from: l.peer, correlation: corr, message))
+                }
+            }
+        }
+        return handled
+    }
+
+    /// A hello counts only from the life the peer's heartbeat shows.
+    func hello(_ l: Link, _ inc: UInt64, into events: inout [ClusterEvent]) {
+        guard let ib = l.inBlock, let im = l.inMemory, let hb = Heartbeat.read(at: ib.heartbeat, in: im), hb.incarnation == inc else {
+            l.dropped += 1
+            return
+        }
+        if case .fenced(let f) = l.state, f == inc { l.dropped += 1; return }
+        if l.state == .up(inc) { return }
+        l.seen = inc
+        l.lastBeat = hb.beat
+        l.lastBeatAt = monotonicNanos()
+        l.state = .up(inc)
+        logger.info("peer up", metadata: ["peer": "\(l.peer)", "incarnation": "\(inc)"])
+        if config.node(me)?.reach[l.peer] != nil { _ = memory(of: l.peer) }
+        let mapped = peerRegions[l.peer]
+        if handles[l.peer] == nil { handles[l.peer] = nextHandle; nextHandle += 1 }
+        events.append(.peerUp(l.peer, PeerInfo(incarnation: inc, region: handles[l.peer]!, regionSize: mapped?.size)))
+    }
+
+    /// Posts queued messages while the ring has room; rings the peer's
+    /// doorbell if it sleeps.
+    func flush(_ l: Link) -> Int {
+        guard var p = l.producer, l.pending > 0 else { return 0 }
+        var posted = 0
+        while l.queueHead < l.queue.count {
+            let m = l.queue[l.queueHead]
+            let r: PostResult
+            do { r = try m.body.withUnsafeBytes { try p.post(kind: m.kind, requestId: m.correlation, payload: $0) } } catch {
+                logger.warning("peer ring unusable; re-attaching", metadata: ["peer": "\(l.peer)", "error": "\(error)"])
+                l.producer = nil
+                l.consumer = nil
+                return posted
+            }
+            guard case .posted = r else {
+                if case .full = r { l.fullEvents += 1 }
+                break
+            }
+            l.queueHead += 1
+            posted += 1
+            l.sent += 1
+        }
+        l.producer = p
+        if l.queueHead == l.queue.count { l.queue.removeAll(keepingCapacity: true); l.queueHead = 0 }
+        if posted > 0 { ringBellIfAsleep(l) }
+        return posted
+    }
+
+    /// Doorbell (SPEC §10.3): after posting, fence(.full); invalidate the
+    /// consumer's doorbell line; fence(.full); load; if it sleeps, send one
+    /// datagram to its bell socket.
+    func ringBellIfAsleep(_ l: Link) {
+        guard let ob = l.outBlock, let om = l.outMemory, let node = config.node(l.peer) else { return }
+        om.fence(.full)
+        om.invalidate(at: ob.doorbell, count: 8)
+        om.fence(.full)
+        guard om.load64(at: ob.doorbell, ordering: .acquiring) != 0 else { return }
+        var byte: UInt8 = 1
+        _ = try? UnixSocket.withAddress(node.bell) { addr, len in sendto(bellSender, &byte, 1, Int32(MSG_DONTWAIT), addr, len) }
+    }
+
+    /// Publishes (or clears) "this node sleeps" in every inbound block's
+    /// doorbell line (writer: this node): store; fence(.full); flush; fence.
+    func setSleeping(_ sleeping: Bool) {
+        for l in links.values where l.attached {
+            guard let ib = l.inBlock, let im = l.inMemory else { continue }
+            im.store64(sleeping ? 1 : 0, at: ib.doorbell, ordering: .releasing)
+            im.fence(.full)
+            im.flush(at: ib.doorbell, count: 8)
+            im.fence(.store)
+        }
+    }
+
+    /// Posts what every link has queued; returns how many went.
+    func flushAll() -> Int { links.values.reduce(0) { $0 + ($1.attached ? flush($1) : 0) } }
+
+    var anyAttached: Bool { links.values.contains { $0.attached } }
+    var anyPending: Bool { links.values.contains { $0.pending > 0 && $0.attached } }
+
+    // MARK: zero-copy for clients
+
+    /// Region handle → (node, region) for the peers mapped now.
+    func region(handle: Int) -> (NodeID, Region)? {
+        for (n, h) in handles where h == handle { if let r = peerRegions[n] { return (n, r) } }
+        return nil
+    }
+}

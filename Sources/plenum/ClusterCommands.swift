@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import PlenumClient
+import PlenumCluster
+import PlenumStore
+
+/// Reads and validates a cluster file.
+func loadCluster(_ path: String) throws -> ClusterConfig {
+    guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("cannot read cluster file \(path)") }
+    do { return try ClusterConfig.parse(String(decoding: data, as: UTF8.self)) } catch { throw CLIError("\(path): \(error)") }
+}
+
+/// The one-host default: N nodes, regions in /dev/shm, the rest in a directory.
+enum LocalCluster {
+    static var defaultDir: String { "/tmp/plenum-cluster-\(getuid())" }
+    static func file(_ dir: String) -> String { dir + "/cluster.toml" }
+    static func pidFile(_ dir: String, _ n: NodeID) -> String { dir + "/node\(n).pid" }
+    static func logFile(_ dir: String, _ n: NodeID) -> String { dir + "/node\(n).log" }
+
+    static func pid(_ dir: String, _ n: NodeID) -> pid_t? {
+        guard let d = FileManager.default.contents(atPath: pidFile(dir, n)),
+              let p = pid_t(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+        return kill(p, 0) == 0 ? p : nil
+    }
+
+    /// Starts `plenum store --cluster FILE --node n` detached (own session),
+    /// output to its log; returns its pid.
+    static func spawn(file: String, node n: NodeID, dir: String, verbose: Bool) throws -> pid_t {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var args = [exe, "store", "--cluster", file, "--node", "\(n)"]
+        if verbose { args.append("-v") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logFile(dir, n), O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        posix_spawnattr_setflags(&attr, 0x80 /* POSIX_SPAWN_SETSID */)
+        var pid: pid_t = 0
+        let cargs = args.map { strdup($0) } + [nil]
+        defer { for a in cargs { free(a) } }
+        let rc = posix_spawn(&pid, exe, &actions, &attr, cargs, environ)
+        guard rc == 0 else { throw CLIError("cannot start node \(n): \(String(cString: strerror(rc)))") }
+        try "\(pid)\n".write(toFile: pidFile(dir, n), atomically: true, encoding: .utf8)
+        return pid
+    }
+}
+
+struct ClusterCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "cluster", abstract: "Start or stop a cluster of stores on this host.",
+                                                    subcommands: [Up.self, Down.self])
+
+    struct Up: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start every node (default: 3 local nodes in /dev/shm) and wait until they see each other.")
+        @Option(help: "Number of local nodes (ignored with --file).") var nodes = 3
+        @Option(help: "Object memory per node.") var memory = ByteSize(argument: "256M")!
+        @Option(help: "Directory for the cluster file, sockets, pid files and logs.") var dir = LocalCluster.defaultDir
+        @Option(help: "A cluster file: start its nodes instead of the local default.") var file: String?
+        @Option(help: "Declare a silent node dead after this long (ms).") var deadAfterMs = 1000
+        @Option(help: "Seconds to wait for every node to see every other.") var wait = 20
+        @Flag(name: .shortAndLong, help: "Nodes log their progress.") var verbose = false
+
+        func run() throws {
+            guard nodes >= 1, nodes <= 64 else { throw ValidationError("--nodes must be 1…64") }
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let path: String
+            var config: ClusterConfig
+            if let file {
+                path = file
+                config = try loadCluster(file)
+            } else {
+                path = LocalCluster.file(dir)
+                config = ClusterConfig.local(nodes: nodes, memory: memory.bytes, dir: dir, tag: "cluster-\(getuid())")
+                config.deadAfterMillis = deadAfterMs
+                do { try config.validate() } catch { throw CLIError("\(error)") }
+                try config.toml().write(toFile: path, atomically: true, encoding: .utf8)
+            }
+            for n in config.nodes {
+                if let p = LocalCluster.pid(dir, n.id) { throw CLIError("node \(n.id) is already running (pid \(p)); `plenum cluster down` first") }
+            }
+            for n in config.nodes {
+                let pid = try LocalCluster.spawn(file: path, node: n.id, dir: dir, verbose: verbose)
+                FileHandleStderr.write("node \(n.id): pid \(pid), socket \(n.socket), log \(LocalCluster.logFile(dir, n.id))\n")
+            }
+            // Ready when every node answers and sees every other alive.
+            let deadline = Date().addingTimeInterval(TimeInterval(wait))
+            var ready = Set<NodeID>()
+            while ready.count < config.nodes.count {
+                for n in config.nodes where !ready.contains(n.id) {
+                    if LocalCluster.pid(dir, n.id) == nil {
+                        throw CLIError("node \(n.id) exited during start; see \(LocalCluster.logFile(dir, n.id))")
+                    }
+                    guard let c = try? PlenumClient(socketPath: n.socket), let json = try? c.clusterStatus(),
+                          let doc = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+                          let peers = doc["peers"] as? [[String: Any]] else { continue }
+                    if peers.allSatisfy({ $0["alive"] as? Bool == true }) { ready.insert(n.id) }
+                }
+                if ready.count == config.nodes.count { break }
+                guard Date() < deadline else {
+                    throw CLIError("nodes \(config.nodes.map(\.id).filter { !ready.contains($0) }) did not see every peer within \(wait) s; see the logs in \(dir)")
+                }
+                usleep(50_000)
+            }
+            print("cluster up: \(config.nodes.count) node(s); cluster file \(path)")
+            for n in config.nodes { print("  node \(n.id)  socket \(n.socket)  region \(n.region)  memory \(n.memory) B") }
+        }
+    }
+
+    struct Down: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop the nodes started by `cluster up` (SIGTERM, then SIGKILL after 5 s).")
+        @Option(help: "The directory `cluster up` used.") var dir = LocalCluster.defaultDir
+        @Option(help: "The cluster file (default: DIR/cluster.toml).") var file: String?
+
+        func run() throws {
+            let path = file ?? LocalCluster.file(dir)
+            guard FileManager.default.fileExists(atPath: path) else { print("no cluster at \(dir)"); return }
+            let config = try loadCluster(path)
+            var stopped = 0
+            for n in config.nodes {
+                guard let p = LocalCluster.pid(dir, n.id) else { continue }
+                kill(p, SIGTERM)
+                var waited = 0
+                while kill(p, 0) == 0, waited < 100 { usleep(50_000); waited += 1 }
+                if kill(p, 0) == 0 { kill(p, SIGKILL) }
+                stopped += 1
+            }
+            for n in config.nodes {
+                unlink(LocalCluster.pidFile(dir, n.id))
+                unlink(n.socket)
+                unlink(n.bell)
+                if file == nil { unlink(n.region) }
+            }
+            print("cluster down: \(stopped) node(s) stopped")
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Every node of the cluster: liveness, memory, rings, references.")
+    @Option(help: "Cluster file (default: the local cluster's).") var cluster: String?
+    @Option(help: "Ask only the store on this socket.") var socket: String?
+    @Flag var json = false
+
+    func run() throws {
+        var sockets: [(NodeID?, String)] = []
+        if let socket { sockets = [(nil, socket)] } else {
+            let path = cluster ?? LocalCluster.file(LocalCluster.defaultDir)
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw CLIError("no cluster file at \(path): start one with `plenum cluster up`, or pass --cluster FILE or --socket PATH")
+            }
+            sockets = try loadCluster(path).nodes.map { ($0.id, $0.socket) }
+        }
+        var docs: [[String: Any]] = []
+        for (id, s) in sockets {
+            do {
+                let text = try PlenumClient(socketPath: s).clusterStatus()
+                docs.append((try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:])
+            } catch {
+                docs.append(["node": id.map { Int($0) } ?? -1, "socket": s, "reachable": false, "error": "\(error)"])
+            }
+        }
+        if json {
+            print(String(decoding: try JSONSerialization.data(withJSONObject: ["nodes": docs], options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        for d in docs {
+            guard d["reachable"] as? Bool != false else {
+                print("node \(d["node"] ?? "?")  DOWN  (\(d["socket"] ?? ""): \(d["error"] ?? ""))")
+                continue
+            }
+            let m = d["memory"] as? [String: Any] ?? [:]
+            print("node \(d["node"] ?? "?")  pid \(d["pid"] ?? "?")  socket \(d["socket"] ?? "")  used \(m["used"] ?? 0)/\(m["capacity"] ?? 0) B  objects \(m["objects"] ?? 0)  fragmentation \(m["fragmentation"] ?? 0)  clients \(d["clients"] ?? 0)")
+            for p in d["peers"] as? [[String: Any]] ?? [] {
+                let o = p["ring_out"] as? [String: Any] ?? [:], i = p["ring_in"] as? [String: Any] ?? [:]
+                print("  peer \(p["node"] ?? "?")  \(p["state"] ?? "?")  heartbeat \(p["heartbeat_age_ms"] ?? -1) ms  refs held \(p["references_held"] ?? 0) lent \(p["references_lent"] ?? 0)"
+                      + "  out[\(o["pair"] ?? "") in node \(o["lives_in_node"] ?? "?") posted \(o["posted"] ?? 0) full \(o["full_events"] ?? 0) epoch \(o["epoch"] ?? 0)]"
+                      + "  in[\(i["pair"] ?? "") in node \(i["lives_in_node"] ?? "?") consumed \(i["consumed"] ?? 0) corrupt \(i["corrupt_slots"] ?? 0) epoch \(i["epoch"] ?? 0)]")
+                if let e = p["last_error"] as? String { print("    last error: \(e)") }
+            }
+        }
+    }
+}
+
+struct BarrierCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "barrier", abstract: "Wait until every live node of the cluster reached the named barrier.")
+    @Argument var name: String
+    @OptionGroup var client: ClientOptions
+    func run() throws {
+        let id = try objectID(nil, name: name)
+        let key = id.bytes.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        print("barrier \(name): \(try client.connect().barrier(key)) node(s) passed")
+    }
+}
