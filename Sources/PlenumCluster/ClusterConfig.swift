@@ -28,6 +28,8 @@ public struct ClusterConfig: Equatable, Sendable {
     public var deadAfterMillis = 1000
     public var ringSlots = 128
     public var ringSlotSize = 1024
+    /// A peer request unanswered this long fails with `nodeUnavailable`.
+    public var requestTimeoutMillis = 5000
     public var nodes: [Node]
 
     public init(nodes: [Node]) { self.nodes = nodes }
@@ -56,6 +58,7 @@ public struct ClusterConfig: Equatable, Sendable {
         dead_after_ms = \(deadAfterMillis)
         ring_slots = \(ringSlots)
         ring_slot_size = \(ringSlotSize)
+        request_timeout_ms = \(requestTimeoutMillis)
 
         """
         for n in nodes {
@@ -86,6 +89,7 @@ public struct ClusterConfig: Equatable, Sendable {
                 case "dead_after_ms": c.deadAfterMillis = i
                 case "ring_slots": c.ringSlots = i
                 case "ring_slot_size": c.ringSlotSize = i
+                case "request_timeout_ms": c.requestTimeoutMillis = i
                 default: throw .unknownKey("cluster.\(k)")
                 }
             }
@@ -147,6 +151,7 @@ public struct ClusterConfig: Equatable, Sendable {
         guard heartbeatMillis > 0, deadAfterMillis > 2 * heartbeatMillis else {
             throw .badValue("dead_after_ms must exceed two heartbeats (heartbeat_ms = \(heartbeatMillis))")
         }
+        guard requestTimeoutMillis >= 10 else { throw .badValue("request_timeout_ms must be at least 10") }
         guard ringSlots >= 8, ringSlots <= 4096, ringSlots & (ringSlots - 1) == 0 else { throw .badValue("ring_slots must be a power of two in 8…4096") }
         guard ringSlotSize >= 1024, ringSlotSize <= 65536, ringSlotSize % lineSize == 0 else {
             throw .badValue("ring_slot_size must be a multiple of line_size in 1024…65536 (a list chunk needs 1024)")

@@ -179,7 +179,7 @@ public final class StoreDaemon {
             peers = nil
         }
         var cc = ClusterCore.Config(node: me, incarnation: incarnation, reachable: reachable)
-        cc.requestTimeout = max(cc.requestTimeout, UInt64(options.cluster?.config.deadAfterMillis ?? 0) * 2_000_000)
+        if let config = options.cluster?.config { cc.requestTimeout = UInt64(config.requestTimeoutMillis) * 1_000_000 }
         core = ClusterCore(config: cc, store: .init(base: segment.offset, capacity: segment.length, lineSize: line))
     }
 
