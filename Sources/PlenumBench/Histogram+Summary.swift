@@ -23,7 +23,7 @@ public struct LatencySummary: Codable, Sendable {
 
 extension Histogram where Count == UInt64 {
     /// 1 ns … 10 s at three significant digits.
-    static func latency() -> Histogram<UInt64> {
+    public static func latency() -> Histogram<UInt64> {
         Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 10_000_000_000, numberOfSignificantValueDigits: .three)
     }
 }

@@ -33,13 +33,7 @@ extension ClusterCore {
                 send(.seal(id, digest: digest), to: n, awaiting: .remoteSeal(c, requestId: rid, id: id), now: now, into: &out)
                 return
             }
-            let r = runLocal(.seal(id, digest: digest), as: c, now: now, into: &out)
-            if case .sealed = r, let l = store.location(id) {
-                localUnsealed[c]?.remove(id)
-                publish(id, creator: me, location: l, digest: digest, now: now, into: &out)
-                announceSealed(id, location: l, digest: digest, now: now, into: &out)
-            }
-            reply(c, rid, r ?? .error(.notFound(id)), into: &out)
+            reply(c, rid, sealHere(c, id, digest: digest, now: now, into: &out) ?? .error(.notFound(id)), into: &out)
         case .abort(let id):
             if let n = remoteUnsealed[c]?[id] {
                 send(.abort(id), to: n, awaiting: .remoteAbort(c, requestId: rid, id: id), now: now, into: &out)
@@ -79,7 +73,7 @@ extension ClusterCore {
     }
 
     mutating func passThrough(_ c: ClientID, _ rid: UInt64, _ r: StoreRequest, now: UInt64, into out: inout [ClusterAction]) {
-        localActions(store.handle(.request(c, requestId: rid, r), now: now), now: now, into: &out)
+        localActions(store.handle(.request(c, requestId: rid, r), now: now), for: c, now: now, into: &out)
     }
 
     // MARK: create
@@ -158,8 +152,10 @@ extension ClusterCore {
         if h == me { directory.unreserve(id, by: me) } else { send(.unreserve(id), to: h, now: now, into: &out) }
     }
 
-    /// Records a sealed object at its home (and wakes watchers there).
-    mutating func publish(_ id: ObjectID, creator: NodeID, location: ObjectLocation, digest: UInt64, now: UInt64,
+    /// Records a sealed object at its home (and wakes watchers there). For
+    /// a client's request the home acknowledges, and the client's replies
+    /// wait for it (read-your-writes from any node).
+    mutating func publish(_ id: ObjectID, creator: NodeID, location: ObjectLocation, digest: UInt64, for c: ClientID?, now: UInt64,
                           into out: inout [ClusterAction]) {
         if creator == me { myReservations.remove(id) }
         var l = location
@@ -170,7 +166,8 @@ extension ClusterCore {
                 published(id, owner: me, location: l, digest: digest, to: w, now: now, into: &out)
             }
         } else {
-            send(.publish(id, owner: me, creator: creator, location: l, digest: digest), to: h, now: now, into: &out)
+            if let c { awaitingAcks[c, default: 0] += 1 }
+            send(.publish(id, owner: me, creator: creator, location: l, digest: digest), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)
         }
     }
 
@@ -181,9 +178,12 @@ extension ClusterCore {
         }
     }
 
-    mutating func unpublish(_ id: ObjectID, now: UInt64, into out: inout [ClusterAction]) {
+    mutating func unpublish(_ id: ObjectID, for c: ClientID?, now: UInt64, into out: inout [ClusterAction]) {
         let h = home(of: id)
-        if h == me { directory.unpublish(id, owner: me) } else { send(.unpublish(id, owner: me), to: h, now: now, into: &out) }
+        if h == me { directory.unpublish(id, owner: me) } else {
+            if let c { awaitingAcks[c, default: 0] += 1 }
+            send(.unpublish(id, owner: me), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)
+        }
         for n in peers.keys where loads[n]?.subscribers == true { send(.notifyDeleted(id), to: n, now: now, into: &out) }
     }
 
@@ -239,13 +239,20 @@ extension ClusterCore {
 
     public mutating func sealLocal(_ c: ClientID, _ id: ObjectID, digest: UInt64, now: UInt64) -> (StoreResponse?, [ClusterAction]) {
         var out: [ClusterAction] = []
-        request(c, 0, .seal(id, digest: digest), now: now, into: &out)
-        var direct: StoreResponse?
-        out.removeAll { a in
-            if case .local(.reply(c, 0, let r)) = a { direct = r; return true }
-            return false
+        let r = sealHere(c, id, digest: digest, now: now, into: &out)
+        return (r, out)
+    }
+
+    /// Seals an object in this node's memory, publishes it at its home
+    /// (the client's replies wait for the home) and tells subscribers.
+    mutating func sealHere(_ c: ClientID, _ id: ObjectID, digest: UInt64, now: UInt64, into out: inout [ClusterAction]) -> StoreResponse? {
+        let r = runLocal(.seal(id, digest: digest), as: c, now: now, into: &out)
+        if case .sealed = r, let l = store.location(id) {
+            localUnsealed[c]?.remove(id)
+            publish(id, creator: me, location: l, digest: digest, for: c, now: now, into: &out)
+            announceSealed(id, location: l, digest: digest, now: now, into: &out)
         }
-        return (direct, out)
+        return r
     }
 
     /// Releases reservations the shell will not use (create failed).
@@ -264,6 +271,8 @@ extension ClusterCore {
         for (id, n) in remoteUnsealed.removeValue(forKey: c) ?? [:] {
             send(.abort(id), to: n, awaiting: .remoteAbort(0, requestId: 0, id: id), now: now, into: &out)
         }
+        awaitingAcks[c] = nil
+        held[c] = nil
         let unsealed = localUnsealed.removeValue(forKey: c) ?? []
         localActions(store.handle(.disconnected(c), now: now), now: now, into: &out)
         for id in unsealed where store.location(id) == nil { releaseReservation(id, now: now, into: &out) }

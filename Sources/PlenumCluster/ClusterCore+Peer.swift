@@ -21,9 +21,11 @@ extension ClusterCore {
             for w in directory.publish(id, owner: owner, creator: creator, location: l, digest: digest) {
                 published(id, owner: owner, location: l, digest: digest, to: w, now: now, into: &out)
             }
+            if corr != 0 { answer(n, corr, .result(code: 0), now: now, into: &out) }
         case .unpublish(let id, let owner):
             guard owner == n else { counters.refusedMessages += 1; return }
             directory.unpublish(id, owner: owner)
+            if corr != 0 { answer(n, corr, .result(code: 0), now: now, into: &out) }
         case .lookup(let id, let watch):
             let e = directory.lookup(id, watch: watch ? n : nil)
             let state: DirectoryState = e == nil ? .absent : (e!.sealed ? .sealed : .reserved)
@@ -54,7 +56,7 @@ extension ClusterCore {
             if store.creator(id) == pc, !store.isSealed(id), let l = store.location(id) { out.append(.invalidate(l)) }
             let r = runLocal(.seal(id, digest: digest), as: pc, now: now, into: &out)
             if case .sealed = r, let l = store.location(id) {
-                publish(id, creator: n, location: l, digest: digest, now: now, into: &out)
+                publish(id, creator: n, location: l, digest: digest, for: pc, now: now, into: &out)
                 announceSealed(id, location: l, digest: digest, now: now, into: &out)
             }
             answer(n, corr, .result(code: code(r, id)), now: now, into: &out)
@@ -98,10 +100,12 @@ extension ClusterCore {
         }
     }
 
+    /// Answers a peer's request (held behind that peer's unacknowledged
+    /// directory updates, like a local client's reply).
     mutating func answer(_ n: NodeID, _ corr: UInt64, _ m: PeerMessage, now: UInt64, into out: inout [ClusterAction]) {
         guard corr != 0 else { counters.refusedMessages += 1; return }
         counters.messagesOut += 1
-        out.append(.send(n, correlation: corr, m))
+        emit(.send(n, correlation: corr, m), for: Self.pseudoClient(n), into: &out)
     }
 
     /// A reply to one of this node's requests.
@@ -169,6 +173,8 @@ extension ClusterCore {
             let region = peers[n]?.region ?? 0
             for k in rows.indices { rows[k].location.region = region }
             listChunk(token, rows, last: last, into: &out)
+        case (.ack(let c), .result):
+            acknowledged(c, into: &out)
         case (.ignore, _):
             break
         default:

@@ -55,6 +55,9 @@ public struct ClusterCore: Sendable {
         case remoteAbort(ClientID, requestId: UInt64, id: ObjectID)
         case remoteDelete(token: UInt64, index: Int)
         case list(token: UInt64)
+        /// A home's acknowledgement of a publish or unpublish made for client
+        /// (or pseudo-client) `c`: its held replies may go (SPEC §10.4).
+        case ack(ClientID)
         case ignore
     }
 
@@ -121,6 +124,11 @@ public struct ClusterCore: Sendable {
     var barrierArrived: [UInt64: UInt64] = [:]      // name → round this node arrived at
     var barrierPassed: [UInt64: UInt64] = [:]       // name → last round passed
     var barrierArrivals: [UInt64: [UInt64: Set<NodeID>]] = [:]  // coordinator: name → round → nodes
+    /// Directory updates a client's request made and its home has not yet
+    /// acknowledged; that client's replies wait behind them, so whatever a
+    /// reply announces is already visible cluster-wide.
+    var awaitingAcks: [ClientID: Int] = [:]
+    var held: [ClientID: [ClusterAction]] = [:]
 
     public init(config: Config, store: StoreConfig) {
         self.config = config
@@ -192,7 +200,26 @@ public struct ClusterCore: Sendable {
     }
 
     mutating func reply(_ c: ClientID, _ rid: UInt64, _ r: StoreResponse, into out: inout [ClusterAction]) {
-        out.append(.local(.reply(c, requestId: rid, r)))
+        emit(.local(.reply(c, requestId: rid, r)), for: c, into: &out)
+    }
+
+    /// Emits now, or holds behind `c`'s unacknowledged directory updates.
+    mutating func emit(_ a: ClusterAction, for c: ClientID, into out: inout [ClusterAction]) {
+        if (awaitingAcks[c] ?? 0) > 0 { held[c, default: []].append(a) } else { out.append(a) }
+    }
+
+    mutating func acknowledged(_ c: ClientID, into out: inout [ClusterAction]) {
+        guard let n = awaitingAcks[c] else { return }
+        if n > 1 { awaitingAcks[c] = n - 1; return }
+        awaitingAcks[c] = nil
+        out += held.removeValue(forKey: c) ?? []
+    }
+
+    /// A reply the shell composed (create-and-seal), held like the core's own.
+    public mutating func deferredReply(_ c: ClientID, requestId: UInt64, _ r: StoreResponse) -> [ClusterAction] {
+        var out: [ClusterAction] = []
+        reply(c, requestId, r, into: &out)
+        return out
     }
 
     /// Runs a request through the local store as client `c`; returns its
@@ -201,24 +228,26 @@ public struct ClusterCore: Sendable {
     mutating func runLocal(_ request: StoreRequest, as c: ClientID, now: UInt64, into out: inout [ClusterAction]) -> StoreResponse? {
         var direct: StoreResponse?
         for a in store.handle(.request(c, requestId: 0, request), now: now) {
-            if case .reply(c, 0, let r) = a { direct = r } else { absorb(a, now: now, into: &out) }
+            if case .reply(c, 0, let r) = a { direct = r } else { absorb(a, for: c, now: now, into: &out) }
         }
         return direct
     }
 
     /// Store actions: replies and notifications go to local clients (never
     /// to pseudo-clients); a removal is unpublished and announced.
-    mutating func absorb(_ a: StoreAction, now: UInt64, into out: inout [ClusterAction]) {
+    mutating func absorb(_ a: StoreAction, for client: ClientID?, now: UInt64, into out: inout [ClusterAction]) {
         switch a {
-        case .reply(let c, _, _), .notify(let c, _):
+        case .reply(let c, _, _):
+            if c & Self.peerBit == 0 { emit(.local(a), for: c, into: &out) }
+        case .notify(let c, _):
             if c & Self.peerBit == 0 { out.append(.local(a)) }
         case .removed(let id):
-            unpublish(id, now: now, into: &out)
+            unpublish(id, for: client, now: now, into: &out)
         }
     }
 
-    mutating func localActions(_ actions: [StoreAction], now: UInt64, into out: inout [ClusterAction]) {
-        for a in actions { absorb(a, now: now, into: &out) }
+    mutating func localActions(_ actions: [StoreAction], for client: ClientID? = nil, now: UInt64, into out: inout [ClusterAction]) {
+        for a in actions { absorb(a, for: client, now: now, into: &out) }
     }
 
     /// Fails requests whose peer did not answer in time.
@@ -253,6 +282,8 @@ public struct ClusterCore: Sendable {
         counters.deaths += 1
         // Its references and unsealed creations here: dropped and aborted.
         localActions(store.handle(.disconnected(Self.pseudoClient(n)), now: now), now: now, into: &out)
+        awaitingAcks[Self.pseudoClient(n)] = nil
+        held[Self.pseudoClient(n)] = nil
         directory.drop(node: n)
         // Objects in its memory are gone for local holders.
         for c in remoteRefs.keys { remoteRefs[c] = remoteRefs[c]!.filter { $0.value.node != n } }
@@ -278,7 +309,7 @@ public struct ClusterCore: Sendable {
         directory.keep { Home.of($0, among: nodes) == me }
         for (id, location, digest) in store.sealedObjects {
             let creator = store.creator(id).map { $0 & Self.peerBit != 0 ? NodeID(truncatingIfNeeded: $0) : me } ?? me
-            publish(id, creator: creator, location: location, digest: digest, now: now, into: &out)
+            publish(id, creator: creator, location: location, digest: digest, for: nil, now: now, into: &out)
         }
         for id in myReservations {
             let h = home(of: id)
@@ -303,6 +334,7 @@ public struct ClusterCore: Sendable {
         case .remoteSeal(let c, let rid, _), .remoteAbort(let c, let rid, _):
             if c != 0 { reply(c, rid, .error(err), into: &out) }
         case .list(let t): listChunk(t, [], last: true, into: &out)
+        case .ack(let c): acknowledged(c, into: &out)   // the new home gets it on re-publish
         case .ignore: break
         }
     }

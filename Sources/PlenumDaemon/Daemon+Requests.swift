@@ -51,12 +51,8 @@ extension StoreDaemon {
             if let e = reserved { results.append(e); continue }
             results.append(createAndSeal(o, client: b.client))
         }
-        if let c = connections[b.client] {
-            enqueue(c, Wire.encode(.createdAndSealed(results), requestId: b.requestId))
-        } else {
-            // The client left meanwhile: its objects were created and sealed;
-            // nothing else to undo (sealed objects outlive their creator).
-        }
+        // Through the core: the reply waits until the homes acknowledged.
+        dispatch(core.deferredReply(b.client, requestId: b.requestId, .createdAndSealed(results)))
     }
 
     func createAndSeal(_ o: Wire.InlineObject, client: UInt64) -> StoreError? {

@@ -309,6 +309,9 @@ final class PeerLinks {
     func setSleeping(_ sleeping: Bool) {
         for l in links.values where l.attached {
             guard let ib = l.inBlock, let im = l.inMemory else { continue }
+            // Acknowledge what was taken before sleeping (SPEC §5.4 step 6),
+            // so a producer never waits on a sleeper's stale acknowledgement.
+            if sleeping { l.consumer?.flushAcknowledgements() }
             im.store64(sleeping ? 1 : 0, at: ib.doorbell, ordering: .releasing)
             im.fence(.full)
             im.flush(at: ib.doorbell, count: 8)

@@ -50,6 +50,61 @@ enum LocalCluster {
     }
 }
 
+extension LocalCluster {
+    /// Waits until every node answers and sees every other alive.
+    static func waitReady(_ config: ClusterConfig, dir: String, seconds: Int) throws {
+        let deadline = Date().addingTimeInterval(TimeInterval(seconds))
+        var ready = Set<NodeID>()
+        while ready.count < config.nodes.count {
+            for n in config.nodes where !ready.contains(n.id) {
+                if pid(dir, n.id) == nil { throw CLIError("node \(n.id) exited during start; see \(logFile(dir, n.id))") }
+                guard let c = try? PlenumClient(socketPath: n.socket), let json = try? c.clusterStatus(),
+                      let doc = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
+                      let peers = doc["peers"] as? [[String: Any]] else { continue }
+                if peers.allSatisfy({ $0["alive"] as? Bool == true }) { ready.insert(n.id) }
+            }
+            if ready.count == config.nodes.count { break }
+            guard Date() < deadline else {
+                throw CLIError("nodes \(config.nodes.map(\.id).filter { !ready.contains($0) }) did not see every peer within \(seconds) s; see the logs in \(dir)")
+            }
+            usleep(50_000)
+        }
+    }
+
+    /// SIGTERM every node (SIGKILL after 5 s); removes pid files, sockets
+    /// and, if asked, region files. Returns how many were running.
+    @discardableResult
+    static func stop(_ config: ClusterConfig, dir: String, removeRegions: Bool) -> Int {
+        var stopped = 0
+        for n in config.nodes {
+            guard let p = pid(dir, n.id) else { continue }
+            kill(p, SIGTERM)
+            var waited = 0
+            while kill(p, 0) == 0, waited < 100 { usleep(50_000); waited += 1 }
+            if kill(p, 0) == 0 { kill(p, SIGKILL) }
+            stopped += 1
+        }
+        for n in config.nodes {
+            unlink(pidFile(dir, n.id))
+            unlink(n.socket)
+            unlink(n.bell)
+            if removeRegions { unlink(n.region) }
+        }
+        return stopped
+    }
+
+    /// Writes the local default file into `dir` and starts every node.
+    static func start(nodes: Int, memory: Int, dir: String, tag: String, deadAfterMs: Int = 1000, verbose: Bool = false) throws -> ClusterConfig {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: tag)
+        config.deadAfterMillis = deadAfterMs
+        do { try config.validate() } catch { throw CLIError("\(error)") }
+        try config.toml().write(toFile: file(dir), atomically: true, encoding: .utf8)
+        for n in config.nodes { _ = try spawn(file: file(dir), node: n.id, dir: dir, verbose: verbose) }
+        return config
+    }
+}
+
 struct ClusterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "cluster", abstract: "Start or stop a cluster of stores on this host.",
                                                     subcommands: [Up.self, Down.self])
@@ -86,25 +141,7 @@ struct ClusterCommand: ParsableCommand {
                 let pid = try LocalCluster.spawn(file: path, node: n.id, dir: dir, verbose: verbose)
                 FileHandleStderr.write("node \(n.id): pid \(pid), socket \(n.socket), log \(LocalCluster.logFile(dir, n.id))\n")
             }
-            // Ready when every node answers and sees every other alive.
-            let deadline = Date().addingTimeInterval(TimeInterval(wait))
-            var ready = Set<NodeID>()
-            while ready.count < config.nodes.count {
-                for n in config.nodes where !ready.contains(n.id) {
-                    if LocalCluster.pid(dir, n.id) == nil {
-                        throw CLIError("node \(n.id) exited during start; see \(LocalCluster.logFile(dir, n.id))")
-                    }
-                    guard let c = try? PlenumClient(socketPath: n.socket), let json = try? c.clusterStatus(),
-                          let doc = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
-                          let peers = doc["peers"] as? [[String: Any]] else { continue }
-                    if peers.allSatisfy({ $0["alive"] as? Bool == true }) { ready.insert(n.id) }
-                }
-                if ready.count == config.nodes.count { break }
-                guard Date() < deadline else {
-                    throw CLIError("nodes \(config.nodes.map(\.id).filter { !ready.contains($0) }) did not see every peer within \(wait) s; see the logs in \(dir)")
-                }
-                usleep(50_000)
-            }
+            try LocalCluster.waitReady(config, dir: dir, seconds: wait)
             print("cluster up: \(config.nodes.count) node(s); cluster file \(path)")
             for n in config.nodes { print("  node \(n.id)  socket \(n.socket)  region \(n.region)  memory \(n.memory) B") }
         }
@@ -119,21 +156,7 @@ struct ClusterCommand: ParsableCommand {
             let path = file ?? LocalCluster.file(dir)
             guard FileManager.default.fileExists(atPath: path) else { print("no cluster at \(dir)"); return }
             let config = try loadCluster(path)
-            var stopped = 0
-            for n in config.nodes {
-                guard let p = LocalCluster.pid(dir, n.id) else { continue }
-                kill(p, SIGTERM)
-                var waited = 0
-                while kill(p, 0) == 0, waited < 100 { usleep(50_000); waited += 1 }
-                if kill(p, 0) == 0 { kill(p, SIGKILL) }
-                stopped += 1
-            }
-            for n in config.nodes {
-                unlink(LocalCluster.pidFile(dir, n.id))
-                unlink(n.socket)
-                unlink(n.bell)
-                if file == nil { unlink(n.region) }
-            }
+            let stopped = LocalCluster.stop(config, dir: dir, removeRegions: file == nil)
             print("cluster down: \(stopped) node(s) stopped")
         }
     }

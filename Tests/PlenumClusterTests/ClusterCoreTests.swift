@@ -32,6 +32,26 @@ final class ClusterCoreTests: XCTestCase {
         for n in h.nodes { XCTAssertNil(n.store.checkInvariants()) }
     }
 
+    func testSealRepliesOnlyAfterTheHomeRecordedTheObject() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        guard case .created? = h.call(.create(id, dataSize: 8, metadataSize: 0), client: 1, on: 0) else { return XCTFail() }
+        h.replies[0].removeAll()
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .seal(id, digest: 1))), now: h.now))
+        XCTAssertTrue(h.replies[0].isEmpty, "no reply before the home acknowledged the publish")
+        h.settle()
+        XCTAssertEqual(h.replies[0].first?.2, .sealed)
+        XCTAssertEqual(h.nodes[1].directoryEntries, 1)
+        // Delete waits the same way for the unpublish.
+        h.replies[0].removeAll()
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 10, .delete([id]))), now: h.now))
+        XCTAssertTrue(h.replies[0].isEmpty)
+        h.settle()
+        XCTAssertEqual(h.replies[0].first?.2, .deleted([nil]))
+        XCTAssertEqual(h.nodes[1].directoryEntries, 0)
+    }
+
     func testLookupCostIsIndependentOfClusterSize() {
         for count in [2, 4, 8] {
             var h = ClusterHarness(nodes: count)

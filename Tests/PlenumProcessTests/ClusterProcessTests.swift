@@ -291,13 +291,20 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         let seg = try SegmentTable.find("peer-links", in: m, header: region.header)
         let L = cluster.config.lineSize, slots = cluster.config.ringSlots, S = cluster.config.ringSlotSize
         let ringBase = seg.offset + site.index * (5 * L + slots * S) + 2 * L
-        m.invalidate(at: ringBase + L, count: 2 * L)
-        m.fence(.full)
-        let epoch = m.load64(at: ringBase + L, ordering: .acquiring)
-        let consumed = m.load64(at: ringBase + 2 * L, ordering: .acquiring)
+        func shared(_ at: Int) -> UInt64 {
+            m.invalidate(at: at, count: 8)
+            m.fence(.full)
+            return m.load64(at: at, ordering: .acquiring)
+        }
+        // Quiet ring: wait until the consumer has acknowledged all it took.
+        #expect(cluster.eventually(5) {
+            let taken = (cluster.peer(0, seenBy: 1)?["ring_in"] as? [String: Any])?["consumed"] as? Int ?? -1
+            return UInt64(max(0, taken)) == shared(ringBase + 2 * L) && taken > 0
+        })
+        let epoch = shared(ringBase + L)
+        let consumed = shared(ringBase + 2 * L)
         let before = (cluster.peer(0, seenBy: 1)?["ring_in"] as? [String: Any])?["corrupt_slots"] as? Int ?? -1
         #expect(before == 0)
-        // Quiet ring: the consumer has taken everything posted so far.
         let slot = ringBase + 3 * L + Int((consumed) % UInt64(slots)) * S
         m.write(at: slot + 8, count: 24) { b in
             b.storeBytes(of: UInt32(truncatingIfNeeded: epoch).littleEndian, toByteOffset: 0, as: UInt32.self)
