@@ -406,7 +406,15 @@ public final class PlenumClient {
         guard case .refreshed = try call(.refresh(ids)) else { throw .unexpected("refresh") }
     }
 
-    public func abort(_ id: ObjectID) throws(ClientError) {
+    /// Aborts an unsealed object. Pass its location to write back what was
+    /// written first (SPEC §10.8): in a peer's memory, a dirty line left in
+    /// this node's cache could later land over that memory's next object.
+    public func abort(_ id: ObjectID, _ location: ObjectLocation? = nil) throws(ClientError) {
+        if let l = location, let m = try? memory(for: l) {
+            m.fence(.store)
+            m.flush(at: l.offset, count: max(1, l.dataSize + l.metadataSize))
+            m.fence(.store)
+        }
         guard case .aborted = try call(.abort(id)) else { throw .unexpected("abort") }
     }
 

@@ -95,7 +95,8 @@ public struct ClusterConfig: Equatable, Sendable {
             }
         }
         guard case .array(let nodes)? = root["node"], !nodes.isEmpty else { throw .badValue("no [[node]] in the cluster file") }
-        for case .table(let t) in nodes {
+        for entry in nodes {
+            guard case .table(let t) = entry else { throw .badValue("node must be written as [[node]] tables") }
             func str(_ k: String) throws(ClusterConfigError) -> String {
                 guard case .string(let s)? = t[k], !s.isEmpty else { throw .badValue("every [[node]] needs \(k) = \"…\"") }
                 return s
@@ -109,7 +110,12 @@ public struct ClusterConfig: Equatable, Sendable {
             }
             guard memory > 0 else { throw .badValue("node \(id): memory must be positive") }
             var node = Node(id: NodeID(id), socket: try str("socket"), region: try str("region"), memory: memory)
-            if case .int(let numa)? = t["numa_node"] { node.numaNode = numa }
+            switch t["numa_node"] {
+            case .int(let numa)?: node.numaNode = numa
+            case nil: break
+            default: throw .badValue("node \(id): numa_node must be an integer")
+            }
+            if let r = t["reach"], case .table = r {} else if t["reach"] != nil { throw .badValue("node \(id): reach must be a table") }
             if case .table(let reach)? = t["reach"] {
                 for (k, v) in reach {
                     guard let peer = UInt32(k), case .string(let path) = v, !path.isEmpty else {

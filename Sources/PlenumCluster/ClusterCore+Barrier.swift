@@ -1,9 +1,11 @@
 import PlenumStore
 
-/// The cluster barrier (SPEC §10.6): a node arrives at round r of barrier
-/// `name` when one of its clients calls it; the coordinator (the name's
-/// home) releases round r when every live node arrived. A node that dies
-/// stops counting; arrivals are re-sent when the coordinator moves.
+/// The cluster barrier (SPEC §10.6): a node arrives at barrier `name` when
+/// one of its clients calls it; the coordinator (the name's home) releases
+/// it when every live node arrived, and counts the next use afresh. The
+/// round in the messages is the arriving node's own count, for diagnosis
+/// only: a restarted node starts at 1 and still meets the others. A node
+/// that dies stops counting; arrivals are re-sent when the coordinator moves.
 extension ClusterCore {
     mutating func barrier(_ c: ClientID, _ rid: UInt64, name: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         barrierWaiters[name, default: []].append((c, rid))
@@ -16,7 +18,7 @@ extension ClusterCore {
     mutating func arrive(name: UInt64, round: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         let coordinator = Home.of(name: name, among: live)
         if coordinator == me {
-            barrierArrivals[name, default: [:]][round, default: []].insert(me)
+            barrierArrivals[name, default: [:]][0, default: []].insert(me)
             checkBarrier(name, now: now, into: &out)
         } else {
             send(.barrierArrive(name: name, round: round), to: coordinator, now: now, into: &out)
@@ -36,9 +38,10 @@ extension ClusterCore {
     }
 
     mutating func released(name: UInt64, round: UInt64, nodes: Int, into out: inout [ClusterAction]) {
-        guard let arrived = barrierArrived[name], arrived == round else { return }
+        guard let arrived = barrierArrived[name] else { return }
+        _ = round
         barrierArrived[name] = nil
-        barrierPassed[name] = round
+        barrierPassed[name] = arrived
         for w in barrierWaiters.removeValue(forKey: name) ?? [] { reply(w.client, w.requestId, .barrierPassed(nodes: nodes), into: &out) }
     }
 }

@@ -7,6 +7,11 @@ import PlenumStore
 extension ClusterCore {
     mutating func receive(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         let pc = Self.pseudoClient(n)
+        if m.expectsReply, corr == 0 {
+            // A request nobody can be answered for: refused before any effect.
+            counters.refusedMessages += 1
+            return
+        }
         switch m {
         case .hello:
             break // handled by the shell (link attachment)
@@ -21,11 +26,13 @@ extension ClusterCore {
             for w in directory.publish(id, owner: owner, creator: creator, location: l, digest: digest) {
                 published(id, owner: owner, location: l, digest: digest, to: w, now: now, into: &out)
             }
-            if corr != 0 { answer(n, corr, .result(code: 0), now: now, into: &out) }
+            if corr != 0 { acknowledge(n, corr, into: &out) }
         case .unpublish(let id, let owner):
             guard owner == n else { counters.refusedMessages += 1; return }
             directory.unpublish(id, owner: owner)
-            if corr != 0 { answer(n, corr, .result(code: 0), now: now, into: &out) }
+            if corr != 0 { acknowledge(n, corr, into: &out) }
+        case .unwatch(let id):
+            directory.unwatch(id, node: n)
         case .lookup(let id, let watch):
             let e = directory.lookup(id, watch: watch ? n : nil)
             let state: DirectoryState = e == nil ? .absent : (e!.sealed ? .sealed : .reserved)
@@ -47,7 +54,11 @@ extension ClusterCore {
         case .allocate(let id, let d, let md):
             let r = runLocal(.create(id, dataSize: d, metadataSize: md), as: pc, now: now, into: &out)
             switch r {
-            case .created(let l)?: answer(n, corr, .allocateReply(code: 0, location: l), now: now, into: &out)
+            case .created(let l)?:
+                // Write back and drop any line of the range this node dirtied
+                // in an earlier use, so none can land over the peer's bytes.
+                out.append(.invalidate(l))
+                answer(n, corr, .allocateReply(code: 0, location: l), now: now, into: &out)
             case .error(let e)?: answer(n, corr, .allocateReply(code: e.peerCode, location: ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)), now: now, into: &out)
             default: answer(n, corr, .allocateReply(code: StoreError.notFound(id).peerCode, location: ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)), now: now, into: &out)
             }
@@ -73,7 +84,8 @@ extension ClusterCore {
         case .notifyDeleted(let id):
             for s in store.subscribers { out.append(.local(.notify(s, .deleted(id)))) }
         case .barrierArrive(let name, let round):
-            barrierArrivals[name, default: [:]][round, default: []].insert(n)
+            _ = round
+            barrierArrivals[name, default: [:]][0, default: []].insert(n)
             checkBarrier(name, now: now, into: &out)
         case .barrierRelease(let name, let round, let nodes):
             released(name: name, round: round, nodes: Int(nodes), into: &out)
@@ -92,12 +104,30 @@ extension ClusterCore {
         }
     }
 
+    /// A grant that came after its request timed out is given back.
+    mutating func undo(_ what: Pending, _ m: PeerMessage, from n: NodeID, now: UInt64, into out: inout [ClusterAction]) {
+        switch (what, m) {
+        case (.acquire(_, _, let id), .acquireReply(0, _, _)): send(.release(id), to: n, now: now, into: &out)
+        case (.allocate(let k), .allocateReply(0, _)): send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
+        case (.reserve(let k), .result(0)): send(.unreserve(k.id), to: n, now: now, into: &out)
+        case (.batchReserve(_, _, let id), .result(0)): send(.unreserve(id), to: n, now: now, into: &out)
+        default: break
+        }
+    }
+
     func code(_ r: StoreResponse?, _ id: ObjectID) -> UInt16 {
         switch r {
         case .error(let e)?: return e.peerCode
         case nil: return StoreError.notFound(id).peerCode
         default: return 0
         }
+    }
+
+    /// A home's acknowledgement of a directory update: never held (two
+    /// nodes waiting on each other's acknowledgements would deadlock).
+    mutating func acknowledge(_ n: NodeID, _ corr: UInt64, into out: inout [ClusterAction]) {
+        counters.messagesOut += 1
+        out.append(.send(n, correlation: corr, .result(code: 0)))
     }
 
     /// Answers a peer's request (held behind that peer's unacknowledged
@@ -110,7 +140,11 @@ extension ClusterCore {
 
     /// A reply to one of this node's requests.
     mutating func reply(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
-        guard let o = outstanding[corr], o.node == n else { counters.unexpectedReplies += 1; return }
+        guard let o = outstanding[corr], o.node == n else {
+            counters.unexpectedReplies += 1
+            if let late = expired.removeValue(forKey: corr), late.node == n { undo(late.what, m, from: n, now: now, into: &out) }
+            return
+        }
         if case .listChunk(_, let last) = m, !last {} else { outstanding[corr] = nil }
         switch (o.what, m) {
         case (.reserve(let k), .result(let c)):

@@ -128,6 +128,13 @@ extension ClusterCore {
     mutating func finishGet(_ token: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         guard let g = gets.removeValue(forKey: token) else { return }
         unwatch(token, g)
+        // Watches nobody here needs any more are dropped at their homes.
+        if g.watch {
+            for i in g.open where watching[g.ids[i]] == nil {
+                let h = home(of: g.ids[i])
+                if h == me { directory.unwatch(g.ids[i], node: me) } else { send(.unwatch(g.ids[i]), to: h, now: now, into: &out) }
+            }
+        }
         reply(g.client, g.requestId, .objects(g.results), into: &out)
     }
 

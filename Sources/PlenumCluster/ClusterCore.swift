@@ -128,6 +128,8 @@ public struct ClusterCore: Sendable {
     /// acknowledged; that client's replies wait behind them, so whatever a
     /// reply announces is already visible cluster-wide.
     var awaitingAcks: [ClientID: Int] = [:]
+    /// Requests that timed out, kept a while so a late grant is given back.
+    var expired: [UInt64: Outstanding] = [:]
     var held: [ClientID: [ClusterAction]] = [:]
 
     public init(config: Config, store: StoreConfig) {
@@ -144,6 +146,8 @@ public struct ClusterCore: Sendable {
     public var live: [NodeID] { [me] + peers.keys.sorted() }
     public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
     public var directoryEntries: Int { directory.count }
+    /// Watches this node holds as a home (blocking gets elsewhere).
+    public var directoryWatches: Int { directory.watcherCount }
     /// References each peer holds on objects in this node's memory.
     public var referencesLent: [NodeID: Int] {
         var out: [NodeID: Int] = [:]
@@ -254,6 +258,8 @@ public struct ClusterCore: Sendable {
     mutating func expire(now: UInt64, into out: inout [ClusterAction]) {
         for (corr, o) in outstanding where o.deadline <= now {
             outstanding[corr] = nil
+            if expired.count >= 4096 { expired.removeAll() }
+            expired[corr] = o
             counters.peerTimeouts += 1
             fail(o, why: "no answer within \(config.requestTimeout / 1_000_000) ms", now: now, into: &out)
         }
@@ -314,6 +320,18 @@ public struct ClusterCore: Sendable {
         for id in myReservations {
             let h = home(of: id)
             if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id), to: h, awaiting: .ignore, now: now, into: &out) }
+        }
+        // Blocking gets keep their watch at the id's (new) home.
+        for (id, waiters) in watching {
+            guard let first = waiters.first else { continue }
+            let h = home(of: id)
+            if h == me {
+                if let e = directory.lookup(id, watch: me), let owner = e.owner, let l = e.location {
+                    watchFired(id, owner: owner, location: l, digest: e.digest, now: now, into: &out)
+                }
+            } else {
+                send(.lookup(id, watch: true), to: h, awaiting: .lookup(get: first.get, index: first.index), now: now, into: &out)
+            }
         }
         for (name, round) in barrierArrived { arrive(name: name, round: round, now: now, into: &out) }
         for name in barrierArrivals.keys { checkBarrier(name, now: now, into: &out) }

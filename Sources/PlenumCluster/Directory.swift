@@ -91,6 +91,13 @@ struct Directory {
         return e
     }
 
+    mutating func unwatch(_ id: ObjectID, node: NodeID) {
+        watchers[id]?.remove(node)
+        if watchers[id]?.isEmpty == true { watchers[id] = nil }
+    }
+
+    var watcherCount: Int { watchers.values.reduce(0) { $0 + $1.count } }
+
     /// A node died: its objects and pending reservations are forgotten.
     mutating func drop(node: NodeID) {
         entries = entries.filter { _, e in e.owner != node && !(e.owner == nil && e.reservedBy == node) }

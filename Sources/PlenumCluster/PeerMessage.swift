@@ -23,6 +23,8 @@ public enum PeerMessage: Equatable, Sendable {
     case publish(ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64)
     case unpublish(ObjectID, owner: NodeID)
     case lookup(ObjectID, watch: Bool)
+    /// The watcher no longer waits for this id (its get ended).
+    case unwatch(ObjectID)
     case lookupReply(DirectoryState, owner: NodeID, location: ObjectLocation, digest: UInt64)
     /// A watched id was published (home → watcher).
     case published(ObjectID, owner: NodeID, location: ObjectLocation, digest: UInt64)
@@ -50,7 +52,7 @@ public enum PeerMessage: Equatable, Sendable {
     /// Ring slot kinds (SPEC §10.5 table).
     public enum Kind: UInt16, Sendable {
         case hello = 0x01
-        case reserve = 0x10, unreserve, publish, unpublish, lookup, published
+        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch
         case acquire = 0x20, release, allocate, seal, abort, delete
         case notifySealed = 0x30, notifyDeleted
         case barrierArrive = 0x40, barrierRelease
@@ -71,6 +73,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .publish: return .publish
         case .unpublish: return .unpublish
         case .lookup: return .lookup
+        case .unwatch: return .unwatch
         case .lookupReply: return .lookupReply
         case .published: return .published
         case .acquire: return .acquire
@@ -91,7 +94,8 @@ public enum PeerMessage: Equatable, Sendable {
         }
     }
 
-    /// Whether a reply is expected (the request carries a correlation id).
+    /// Requests that must carry a correlation id (a reply is owed). Publish
+    /// and unpublish carry one only when the sender waits for the home.
     public var expectsReply: Bool {
         switch self {
         case .reserve, .lookup, .acquire, .allocate, .seal, .abort, .delete, .list: return true
@@ -105,7 +109,7 @@ public enum PeerMessage: Equatable, Sendable {
         switch self {
         case .hello(let inc): w.u64(inc)
         case .reserve(let id), .unreserve(let id), .acquire(let id), .release(let id), .abort(let id),
-             .delete(let id), .notifyDeleted(let id):
+             .delete(let id), .notifyDeleted(let id), .unwatch(let id):
             w.id(id)
         case .publish(let id, let owner, let creator, let l, let d):
             w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d)
@@ -142,6 +146,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .hello: m = .hello(incarnation: try r.u64())
         case .reserve: m = .reserve(try r.id())
         case .unreserve: m = .unreserve(try r.id())
+        case .unwatch: m = .unwatch(try r.id())
         case .acquire: m = .acquire(try r.id())
         case .release: m = .release(try r.id())
         case .abort: m = .abort(try r.id())

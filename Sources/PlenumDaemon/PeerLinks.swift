@@ -47,6 +47,9 @@ final class PeerLinks {
     let logger: Logger
     var links: [NodeID: Link] = [:]
     var peerRegions: [NodeID: Region] = [:]
+    /// The inode each peer region was mapped from: a peer that restarts
+    /// cleanly creates a new file, which a stale mapping would never show.
+    var regionInodes: [NodeID: UInt64] = [:]
     var handles: [NodeID: Int] = [:]
     var nextHandle = 1
     var beat: UInt64 = 0
@@ -98,6 +101,7 @@ final class PeerLinks {
                 return nil
             }
             peerRegions[host] = r
+            regionInodes[host] = Self.inode(path)
             handles[host] = nextHandle
             nextHandle += 1
             return r.memory()
@@ -117,6 +121,20 @@ final class PeerLinks {
               d.producer == p, d.consumer == c, d.layout == b.ring
         else { return nil }
         return (b, m)
+    }
+
+    static func inode(_ path: String) -> UInt64? {
+        var st = stat()
+        return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
+    }
+
+    /// Whether a peer region this link uses was replaced (or removed) on disk.
+    func replaced(_ l: Link) -> Bool {
+        for host in Set([plan.site(from: me, to: l.peer)?.host, plan.site(from: l.peer, to: me)?.host, l.peer].compactMap { $0 }) where host != me {
+            guard peerRegions[host] != nil, let path = config.node(me)?.reach[host] else { continue }
+            if Self.inode(path) != regionInodes[host] { return true }
+        }
+        return false
     }
 
     func attach(_ l: Link) {
@@ -149,9 +167,13 @@ final class PeerLinks {
         l.consumer = nil
         l.queue = []
         l.queueHead = 0
-        if let site = plan.site(from: me, to: l.peer), site.host != me { peerRegions[site.host] = nil }
-        if let site = plan.site(from: l.peer, to: me), site.host != me { peerRegions[site.host] = nil }
-        peerRegions[l.peer] = nil
+        l.inBlock = nil
+        l.outBlock = nil
+        l.inMemory = nil
+        l.outMemory = nil
+        for host in [plan.site(from: me, to: l.peer)?.host, plan.site(from: l.peer, to: me)?.host, l.peer] {
+            if let h = host, h != me { peerRegions[h] = nil; regionInodes[h] = nil }
+        }
     }
 
     // MARK: heartbeat tick
@@ -164,10 +186,18 @@ final class PeerLinks {
         hb.beat = beat
         hb.incarnation = incarnation
         for l in links.values.sorted(by: { $0.peer < $1.peer }) {
+            if case .up = l.state {} else if l.attached, replaced(l) {
+                // Not up, and its memory is a new file: map it afresh.
+                detach(l)
+            }
             if !l.attached { attach(l) }
             guard l.attached, let ob = l.outBlock, let om = l.outMemory, let ib = l.inBlock, let im = l.inMemory else { continue }
             hb.publish(at: ob.heartbeat, in: om)
-            guard let theirs = Heartbeat.read(at: ib.heartbeat, in: im) else { continue }
+            guard let theirs = Heartbeat.read(at: ib.heartbeat, in: im) else {
+                // Unreadable (torn or damaged): it counts as silence.
+                declareDeadIfSilent(l, now: now, into: &events)
+                continue
+            }
             if theirs.incarnation != l.seen {
                 if l.seen != 0 {
                     // A new life of the peer: its regions and rings are new.
@@ -187,25 +217,40 @@ final class PeerLinks {
                 l.lastBeat = theirs.beat
                 l.lastBeatAt = now
             }
-            if case .up = l.state {
-                if now &- l.lastBeatAt > deadAfter {
-                    let ms = (now &- l.lastBeatAt) / 1_000_000
-                    logger.warning("peer dead", metadata: ["peer": "\(l.peer)", "silent_ms": "\(ms)"])
-                    l.state = .fenced(l.seen)
-                    l.queue = []
-                    l.queueHead = 0
-                    events.append(.peerDown(l.peer, why: "heartbeat silent for \(ms) ms (timeout \(config.deadAfterMillis) ms)"))
-                } else {
-                    events.append(.peerLoad(l.peer, theirs.load))
-                }
+            if case .up = l.state, !declareDeadIfSilent(l, now: now, into: &events) {
+                events.append(.peerLoad(l.peer, theirs.load))
             }
         }
     }
 
+    /// An up peer whose beat has not moved for `dead_after_ms` is dead; it
+    /// stays fenced until a new incarnation says hello.
+    @discardableResult
+    func declareDeadIfSilent(_ l: Link, now: UInt64, into events: inout [ClusterEvent]) -> Bool {
+        guard case .up = l.state, now &- l.lastBeatAt > deadAfter else { return false }
+        let ms = (now &- l.lastBeatAt) / 1_000_000
+        logger.warning("peer dead", metadata: ["peer": "\(l.peer)", "silent_ms": "\(ms)"])
+        l.state = .fenced(l.seen)
+        l.queue = []
+        l.queueHead = 0
+        events.append(.peerDown(l.peer, why: "heartbeat silent for \(ms) ms (timeout \(config.deadAfterMillis) ms)"))
+        return true
+    }
+
     // MARK: messages
+
+    /// Messages a link queues at most while its ring is full; beyond, the
+    /// peer is not consuming and new messages are dropped (their requests
+    /// time out with a clear error).
+    static let maxQueued = 1 << 16
 
     func send(_ m: PeerMessage, to n: NodeID, correlation: UInt64) {
         guard let l = links[n], case .up = l.state else { return }
+        guard l.pending < Self.maxQueued else {
+            l.dropped += 1
+            if l.dropped % 1000 == 1 { logger.warning("peer not consuming: message dropped", metadata: ["peer": "\(n)", "dropped": "\(l.dropped)"]) }
+            return
+        }
         l.queue.append((m.kind.rawValue, correlation, m.encodeBody()))
     }
 
@@ -252,6 +297,26 @@ final class PeerLinks {
         }
         if case .fenced(let f) = l.state, f == inc { l.dropped += 1; return }
         if l.state == .up(inc) { return }
+        if l.seen != 0, l.seen != inc {
+            // A new life said hello before a tick saw its heartbeat: the
+            // inbound ring is current (the hello came through it); the
+            // outbound ring and the peer's memory are mapped afresh.
+            if case .up = l.state { events.append(.peerDown(l.peer, why: "restarted (new incarnation)")) }
+            let consumer = l.consumer, inBlock = l.inBlock, inMemory = l.inMemory
+            let inHost = plan.site(from: l.peer, to: me)?.host
+            let keep = inHost.flatMap { $0 == me ? nil : peerRegions[$0] }
+            detach(l)
+            if let h = inHost, h != me, let r = keep { peerRegions[h] = r; regionInodes[h] = Self.inode(r.path) }
+            guard let (ob, om) = block(me, l.peer), var p = try? RingProducer(memory: om, layout: ob.ring) else { return }
+            p.reset()
+            l.producer = p
+            l.outBlock = ob
+            l.outMemory = om
+            l.consumer = consumer
+            l.inBlock = inBlock
+            l.inMemory = inMemory
+            l.queue = [(PeerMessage.Kind.hello.rawValue, 0, PeerMessage.hello(incarnation: incarnation).encodeBody())]
+        }
         l.seen = inc
         l.lastBeat = hb.beat
         l.lastBeatAt = monotonicNanos()

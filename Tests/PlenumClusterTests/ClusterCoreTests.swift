@@ -104,7 +104,7 @@ final class ClusterCoreTests: XCTestCase {
         let owner = NodeID(l.region - 1)
         XCTAssertNotNil(h.nodes[Int(owner)].store.location(oid(2)))
         XCTAssertEqual(h.call(.seal(oid(2), digest: 9), client: 1, on: 0), .sealed)
-        XCTAssertEqual(h.invalidated[Int(owner)].count, 1, "the owner drops its stale lines of bytes a peer wrote")
+        XCTAssertEqual(h.invalidated[Int(owner)].count, 2, "the owner writes back its lines of the range before granting it, and drops them before sealing")
         XCTAssertNotNil(location(h.call(.get([oid(2)], timeoutMs: 0), client: 2, on: 2)))
         XCTAssertEqual(h.call(.release(oid(2)), client: 2, on: 2), .released)
         XCTAssertEqual(h.call(.release(oid(1)), client: 1, on: 0), .released)
@@ -293,6 +293,138 @@ final class ClusterCoreTests: XCTestCase {
     }
 }
 
+extension ClusterCoreTests {
+    func testARestartedNodeMeetsTheOthersAtTheNextBarrier() {
+        var h = ClusterHarness(nodes: 3)
+        for n in 0..<3 { h.connect(ClientID(n + 1), on: NodeID(n)) }
+        for round in 0..<3 {
+            for n in 0..<3 { h.apply(NodeID(n), h.nodes[n].handle(.cluster(ClientID(n + 1), requestId: UInt64(20 + round), .barrier(name: 5)), now: h.now)) }
+            h.settle()
+        }
+        // Node 2 restarts: a fresh core, whose barrier count starts again.
+        h.kill(2)
+        var fresh = ClusterCore(config: .init(node: 2, incarnation: 999, reachable: [0, 1]), store: .init(base: 4096, capacity: 1 << 20, lineSize: 64))
+        _ = fresh.handle(.local(.connected(3)), now: h.now)
+        h.nodes[2] = fresh
+        for i in 0..<2 { h.up(NodeID(i), sees: 2); h.up(2, sees: NodeID(i)) }
+        h.settle()
+        for n in 0..<3 { h.replies[n].removeAll(); h.apply(NodeID(n), h.nodes[n].handle(.cluster(ClientID(n + 1), requestId: 30, .barrier(name: 5)), now: h.now)) }
+        h.settle()
+        for n in 0..<3 { XCTAssertEqual(h.replies[n].first?.2, .barrierPassed(nodes: 3), "node \(n)") }
+    }
+
+    func testAGrantArrivingAfterItsRequestTimedOutIsGivenBack() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        h.connect(2, on: 1)
+        let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertEqual(h.put(id, client: 2, on: 1), .sealed)
+        // Node 0 asks; node 1's answers are held back past the timeout.
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 4, .get([id], timeoutMs: 0))), now: h.now))
+        while let i = h.queues.indices.first(where: { !h.queues[$0].isEmpty }), i == 1 { h.settle(limit: 1) }
+        let late = h.queues[0]
+        h.queues[0].removeAll()
+        XCTAssertEqual(late.count, 1)   // the lookup reply
+        h.queues[0] = late
+        h.settle(limit: 1)              // lookup answered → acquire sent to node 1
+        h.settle(limit: 1)              // node 1 grants: a reference for node 0
+        let grant = h.queues[0]
+        h.queues[0].removeAll()
+        XCTAssertEqual(h.nodes[1].referencesLent[0], 1)
+        h.now += 6_000_000_000
+        h.apply(0, h.nodes[0].handle(.local(.tick), now: h.now))
+        XCTAssertEqual(h.replies[0].last?.2, .objects([nil]))
+        h.queues[0] = grant             // the grant arrives late
+        h.settle()
+        XCTAssertEqual(h.nodes[1].referencesLent[0], 0, "the late reference was released")
+    }
+
+    func testAWatchIsDroppedAtTheHomeWhenTheGetEnds() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertNil(h.call(.get([id], timeoutMs: 20), client: 1, on: 0))
+        XCTAssertEqual(h.nodes[1].directoryWatches, 1)
+        h.now += 30_000_000
+        h.apply(0, h.nodes[0].handle(.local(.tick), now: h.now))
+        h.settle()
+        XCTAssertEqual(h.nodes[1].directoryWatches, 0)
+    }
+
+    func testARequestWithoutACorrelationIdIsRefusedWithoutEffect() {
+        var h = ClusterHarness(nodes: 2)
+        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
+        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .reserve(oid(2))), now: h.now)
+        XCTAssertEqual(h.nodes[1].store.stats.objects, 0)
+        XCTAssertEqual(h.nodes[1].directoryEntries, 0)
+        XCTAssertEqual(h.nodes[1].counters.refusedMessages, 2)
+        // And a node that is not a live member is not heard at all.
+        _ = h.nodes[1].handle(.message(from: 7, correlation: 5, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
+        XCTAssertEqual(h.nodes[1].store.stats.objects, 0)
+    }
+}
+
+final class ClusterConfigTests: XCTestCase {
+    let good = """
+    # a comment
+    [cluster]
+    line_size = 128
+    dead_after_ms = 800
+
+    [[node]]
+    id = 0
+    socket = "/tmp/a.sock"
+    region = "/dev/shm/a"
+    memory = "64M"
+    numa_node = 0
+    [node.reach]
+    1 = "/dev/shm/b"
+
+    [[node]]
+    id = 1
+    socket = "/tmp/b.sock"   # trailing comment
+    region = "/dev/shm/b"
+    memory = 1_048_576
+    """
+
+    func testTheFileRoundTripsAndPlacesRingsInSharedMemory() throws {
+        let c = try ClusterConfig.parse(good)
+        XCTAssertEqual(c.nodes.count, 2)
+        XCTAssertEqual(c.nodes[0].memory, 64 << 20)
+        XCTAssertEqual(c.nodes[0].numaNode, 0)
+        XCTAssertEqual(c.deadAfterMillis, 800)
+        XCTAssertEqual(c.nodes[0].reach, [1: "/dev/shm/b"])
+        XCTAssertEqual(try ClusterConfig.parse(c.toml()), c)
+        // One-way reach: both rings of the pair in node 1's memory.
+        let plan = try RingPlan(c)
+        XCTAssertEqual(plan.site(from: 0, to: 1)?.host, 1)
+        XCTAssertEqual(plan.site(from: 1, to: 0)?.host, 1)
+        let local = ClusterConfig.local(nodes: 4, memory: 1 << 20, dir: "/tmp/x", tag: "t")
+        let lp = try RingPlan(local)
+        for p in 0..<4 { for q in 0..<4 where p != q { XCTAssertEqual(lp.site(from: NodeID(p), to: NodeID(q))?.host, NodeID(q), "the consumer's memory") } }
+    }
+
+    func testBadFilesAreRefusedWithTheReason() {
+        func refused(_ text: String, _ needle: String, line: UInt = #line) {
+            XCTAssertThrowsError(try ClusterConfig.parse(text), line: line) { e in
+                XCTAssertTrue("\(e)".contains(needle), "\(e)", line: line)
+            }
+        }
+        refused(good.replacingOccurrences(of: "[node.reach]\n1 = \"/dev/shm/b\"", with: ""), "share no memory")
+        refused(good.replacingOccurrences(of: "id = 1", with: "id = 0"), "appears twice")
+        refused(good.replacingOccurrences(of: "1 = \"/dev/shm/b\"", with: "5 = \"/dev/shm/b\""), "not in the file")
+        refused(good.replacingOccurrences(of: "line_size = 128", with: "line_size = 100"), "line_size")
+        refused(good.replacingOccurrences(of: "memory = \"64M\"", with: "memory = \"lots\""), "cannot read size")
+        refused(good.replacingOccurrences(of: "socket = \"/tmp/a.sock\"", with: "socket = /tmp/a.sock"), "line 8")
+        refused(good + "\n[[pool]]\nid = 3\n", "pool")
+        refused(good + "\ncolour = 3\n", "unknown key")
+        refused(good.replacingOccurrences(of: "dead_after_ms = 800", with: "dead_after_ms = 60"), "two heartbeats")
+        refused(good.replacingOccurrences(of: "numa_node = 0", with: "numa_node = \"zero\""), "numa_node")
+        refused("[cluster]\n", "no [[node]]")
+        refused("[[node]]\nid = \"x", "unterminated")
+    }
+}
+
 final class PeerMessageTests: XCTestCase {
     let l = ObjectLocation(offset: 4096, dataSize: 10, metadataSize: 2, reserved: 128, region: 3)
 
@@ -300,7 +432,7 @@ final class PeerMessageTests: XCTestCase {
         let id = oid(1)
         let info = ObjectInfo(id: id, location: l, state: .sealed, refCount: 2, createdNanos: 5, constructNanos: 7, digest: 9)
         let all: [PeerMessage] = [
-            .hello(incarnation: 5), .reserve(id), .unreserve(id), .publish(id, owner: 1, creator: 2, location: l, digest: 3),
+            .hello(incarnation: 5), .reserve(id), .unreserve(id), .unwatch(id), .publish(id, owner: 1, creator: 2, location: l, digest: 3),
             .unpublish(id, owner: 1), .lookup(id, watch: true), .lookupReply(.sealed, owner: 2, location: l, digest: 4),
             .published(id, owner: 1, location: l, digest: 2), .acquire(id), .acquireReply(code: 0, location: l, digest: 1),
             .release(id), .allocate(id, dataSize: 5, metadataSize: 6), .allocateReply(code: 10, location: l), .seal(id, digest: 8),

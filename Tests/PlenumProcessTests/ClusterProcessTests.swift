@@ -253,6 +253,26 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         #expect(cluster.stop() == [0, 0, 0])
     }
 
+    @Test func aNodeStoppedCleanlyAndStartedAgainRejoinsWithANewRegionFile() throws {
+        let cluster = try TestCluster(nodes: 3)
+        defer { cluster.stop() }
+        let c0 = try cluster.client(0)
+        try c0.put(cid(1), data: [1])
+        // SIGTERM: node 2 removes its region; its next life creates a new file.
+        let p = try #require(cluster.processes[2])
+        p.process.terminate()
+        #expect(p.finish(timeout: 30).status == 0)
+        cluster.processes[2] = nil
+        #expect(cluster.eventually(5) { cluster.peer(2, seenBy: 0)?["alive"] as? Bool == false })
+        try cluster.start(2)
+        try cluster.waitAllAlive()
+        let c2 = try cluster.client(2)
+        #expect(try c2.get([cid(1)], timeoutMs: 0).first??.data == [1])
+        try c2.put(cid(2), data: [2, 2])
+        #expect(try c0.get([cid(2)], timeoutMs: 0).first??.data == [2, 2], "node 0 mapped the new file")
+        #expect(cluster.stop() == [0, 0, 0])
+    }
+
     @Test func aBarrierAcrossFourNodes() throws {
         let cluster = try TestCluster(nodes: 4)
         defer { cluster.stop() }
