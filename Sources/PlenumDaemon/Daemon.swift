@@ -100,6 +100,9 @@ public final class StoreDaemon {
     /// How long the loop keeps polling rings after the last ring message
     /// before it sleeps in io_uring (and clients must ring the doorbell).
     static let spinNanos: UInt64 = 200_000
+    /// The first part of that window spins with PAUSE only; after it, each
+    /// round yields the CPU.
+    static let busySpinNanos: UInt64 = 20_000
 
     public let options: Options
     public let region: Region
@@ -227,7 +230,10 @@ public final class StoreDaemon {
                     io_uring_submit(&ring)
                     drainCompletions()
                     armTimer()
-                    CPU.relax()
+                    // Spin briefly, then offer the CPU each round: on a
+                    // machine with fewer cores than busy processes the peer
+                    // or client this store waits for needs it (SPEC §9.6).
+                    if monotonicNanos() &- lastRingActivity < Self.busySpinNanos { CPU.relax() } else { sched_yield() }
                     continue
                 }
                 // Going to sleep: publish it, then look once more (a client
