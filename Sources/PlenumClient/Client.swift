@@ -262,7 +262,9 @@ public final class PlenumClient {
     /// socket (polled without blocking while rings are in use).
     func next(socketEvery: Int = 64) throws(ClientError) -> Wire.Incoming {
         guard var consumer = replies else { return try receive() }
-        var backoff = Backoff()
+        // A reply that crosses nodes takes tens of µs: yield (not sleep —
+        // a sleep rounds up to the timer slack, 50 µs) for a few ms first.
+        var backoff = Backoff(yields: 2000)
         var rounds = 0
         while true {
             let got = consumer.poll { Array($0.payload) }

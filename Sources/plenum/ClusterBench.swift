@@ -18,6 +18,7 @@ struct ClusterBench: ParsableCommand {
     @Option(help: "Nodes of the main cluster.") var nodes = 4
     @Option(help: "Cluster sizes for the lookup-scaling series, e.g. 2,4,8.") var scaling = "2,4,8"
     @Option(help: "Object size for the bandwidth series (MiB).") var bandwidthMib = 64
+    @Flag(help: "Clients talk to their store over the socket only (no client rings).") var socketOnly = false
     @Flag var json = false
 
     struct Row: Codable {
@@ -75,9 +76,9 @@ struct ClusterBench: ParsableCommand {
         try LocalCluster.waitReady(config, dir: dir, seconds: 30)
         let live = config.nodes.map(\.id)
         let c0 = try PlenumClient(socketPath: config.nodes[0].socket)
-        try c0.useRings()
+        if !socketOnly { try c0.useRings() }
         let c2 = try PlenumClient(socketPath: config.nodes[2].socket)
-        try c2.useRings()
+        if !socketOnly { try c2.useRings() }
         // Ids homed at node 1 and owned by node 2: a remote lookup from node 0
         // crosses one ring round trip, a remote get two (home, then owner).
         var serial = 0
@@ -137,7 +138,7 @@ struct ClusterBench: ParsableCommand {
             let threads = sockets.map { s in
                 Thread {
                     guard let c = try? PlenumClient(socketPath: s) else { return }
-                    try? c.useRings()
+                    if !socketOnly { try? c.useRings() }
                     for _ in 0..<barriers { _ = try? c.barrier(7) }
                 }
             }
@@ -202,7 +203,7 @@ struct ClusterBench: ParsableCommand {
             try LocalCluster.waitReady(sc, dir: sdir, seconds: 60)
             let ids = sc.nodes.map(\.id)
             let a = try PlenumClient(socketPath: sc.nodes[0].socket)
-            try a.useRings()
+            if !socketOnly { try a.useRings() }
             let b = try PlenumClient(socketPath: sc.nodes[1].socket)
             var picked: [ObjectID] = []
             var k = 0
@@ -231,7 +232,7 @@ struct ClusterBench: ParsableCommand {
             return
         }
         func us(_ v: UInt64?) -> String { v.map { String(format: "%8.2f", Double($0) / 1000) } ?? "       -" }
-        print("plenum bench cluster: \(nodes) nodes, \(operations) ops × \(rounds) rounds, client rings; times in µs")
+        print("plenum bench cluster: \(nodes) nodes, \(operations) ops × \(rounds) rounds, \(socketOnly ? "socket clients" : "client rings"); times in µs")
         print("flushed cache-line floor p50 \(us(floor.p50))   ring round trip p50 \(us(ring.ring.rttNs.p50))")
         print("operation".padding(toLength: 24, withPad: " ", startingAt: 0) + "  remote p50  remote p99   local p50   local p99  remote/local  remote/floor")
         for r in rows {

@@ -1,0 +1,65 @@
+import PlenumCluster
+import PlenumStore
+import PlenumWire
+import XCTest
+
+final class ClusterConfigTests: XCTestCase {
+    let good = """
+    # a comment
+    [cluster]
+    line_size = 128
+    dead_after_ms = 800
+
+    [[node]]
+    id = 0
+    socket = "/tmp/a.sock"
+    region = "/dev/shm/a"
+    memory = "64M"
+    numa_node = 0
+    [node.reach]
+    1 = "/dev/shm/b"
+
+    [[node]]
+    id = 1
+    socket = "/tmp/b.sock"   # trailing comment
+    region = "/dev/shm/b"
+    memory = 1_048_576
+    """
+
+    func testTheFileRoundTripsAndPlacesRingsInSharedMemory() throws {
+        let c = try ClusterConfig.parse(good)
+        XCTAssertEqual(c.nodes.count, 2)
+        XCTAssertEqual(c.nodes[0].memory, 64 << 20)
+        XCTAssertEqual(c.nodes[0].numaNode, 0)
+        XCTAssertEqual(c.deadAfterMillis, 800)
+        XCTAssertEqual(c.nodes[0].reach, [1: "/dev/shm/b"])
+        XCTAssertEqual(try ClusterConfig.parse(c.toml()), c)
+        // One-way reach: both rings of the pair in node 1's memory.
+        let plan = try RingPlan(c)
+        XCTAssertEqual(plan.site(from: 0, to: 1)?.host, 1)
+        XCTAssertEqual(plan.site(from: 1, to: 0)?.host, 1)
+        let local = ClusterConfig.local(nodes: 4, memory: 1 << 20, dir: "/tmp/x", tag: "t")
+        let lp = try RingPlan(local)
+        for p in 0..<4 { for q in 0..<4 where p != q { XCTAssertEqual(lp.site(from: NodeID(p), to: NodeID(q))?.host, NodeID(q), "the consumer's memory") } }
+    }
+
+    func testBadFilesAreRefusedWithTheReason() {
+        func refused(_ text: String, _ needle: String, line: UInt = #line) {
+            XCTAssertThrowsError(try ClusterConfig.parse(text), line: line) { e in
+                XCTAssertTrue("\(e)".contains(needle), "\(e)", line: line)
+            }
+        }
+        refused(good.replacingOccurrences(of: "[node.reach]\n1 = \"/dev/shm/b\"", with: ""), "share no memory")
+        refused(good.replacingOccurrences(of: "id = 1", with: "id = 0"), "appears twice")
+        refused(good.replacingOccurrences(of: "1 = \"/dev/shm/b\"", with: "5 = \"/dev/shm/b\""), "not in the file")
+        refused(good.replacingOccurrences(of: "line_size = 128", with: "line_size = 100"), "line_size")
+        refused(good.replacingOccurrences(of: "memory = \"64M\"", with: "memory = \"lots\""), "cannot read size")
+        refused(good.replacingOccurrences(of: "socket = \"/tmp/a.sock\"", with: "socket = /tmp/a.sock"), "line 8")
+        refused(good + "\n[[pool]]\nid = 3\n", "pool")
+        refused(good + "\ncolour = 3\n", "unknown key")
+        refused(good.replacingOccurrences(of: "dead_after_ms = 800", with: "dead_after_ms = 60"), "two heartbeats")
+        refused(good.replacingOccurrences(of: "numa_node = 0", with: "numa_node = \"zero\""), "numa_node")
+        refused("[cluster]\n", "no [[node]]")
+        refused("[[node]]\nid = \"x", "unterminated")
+    }
+}

@@ -1,0 +1,75 @@
+import PlenumCluster
+import PlenumStore
+import PlenumWire
+import XCTest
+
+extension ClusterCoreTests {
+    func testARestartedNodeMeetsTheOthersAtTheNextBarrier() {
+        var h = ClusterHarness(nodes: 3)
+        for n in 0..<3 { h.connect(ClientID(n + 1), on: NodeID(n)) }
+        for round in 0..<3 {
+            for n in 0..<3 { h.apply(NodeID(n), h.nodes[n].handle(.cluster(ClientID(n + 1), requestId: UInt64(20 + round), .barrier(name: 5)), now: h.now)) }
+            h.settle()
+        }
+        // Node 2 restarts: a fresh core, whose barrier count starts again.
+        h.kill(2)
+        var fresh = ClusterCore(config: .init(node: 2, incarnation: 999, reachable: [0, 1]), store: .init(base: 4096, capacity: 1 << 20, lineSize: 64))
+        _ = fresh.handle(.local(.connected(3)), now: h.now)
+        h.nodes[2] = fresh
+        for i in 0..<2 { h.up(NodeID(i), sees: 2); h.up(2, sees: NodeID(i)) }
+        h.settle()
+        for n in 0..<3 { h.replies[n].removeAll(); h.apply(NodeID(n), h.nodes[n].handle(.cluster(ClientID(n + 1), requestId: 30, .barrier(name: 5)), now: h.now)) }
+        h.settle()
+        for n in 0..<3 { XCTAssertEqual(h.replies[n].first?.2, .barrierPassed(nodes: 3), "node \(n)") }
+    }
+
+    func testAGrantArrivingAfterItsRequestTimedOutIsGivenBack() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        h.connect(2, on: 1)
+        let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertEqual(h.put(id, client: 2, on: 1), .sealed)
+        // Node 0 asks; node 1's answers are held back past the timeout.
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 4, .get([id], timeoutMs: 0))), now: h.now))
+        while let i = h.queues.indices.first(where: { !h.queues[$0].isEmpty }), i == 1 { h.settle(limit: 1) }
+        let late = h.queues[0]
+        h.queues[0].removeAll()
+        XCTAssertEqual(late.count, 1)   // the lookup reply
+        h.queues[0] = late
+        h.settle(limit: 1)              // lookup answered → acquire sent to node 1
+        h.settle(limit: 1)              // node 1 grants: a reference for node 0
+        let grant = h.queues[0]
+        h.queues[0].removeAll()
+        XCTAssertEqual(h.nodes[1].referencesLent[0], 1)
+        h.now += 6_000_000_000
+        h.apply(0, h.nodes[0].handle(.local(.tick), now: h.now))
+        XCTAssertEqual(h.replies[0].last?.2, .objects([nil]))
+        h.queues[0] = grant             // the grant arrives late
+        h.settle()
+        XCTAssertEqual(h.nodes[1].referencesLent[0], 0, "the late reference was released")
+    }
+
+    func testAWatchIsDroppedAtTheHomeWhenTheGetEnds() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertNil(h.call(.get([id], timeoutMs: 20), client: 1, on: 0))
+        XCTAssertEqual(h.nodes[1].directoryWatches, 1)
+        h.now += 30_000_000
+        h.apply(0, h.nodes[0].handle(.local(.tick), now: h.now))
+        h.settle()
+        XCTAssertEqual(h.nodes[1].directoryWatches, 0)
+    }
+
+    func testARequestWithoutACorrelationIdIsRefusedWithoutEffect() {
+        var h = ClusterHarness(nodes: 2)
+        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
+        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .reserve(oid(2))), now: h.now)
+        XCTAssertEqual(h.nodes[1].store.stats.objects, 0)
+        XCTAssertEqual(h.nodes[1].directoryEntries, 0)
+        XCTAssertEqual(h.nodes[1].counters.refusedMessages, 2)
+        // And a node that is not a live member is not heard at all.
+        _ = h.nodes[1].handle(.message(from: 7, correlation: 5, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
+        XCTAssertEqual(h.nodes[1].store.stats.objects, 0)
+    }
+}

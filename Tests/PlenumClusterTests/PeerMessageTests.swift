@@ -1,0 +1,59 @@
+import PlenumCluster
+import PlenumStore
+import PlenumWire
+import XCTest
+
+final class PeerMessageTests: XCTestCase {
+    let l = ObjectLocation(offset: 4096, dataSize: 10, metadataSize: 2, reserved: 128, region: 3)
+
+    func testEveryMessageRoundTrips() throws {
+        let id = oid(1)
+        let info = ObjectInfo(id: id, location: l, state: .sealed, refCount: 2, createdNanos: 5, constructNanos: 7, digest: 9)
+        let all: [PeerMessage] = [
+            .hello(incarnation: 5), .reserve(id), .unreserve(id), .unwatch(id), .publish(id, owner: 1, creator: 2, location: l, digest: 3),
+            .unpublish(id, owner: 1), .lookup(id, watch: true), .lookupReply(.sealed, owner: 2, location: l, digest: 4),
+            .published(id, owner: 1, location: l, digest: 2), .acquire(id), .acquireReply(code: 0, location: l, digest: 1),
+            .release(id), .allocate(id, dataSize: 5, metadataSize: 6), .allocateReply(code: 10, location: l), .seal(id, digest: 8),
+            .abort(id), .delete(id), .result(code: 5), .notifySealed(id, owner: 0, location: l, digest: 1), .notifyDeleted(id),
+            .barrierArrive(name: 1, round: 2), .barrierRelease(name: 1, round: 2, nodes: 4), .list,
+            .listChunk(Array(repeating: info, count: PeerMessage.listRowsPerChunk), last: true),
+        ]
+        for m in all {
+            let body = m.encodeBody()
+            XCTAssertLessThanOrEqual(body.count, 1024 - 32, "\(m.kind) fits a peer ring slot")
+            XCTAssertEqual(try PeerMessage.decode(kind: m.kind.rawValue, body: body), m)
+            // Every truncation and any trailing byte is refused.
+            for cut in 0..<body.count { XCTAssertThrowsError(try PeerMessage.decode(kind: m.kind.rawValue, body: Array(body[0..<cut]))) }
+            XCTAssertThrowsError(try PeerMessage.decode(kind: m.kind.rawValue, body: body + [0]))
+        }
+    }
+
+    func testBadValuesAreRefused() {
+        XCTAssertThrowsError(try PeerMessage.decode(kind: 0x7777, body: []))
+        var lookup = PeerMessage.lookup(oid(1), watch: true).encodeBody()
+        lookup[20] = 2
+        XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.lookup.rawValue, body: lookup))
+        var reply = PeerMessage.lookupReply(.sealed, owner: 0, location: l, digest: 0).encodeBody()
+        reply[0] = 9
+        XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.lookupReply.rawValue, body: reply))
+        var chunk = PeerMessage.listChunk([], last: false).encodeBody()
+        chunk[1] = 200
+        XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.listChunk.rawValue, body: chunk))
+        // A location whose end overflows.
+        let huge = PeerMessage.acquireReply(code: 0, location: ObjectLocation(offset: Int.max - 4, dataSize: 10, metadataSize: 0, reserved: 0), digest: 0)
+        XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.acquireReply.rawValue, body: huge.encodeBody()))
+    }
+
+    func testHomeIsStableAndMovesOnlyTheDeadNodesIds() {
+        let ids = (0..<2000).map(oid)
+        let four: [NodeID] = [0, 1, 2, 3]
+        let three: [NodeID] = [0, 1, 3]
+        var counts = [NodeID: Int]()
+        for id in ids {
+            let h4 = Home.of(id, among: four), h3 = Home.of(id, among: three)
+            counts[h4, default: 0] += 1
+            if h4 != 2 { XCTAssertEqual(h3, h4) }
+        }
+        for n in four { XCTAssertGreaterThan(counts[n] ?? 0, 350, "ids spread over homes") }
+    }
+}
