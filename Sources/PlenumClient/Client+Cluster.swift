@@ -1,0 +1,92 @@
+import CPlenumShim
+import Glibc
+import PlenumMemory
+import PlenumStore
+import PlenumWire
+
+/// The cluster side of the client (SPEC §10.6, §10.7): peer regions mapped
+/// from the descriptors the store passes, creates placed on a node, the
+/// barrier and the store's view of the cluster.
+extension PlenumClient {
+    /// The memory a location's bytes are in, after checking they lie inside
+    /// it. Unknown handles (a peer's region, mapped anew) fetch the table.
+    public func memory(for l: ObjectLocation) throws(ClientError) -> MappedMemory {
+        let m: MappedMemory
+        if l.region == 0 {
+            m = memory
+        } else {
+            if peerRegions[l.region] == nil { try refreshRegions() }
+            guard let p = peerRegions[l.region] else { throw .badLocation(l) }
+            m = p.memory
+        }
+        guard l.offset >= 0, l.end <= m.size else { throw .badLocation(l) }
+        return m
+    }
+
+    /// Maps every region the store passes (descriptors with the reply).
+    public func refreshRegions() throws(ClientError) {
+        let rid = nextRequest
+        nextRequest += 1
+        try send(Wire.encodeRegions(requestId: rid))
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(rid, .failure(let e)): throw .remote(e)
+            case .regions(rid, let table):
+                let mapped = table.filter { $0.size > 0 && $0.handle != 0 }
+                guard receivedFDs.count >= mapped.count else { throw .unexpected("region table without its descriptors") }
+                let fds = Array(receivedFDs.prefix(mapped.count))
+                receivedFDs.removeFirst(mapped.count)
+                defer { for f in fds { close(f) } }
+                var fresh: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:]
+                for (info, f) in zip(mapped, fds) {
+                    if let old = peerRegions[info.handle] { fresh[info.handle] = old; continue }
+                    guard let line = try? LineSize(info.lineSize) else { throw .unexpected("line size \(info.lineSize)") }
+                    do {
+                        let mapping = try Mapping(fd: f, size: info.size, subject: "region of node \(info.node)")
+                        fresh[info.handle] = (info, mapping, mapping.memory(lineSize: line))
+                    } catch { throw .connect(error) }
+                }
+                peerRegions = fresh
+                return
+            default: continue
+            }
+        }
+    }
+
+    /// The regions this client maps: handle, node and size.
+    public var regions: [Wire.RegionInfo] {
+        [Wire.RegionInfo(handle: 0, node: UInt32.max, size: memory.size, lineSize: memory.lineSize)] + peerRegions.values.map(\.info).sorted { $0.handle < $1.handle }
+    }
+
+    /// Creates in a named node's memory (`node` nil: anywhere, local first;
+    /// SPEC §10.6). Write it through the link with `write`, then `seal`.
+    public func create(_ id: ObjectID, dataSize: Int, metadataSize: Int = 0, onNode node: UInt32?) throws(ClientError) -> ObjectLocation {
+        let r = try exchange { Wire.encode(ClusterRequest.createOn(id, dataSize: dataSize, metadataSize: metadataSize, node: node), requestId: $0) }
+        guard case .created(let l) = r else { throw .unexpected("create") }
+        _ = try memory(for: l)
+        return l
+    }
+
+    /// Waits until every live node of the cluster reached barrier `name`;
+    /// returns how many nodes passed it.
+    public func barrier(_ name: UInt64) throws(ClientError) -> Int {
+        guard case .barrierPassed(let n) = try exchange({ Wire.encode(ClusterRequest.barrier(name: name), requestId: $0) }) else { throw .unexpected("barrier") }
+        return n
+    }
+
+    /// The store's view of its cluster (SPEC §10.9), as JSON.
+    public func clusterStatus() throws(ClientError) -> String {
+        let rid = nextRequest
+        nextRequest += 1
+        try send(Wire.encodeClusterStatus(requestId: rid))
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(rid, .failure(let e)): throw .remote(e)
+            case .clusterStatus(rid, let json): return json
+            default: continue
+            }
+        }
+    }
+}
