@@ -276,7 +276,7 @@ extension ClusterCore {
         let unsealed = localUnsealed.removeValue(forKey: c) ?? []
         localActions(store.handle(.disconnected(c), now: now), now: now, into: &out)
         for id in unsealed where store.location(id) == nil { releaseReservation(id, now: now, into: &out) }
-        for (token, g) in gets where g.client == c { gets[token] = nil; unwatch(token, g) }
+        for (token, g) in gets where g.client == c { dropGet(token, now: now, into: &out) }
         for name in barrierWaiters.keys { barrierWaiters[name]!.removeAll { $0.client == c } }
         deletes = deletes.filter { $0.value.client != c }
         lists = lists.filter { $0.value.client != c }

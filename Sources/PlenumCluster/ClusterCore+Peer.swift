@@ -142,7 +142,10 @@ extension ClusterCore {
     mutating func reply(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         guard let o = outstanding[corr], o.node == n else {
             counters.unexpectedReplies += 1
-            if let late = expired.removeValue(forKey: corr), late.node == n { undo(late.what, m, from: n, now: now, into: &out) }
+            if let late = expired[corr], late.node == n {
+                expired[corr] = nil
+                undo(late.what, m, from: n, now: now, into: &out)
+            }
             return
         }
         if case .listChunk(_, let last) = m, !last {} else { outstanding[corr] = nil }

@@ -53,7 +53,9 @@ extension ClusterCore {
         guard let g = gets[token], g.open.contains(i) else { return }
         let id = g.ids[i]
         if state == .sealed {
-            watchFired(id, owner: owner, location: location, digest: digest, only: (token, i), now: now, into: &out)
+            // Every get of this node waiting for the id goes on, not just this one.
+            let waiting = watching[id]?.contains { $0 == (token, i) } == true
+            watchFired(id, owner: owner, location: location, digest: digest, only: waiting ? nil : (token, i), now: now, into: &out)
         } else if !g.watch {
             resolve(token, i, nil, now: now, into: &out)
         }
@@ -119,6 +121,9 @@ extension ClusterCore {
 
     mutating func resolve(_ token: UInt64, _ i: Int, _ l: ObjectLocation?, now: UInt64, into out: inout [ClusterAction]) {
         guard var g = gets[token], g.open.remove(i) != nil else { return }
+        let id = g.ids[i]
+        watching[id]?.removeAll { $0 == (token, i) }
+        if watching[id]?.isEmpty == true { watching[id] = nil }
         g.results[i] = l
         gets[token] = g
         if g.open.isEmpty { finishGet(token, now: now, into: &out) }
@@ -126,16 +131,23 @@ extension ClusterCore {
 
     /// All answered, or the deadline passed: reply with what was found.
     mutating func finishGet(_ token: UInt64, now: UInt64, into out: inout [ClusterAction]) {
-        guard let g = gets.removeValue(forKey: token) else { return }
+        guard let g = dropGet(token, now: now, into: &out) else { return }
+        reply(g.client, g.requestId, .objects(g.results), into: &out)
+    }
+
+    /// Forgets a get; watches nobody here needs any more are dropped at
+    /// their homes.
+    @discardableResult
+    mutating func dropGet(_ token: UInt64, now: UInt64, into out: inout [ClusterAction]) -> Get? {
+        guard let g = gets.removeValue(forKey: token) else { return nil }
         unwatch(token, g)
-        // Watches nobody here needs any more are dropped at their homes.
         if g.watch {
             for i in g.open where watching[g.ids[i]] == nil {
                 let h = home(of: g.ids[i])
                 if h == me { directory.unwatch(g.ids[i], node: me) } else { send(.unwatch(g.ids[i]), to: h, now: now, into: &out) }
             }
         }
-        reply(g.client, g.requestId, .objects(g.results), into: &out)
+        return g
     }
 
     mutating func unwatch(_ token: UInt64, _ g: Get) {

@@ -64,8 +64,10 @@ public enum ClusterAction: Equatable, Sendable {
     /// fence, compute its CRC32C and compare with `digest` (SPEC §10.8);
     /// answer with `.digestChecked`.
     case checkDigest(token: UInt64, region: Int, location: ObjectLocation, digest: UInt64)
-    /// Drop this node's cached lines of a local range another node wrote
-    /// (an object created in our memory by a peer, sealed now).
+    /// Flush (write back and drop) this node's cached lines of a local
+    /// range a peer writes: when the range is granted to the peer (no dirty
+    /// line of an earlier use may land over its bytes) and before sealing
+    /// it (drop stale lines; a pure invalidate by then).
     case invalidate(ObjectLocation)
     /// The answer to `.reserveBatch`: per id nil (reserved) or the error.
     case batchReserved(token: UInt64, [StoreError?])

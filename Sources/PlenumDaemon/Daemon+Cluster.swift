@@ -149,7 +149,7 @@ extension StoreDaemon {
                                             j.field("lives_in_node", Int(site?.host ?? 0))
                                             if name == "ring_out" {
                                                 j.field("posted", Int(truncatingIfNeeded: l.producer?.posted ?? 0)); j.field("sent", l.sent)
-                                                j.field("queued", l.pending); j.field("full_events", l.fullEvents)
+                                                j.field("queued", l.pending); j.field("full_events", l.fullEvents); j.field("overflow_dropped", l.overflow)
                                                 j.field("epoch", Int(truncatingIfNeeded: l.producer?.epoch ?? 0))
                                             } else {
                                                 j.field("consumed", Int(truncatingIfNeeded: l.consumer?.consumed ?? 0)); j.field("received", l.received)

@@ -32,6 +32,8 @@ final class PeerLinks {
         var fullEvents = 0
         var corrupt = 0
         var dropped = 0
+        /// Outbound messages dropped because the queue was at its bound.
+        var overflow = 0
         var sent = 0
         var received = 0
         init(peer: NodeID) { self.peer = peer }
@@ -247,8 +249,8 @@ final class PeerLinks {
     func send(_ m: PeerMessage, to n: NodeID, correlation: UInt64) {
         guard let l = links[n], case .up = l.state else { return }
         guard l.pending < Self.maxQueued else {
-            l.dropped += 1
-            if l.dropped % 1000 == 1 { logger.warning("peer not consuming: message dropped", metadata: ["peer": "\(n)", "dropped": "\(l.dropped)"]) }
+            l.overflow += 1
+            if l.overflow % 1000 == 1 { logger.warning("peer not consuming: message dropped", metadata: ["peer": "\(n)", "dropped": "\(l.overflow)"]) }
             return
         }
         l.queue.append((m.kind.rawValue, correlation, m.encodeBody()))
@@ -307,7 +309,11 @@ final class PeerLinks {
             let keep = inHost.flatMap { $0 == me ? nil : peerRegions[$0] }
             detach(l)
             if let h = inHost, h != me, let r = keep { peerRegions[h] = r; regionInodes[h] = Self.inode(r.path) }
-            guard let (ob, om) = block(me, l.peer), var p = try? RingProducer(memory: om, layout: ob.ring) else { return }
+            guard let (ob, om) = block(me, l.peer), var p = try? RingProducer(memory: om, layout: ob.ring) else {
+                l.state = .waiting
+                l.seen = inc
+                return
+            }
             p.reset()
             l.producer = p
             l.outBlock = ob

@@ -72,4 +72,30 @@ extension ClusterCoreTests {
         _ = h.nodes[1].handle(.message(from: 7, correlation: 5, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
         XCTAssertEqual(h.nodes[1].store.stats.objects, 0)
     }
+
+    func testGetsWaitingOnOneNodeFollowTheirIdToItsNewHome() {
+        var h = ClusterHarness(nodes: 3)
+        for c in [1, 2] { h.connect(ClientID(c), on: 0) }
+        h.connect(3, on: 1)
+        let id = (0..<200).map(oid).first { h.nodes[0].home(of: $0) == 2 && Home.of($0, among: [0, 1]) == 1 }!
+        for c in [1, 2] { XCTAssertNil(h.call(.get([id], timeoutMs: 60_000), client: ClientID(c), on: 0, rid: UInt64(c))) }
+        XCTAssertEqual(h.nodes[2].directoryWatches, 1)
+        h.kill(2)   // the home dies: the watch moves to node 1
+        XCTAssertEqual(h.nodes[1].directoryWatches, 1)
+        XCTAssertEqual(h.put(id, client: 3, on: 1), .sealed)
+        h.settle()
+        let answered = h.replies[0].filter { if case .objects(let ls) = $0.2 { return ls.first! != nil } else { return false } }
+        XCTAssertEqual(Set(answered.map(\.0)), [1, 2], "both waiting gets got the object")
+    }
+
+    func testADisconnectedClientsWatchIsDroppedAtTheHome() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertNil(h.call(.get([id], timeoutMs: -1), client: 1, on: 0))
+        XCTAssertEqual(h.nodes[1].directoryWatches, 1)
+        h.apply(0, h.nodes[0].handle(.local(.disconnected(1)), now: h.now))
+        h.settle()
+        XCTAssertEqual(h.nodes[1].directoryWatches, 0)
+    }
 }
