@@ -72,8 +72,10 @@ final class ClusterCoreTests: XCTestCase {
         var h = ClusterHarness(nodes: 4, capacity: 64 << 20)
         for n in 0..<4 { h.connect(ClientID(n + 1), on: NodeID(n)) }
         let ids = (0..<1000).map(oid)
+        // Every node but the id's home creates it: only the home's
+        // directory can tell the creators apart.
         for (k, id) in ids.enumerated() {
-            for n in 0..<4 {
+            for n in 0..<4 where h.nodes[0].home(of: id) != NodeID(n) {
                 h.apply(NodeID(n), h.nodes[n].handle(.local(.request(ClientID(n + 1), requestId: UInt64(k + 1), .create(id, dataSize: 64, metadataSize: 0))), now: h.now))
             }
         }
@@ -89,7 +91,17 @@ final class ClusterCoreTests: XCTestCase {
             }
         }
         XCTAssertEqual(winners, [Int](repeating: 1, count: ids.count))
-        XCTAssertEqual(losers, 3000)
+        XCTAssertEqual(losers, 2000)
+        // And the home itself creating too: still one winner.
+        let more = (1000..<1200).map(oid)
+        for (k, id) in more.enumerated() {
+            for n in 0..<4 {
+                h.apply(NodeID(n), h.nodes[n].handle(.local(.request(ClientID(n + 1), requestId: UInt64(5000 + k), .create(id, dataSize: 64, metadataSize: 0))), now: h.now))
+            }
+        }
+        h.settle(limit: 10_000_000)
+        let created = (0..<4).reduce(0) { acc, n in acc + h.replies[n].filter { $0.1 >= 5000 && { if case .created = $0.2 { return true } else { return false } }($0) }.count }
+        XCTAssertEqual(created, more.count)
     }
 
     func testRemoteAllocationWhenLocalMemoryIsFull() {
