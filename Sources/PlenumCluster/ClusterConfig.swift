@@ -181,7 +181,7 @@ public enum ClusterConfigError: Error, CustomStringConvertible, Equatable {
         case .badValue(let s): return "cluster file: \(s)"
         case .unsupported(let s): return "cluster file: \(s)"
         case .noSharedMemory(let a, let b):
-            return "nodes \(a) and \(b) share no memory: neither maps the other's region, so no ring can join them (relaying through a third node is not supported); add `\(b) = \"path\"` to node \(a)'s reach or `\(a) = \"path\"` to node \(b)'s"
+            return "nodes \(a) and \(b) share no memory and no node shares memory with both, so no ring or relay can join them: add `\(b) = \"path\"` to node \(a)'s reach or `\(a) = \"path\"` to node \(b)'s"
         case .unknownNode(let n): return "node \(n) is not in the cluster file"
         }
     }
@@ -191,6 +191,8 @@ public enum ClusterConfigError: Error, CustomStringConvertible, Equatable {
 /// it (the consumer polls locally), else in p's memory when c maps that
 /// (one-way reach: both rings of the pair in the memory they share).
 /// Inside a region, the rings it hosts are numbered by (producer, consumer).
+/// A pair that shares no memory talks through a relay: the lowest-numbered
+/// node that shares memory with both.
 public struct RingPlan: Equatable, Sendable {
     public struct Site: Equatable, Sendable {
         public var host: NodeID
@@ -199,22 +201,28 @@ public struct RingPlan: Equatable, Sendable {
 
     public private(set) var sites: [[NodeID]: Site] = [:]
     public private(set) var hosted: [NodeID: [[NodeID]]] = [:]
+    /// [p, c] → the node that forwards between them (pairs with no ring).
+    public private(set) var relays: [[NodeID]: NodeID] = [:]
 
     public init(_ config: ClusterConfig) throws(ClusterConfigError) {
         let ids = config.nodes.map(\.id).sorted()
+        func shares(_ a: NodeID, _ b: NodeID) -> Bool { config.node(a)!.reach[b] != nil || config.node(b)!.reach[a] != nil }
         for p in ids {
             for c in ids where c != p {
                 let pReachesC = config.node(p)!.reach[c] != nil
                 let cReachesP = config.node(c)!.reach[p] != nil
-                let host: NodeID
-                if pReachesC { host = c } else if cReachesP { host = p } else { throw .noSharedMemory(p, c) }
-                hosted[host, default: []].append([p, c])
+                if pReachesC { hosted[c, default: []].append([p, c]) } else if cReachesP { hosted[p, default: []].append([p, c]) } else {
+                    guard let r = ids.first(where: { $0 != p && $0 != c && shares(p, $0) && shares($0, c) }) else { throw .noSharedMemory(p, c) }
+                    relays[[p, c]] = r
+                }
             }
         }
         for (host, pairs) in hosted {
             for (i, pair) in pairs.enumerated() { sites[pair] = Site(host: host, index: i) }
         }
     }
+
+    public func relay(from p: NodeID, to c: NodeID) -> NodeID? { relays[[p, c]] }
 
     public func site(from p: NodeID, to c: NodeID) -> Site? { sites[[p, c]] }
     public func rings(in host: NodeID) -> Int { hosted[host]?.count ?? 0 }

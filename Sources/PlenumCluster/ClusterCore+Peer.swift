@@ -13,8 +13,8 @@ extension ClusterCore {
             return
         }
         switch m {
-        case .hello:
-            break // handled by the shell (link attachment)
+        case .hello, .relay:
+            break // transport: handled by the shell (links and relays)
         // home: directory
         case .reserve(let id):
             let ok = store.location(id) == nil && directory.reserve(id, by: n)

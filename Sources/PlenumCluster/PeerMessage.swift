@@ -48,6 +48,10 @@ public enum PeerMessage: Equatable, Sendable {
     // listing
     case list
     case listChunk([ObjectInfo], last: Bool)
+    /// Transport envelope (SPEC §10.3): a message from `from` to `to`, two
+    /// nodes that share no memory, carried by a relay that shares memory
+    /// with both. Never seen by the cluster core.
+    case relay(to: NodeID, from: NodeID, kind: UInt16, correlation: UInt64, body: [UInt8])
 
     /// Ring slot kinds (SPEC §10.5 table).
     public enum Kind: UInt16, Sendable {
@@ -57,6 +61,7 @@ public enum PeerMessage: Equatable, Sendable {
         case notifySealed = 0x30, notifyDeleted
         case barrierArrive = 0x40, barrierRelease
         case list = 0x50
+        case relay = 0x60
         case lookupReply = 0x94
         case acquireReply = 0xA0, allocateReply = 0xA2, result = 0xA3
         case listChunk = 0xD0
@@ -91,6 +96,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .barrierRelease: return .barrierRelease
         case .list: return .list
         case .listChunk: return .listChunk
+        case .relay: return .relay
         }
     }
 
@@ -126,6 +132,8 @@ public enum PeerMessage: Equatable, Sendable {
         case .barrierArrive(let n, let r): w.u64(n); w.u64(r)
         case .barrierRelease(let n, let r, let count): w.u64(n); w.u64(r); w.u32(count)
         case .list: break
+        case .relay(let to, let from, let kind, let corr, let body):
+            w.u32(to); w.u32(from); w.u16(kind); w.u64(corr); w.u32(UInt32(body.count)); w.bytes(body)
         case .listChunk(let rows, let last):
             w.u8(last ? 1 : 0)
             w.u32(UInt32(rows.count))
@@ -176,6 +184,11 @@ public enum PeerMessage: Equatable, Sendable {
         case .barrierArrive: m = .barrierArrive(name: try r.u64(), round: try r.u64())
         case .barrierRelease: m = .barrierRelease(name: try r.u64(), round: try r.u64(), nodes: try r.u32())
         case .list: m = .list
+        case .relay:
+            let to = try r.u32(), from = try r.u32(), kind = try r.u16(), corr = try r.u64()
+            let body = try r.blob()
+            guard kind != Kind.relay.rawValue else { throw .badValue("a relay inside a relay") }
+            m = .relay(to: to, from: from, kind: kind, correlation: corr, body: body)
         case .listChunk:
             let last = try r.u8()
             guard last <= 1 else { throw .badValue("last flag \(last)") }

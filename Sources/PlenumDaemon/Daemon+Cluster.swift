@@ -162,8 +162,30 @@ extension StoreDaemon {
                             }
                         }
                     }
+                    for r in (peers?.relayed.values.sorted { $0.peer < $1.peer }) ?? [] {
+                        j.element {
+                            j.object {
+                                j.field("node", Int(r.peer))
+                                j.field("socket", peers?.config.node(r.peer)?.socket ?? "")
+                                let state: String
+                                switch r.state {
+                                case .waiting: state = "waiting for hello"
+                                case .up: state = "alive"
+                                case .fenced: state = "dead"
+                                }
+                                j.field("state", state)
+                                j.field("alive", core.peers[r.peer] != nil)
+                                j.field("relayed_via", Int(r.via))
+                                j.field("heartbeat_age_ms", r.lastHelloAt == 0 ? -1 : Int((now &- r.lastHelloAt) / 1_000_000))
+                                j.field("references_held", held[r.peer] ?? 0)
+                                j.field("references_lent", lent[r.peer] ?? 0)
+                                j.field("relayed_sent", r.sent); j.field("relayed_received", r.received); j.field("dropped", r.dropped)
+                            }
+                        }
+                    }
                 }
             }
+            j.field("forwarded_for_others", peers?.forwarded ?? 0)
         }
         return j.text
     }

@@ -41,8 +41,25 @@ final class PeerLinks {
         var pending: Int { queue.count - queueHead }
     }
 
+    /// A peer this node shares no memory with, reached through `via`
+    /// (SPEC §10.3): live while its relayed hellos keep coming.
+    final class Relayed {
+        let peer: NodeID
+        let via: NodeID
+        var state = State.waiting
+        var seen: UInt64 = 0
+        var lastHelloAt: UInt64 = 0
+        var sent = 0
+        var received = 0
+        var dropped = 0
+        init(peer: NodeID, via: NodeID) { self.peer = peer; self.via = via }
+    }
+
     let config: ClusterConfig
     let plan: RingPlan
+    var relayed: [NodeID: Relayed] = [:]
+    /// Messages this node forwarded for others.
+    var forwarded = 0
     let me: NodeID
     let incarnation: UInt64
     let own: Region
@@ -66,7 +83,9 @@ final class PeerLinks {
         self.incarnation = incarnation
         self.own = own
         self.logger = logger
-        for n in config.nodes where n.id != me { links[n.id] = Link(peer: n.id) }
+        for n in config.nodes where n.id != me {
+            if let via = plan.relay(from: me, to: n.id) { relayed[n.id] = Relayed(peer: n.id, via: via) } else { links[n.id] = Link(peer: n.id) }
+        }
         bellSender = socket(AF_UNIX, 2 /* SOCK_DGRAM */ | 0o2000000 /* SOCK_CLOEXEC */, 0)
     }
 
@@ -223,6 +242,16 @@ final class PeerLinks {
                 events.append(.peerLoad(l.peer, theirs.load))
             }
         }
+        for r in relayed.values.sorted(by: { $0.peer < $1.peer }) {
+            // A relayed hello per tick is the relayed peer's heartbeat.
+            send(.hello(incarnation: incarnation), to: r.peer, correlation: 0)
+            if case .up = r.state, now &- r.lastHelloAt > deadAfter {
+                let ms = (now &- r.lastHelloAt) / 1_000_000
+                logger.warning("relayed peer dead", metadata: ["peer": "\(r.peer)", "via": "\(r.via)", "silent_ms": "\(ms)"])
+                r.state = .fenced(r.seen)
+                events.append(.peerDown(r.peer, why: "no relayed hello through node \(r.via) for \(ms) ms (timeout \(config.deadAfterMillis) ms)"))
+            }
+        }
     }
 
     /// An up peer whose beat has not moved for `dead_after_ms` is dead; it
@@ -247,6 +276,13 @@ final class PeerLinks {
     static let maxQueued = 1 << 16
 
     func send(_ m: PeerMessage, to n: NodeID, correlation: UInt64) {
+        if let r = relayed[n] {
+            // Hellos go out while waiting too: they are what brings it up.
+            if case .hello = m {} else { guard case .up = r.state else { return } }
+            r.sent += 1
+            send(.relay(to: n, from: me, kind: m.kind.rawValue, correlation: correlation, body: m.encodeBody()), to: r.via, correlation: 0)
+            return
+        }
         guard let l = links[n], case .up = l.state else { return }
         guard l.pending < Self.maxQueued else {
             l.overflow += 1
@@ -284,11 +320,44 @@ final class PeerLinks {
                     }
                     if case .hello(let inc) = message { hello(l, inc, into: &events); continue }
                     guard case .up = l.state else { l.dropped += 1; continue }
+                    if case .relay(let to, let from, let kind, let c, let body) = message {
+                        relay(to: to, from: from, kind: kind, correlation: c, body: body, arrivedFrom: l, into: &events)
+                        continue
+                    }
                     events.append(.message(from: l.peer, correlation: corr, message))
                 }
             }
         }
         return handled
+    }
+
+    /// A relay envelope: forward it (only a direct peer's own messages, to a
+    /// live direct peer), or unwrap it when it is for this node and came
+    /// through the relay the plan names for its sender.
+    func relay(to: NodeID, from: NodeID, kind: UInt16, correlation: UInt64, body: [UInt8], arrivedFrom l: Link,
+               into events: inout [ClusterEvent]) {
+        if to != me {
+            guard from == l.peer, plan.relay(from: from, to: to) == me, let next = links[to], case .up = next.state else { l.dropped += 1; return }
+            forwarded += 1
+            next.queue.append((PeerMessage.Kind.relay.rawValue, 0, PeerMessage.relay(to: to, from: from, kind: kind, correlation: correlation, body: body).encodeBody()))
+            return
+        }
+        guard let r = relayed[from], r.via == l.peer, let inner = try? PeerMessage.decode(kind: kind, body: body) else { l.dropped += 1; return }
+        r.received += 1
+        if case .hello(let inc) = inner {
+            if case .fenced(let f) = r.state, f == inc { r.dropped += 1; return }
+            r.lastHelloAt = monotonicNanos()
+            if r.state == .up(inc) { return }
+            if case .up = r.state { events.append(.peerDown(from, why: "restarted (new incarnation)")) }
+            r.seen = inc
+            r.state = .up(inc)
+            if handles[from] == nil { handles[from] = nextHandle; nextHandle += 1 }
+            logger.info("relayed peer up", metadata: ["peer": "\(from)", "via": "\(r.via)"])
+            events.append(.peerUp(from, PeerInfo(incarnation: inc, region: handles[from]!, regionSize: nil)))
+            return
+        }
+        guard case .up = r.state else { r.dropped += 1; return }
+        events.append(.message(from: from, correlation: correlation, inner))
     }
 
     /// A hello counts only from the life the peer's heartbeat shows.
@@ -394,6 +463,7 @@ final class PeerLinks {
     func flushAll() -> Int { links.values.reduce(0) { $0 + ($1.attached ? flush($1) : 0) } }
 
     var anyAttached: Bool { links.values.contains { $0.attached } }
+    /// A relayed peer's messages ride on this node's direct links.
     var anyPending: Bool { links.values.contains { $0.pending > 0 && $0.attached } }
 
     // MARK: zero-copy for clients

@@ -198,6 +198,10 @@ struct StatusCommand: ParsableCommand {
             let m = d["memory"] as? [String: Any] ?? [:]
             print("node \(d["node"] ?? "?")  pid \(d["pid"] ?? "?")  socket \(d["socket"] ?? "")  used \(m["used"] ?? 0)/\(m["capacity"] ?? 0) B  objects \(m["objects"] ?? 0)  fragmentation \(m["fragmentation"] ?? 0)  clients \(d["clients"] ?? 0)")
             for p in d["peers"] as? [[String: Any]] ?? [] {
+                if let via = p["relayed_via"] {
+                    print("  peer \(p["node"] ?? "?")  \(p["state"] ?? "?")  relayed via node \(via)  hello \(p["heartbeat_age_ms"] ?? -1) ms ago  refs held \(p["references_held"] ?? 0) lent \(p["references_lent"] ?? 0)  sent \(p["relayed_sent"] ?? 0) received \(p["relayed_received"] ?? 0)")
+                    continue
+                }
                 let o = p["ring_out"] as? [String: Any] ?? [:], i = p["ring_in"] as? [String: Any] ?? [:]
                 print("  peer \(p["node"] ?? "?")  \(p["state"] ?? "?")  heartbeat \(p["heartbeat_age_ms"] ?? -1) ms  refs held \(p["references_held"] ?? 0) lent \(p["references_lent"] ?? 0)"
                       + "  out[\(o["pair"] ?? "") in node \(o["lives_in_node"] ?? "?") posted \(o["posted"] ?? 0) full \(o["full_events"] ?? 0) epoch \(o["epoch"] ?? 0)]"

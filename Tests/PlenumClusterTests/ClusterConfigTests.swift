@@ -43,6 +43,22 @@ final class ClusterConfigTests: XCTestCase {
         for p in 0..<4 { for q in 0..<4 where p != q { XCTAssertEqual(lp.site(from: NodeID(p), to: NodeID(q))?.host, NodeID(q), "the consumer's memory") } }
     }
 
+    func testPairsThatShareNoMemoryGetARelayOrAreRefused() throws {
+        var c = ClusterConfig.local(nodes: 4, memory: 1 << 20, dir: "/tmp/x", tag: "t")
+        // 0 and 3 share nothing; 1 and 2 share memory with both: 1 relays.
+        c.nodes[0].reach[3] = nil
+        c.nodes[3].reach[0] = nil
+        let plan = try RingPlan(c)
+        XCTAssertNil(plan.site(from: 0, to: 3))
+        XCTAssertEqual(plan.relay(from: 0, to: 3), 1)
+        XCTAssertEqual(plan.relay(from: 3, to: 0), 1)
+        XCTAssertNil(plan.relay(from: 0, to: 1))
+        // Node 3 shares memory with nobody: refused, naming a pair.
+        for n in 0..<3 { c.nodes[n].reach[3] = nil }
+        c.nodes[3].reach = [:]
+        XCTAssertThrowsError(try RingPlan(c)) { e in XCTAssertTrue("\(e)".contains("share no memory"), "\(e)") }
+    }
+
     func testBadFilesAreRefusedWithTheReason() {
         func refused(_ text: String, _ needle: String, line: UInt = #line) {
             XCTAssertThrowsError(try ClusterConfig.parse(text), line: line) { e in

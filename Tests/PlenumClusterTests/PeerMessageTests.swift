@@ -16,6 +16,7 @@ final class PeerMessageTests: XCTestCase {
             .release(id), .allocate(id, dataSize: 5, metadataSize: 6), .allocateReply(code: 10, location: l), .seal(id, digest: 8),
             .abort(id), .delete(id), .result(code: 5), .notifySealed(id, owner: 0, location: l, digest: 1), .notifyDeleted(id),
             .barrierArrive(name: 1, round: 2), .barrierRelease(name: 1, round: 2, nodes: 4), .list,
+            .relay(to: 2, from: 0, kind: PeerMessage.Kind.lookup.rawValue, correlation: 9, body: PeerMessage.lookup(id, watch: true).encodeBody()),
             .listChunk(Array(repeating: info, count: PeerMessage.listRowsPerChunk), last: true),
         ]
         for m in all {
@@ -26,6 +27,12 @@ final class PeerMessageTests: XCTestCase {
             for cut in 0..<body.count { XCTAssertThrowsError(try PeerMessage.decode(kind: m.kind.rawValue, body: Array(body[0..<cut]))) }
             XCTAssertThrowsError(try PeerMessage.decode(kind: m.kind.rawValue, body: body + [0]))
         }
+    }
+
+    func testARelayInsideARelayIsRefused() {
+        let inner = PeerMessage.relay(to: 1, from: 0, kind: PeerMessage.Kind.list.rawValue, correlation: 1, body: [])
+        let outer = PeerMessage.relay(to: 2, from: 0, kind: PeerMessage.Kind.relay.rawValue, correlation: 0, body: inner.encodeBody())
+        XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.relay.rawValue, body: outer.encodeBody()))
     }
 
     func testBadValuesAreRefused() {

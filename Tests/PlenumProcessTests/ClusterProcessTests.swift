@@ -272,6 +272,29 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         #expect(cluster.stop() == [0, 0, 0])
     }
 
+    @Test func nodesThatShareNoMemoryTalkThroughARelay() throws {
+        // 0 ↔ 1 ↔ 2: nodes 0 and 2 map neither's memory; node 1 relays.
+        let cluster = try TestCluster(nodes: 3) { a, b in !((a == 0 && b == 2) || (a == 2 && b == 0)) }
+        defer { cluster.stop() }
+        #expect(cluster.peer(2, seenBy: 0)?["relayed_via"] as? Int == 1)
+        let c0 = try cluster.client(0), c2 = try cluster.client(2)
+        // Ids homed anywhere: lookups, reservations and deletes cross the relay.
+        let ids = (0..<30).map { cid($0, 0x44) }
+        for id in ids { try c0.put(id, data: [7]) }
+        for id in ids { #expect(try c2.contains(id)) }
+        for id in ids { #expect(throws: ClientError.self) { try c2.put(id, data: [8]) } }
+        #expect(try c2.list().count == ids.count)
+        // Node 2 cannot map node 0's memory: no zero-copy read there.
+        #expect(try c2.get([ids[0]], timeoutMs: 0).first! == nil)
+        #expect(try c2.delete(ids).allSatisfy { $0 == nil })
+        #expect(try c0.stats().used == 0)
+        // The relay dies: nodes 0 and 2 lose each other too, and keep serving.
+        cluster.kill(1)
+        #expect(cluster.eventually(15) { cluster.peer(2, seenBy: 0)?["alive"] as? Bool == false })
+        try c0.put(cid(99), data: [1])
+        #expect(try c0.contains(cid(99)))
+    }
+
     @Test func aBarrierAcrossFourNodes() throws {
         let cluster = try TestCluster(nodes: 4)
         defer { cluster.stop() }
