@@ -184,12 +184,13 @@ extension ClusterCore {
             if let c { awaitingAcks[c, default: 0] += 1 }
             send(.unpublish(id, owner: me), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)
         }
-        for n in peers.keys where loads[n]?.subscribers == true { send(.notifyDeleted(id), to: n, now: now, into: &out) }
+        for n in peers.keys where loads[n]?.subscribers ?? true { send(.notifyDeleted(id), to: n, now: now, into: &out) }
     }
 
-    /// Peers with subscribers hear of every seal in this node's memory.
+    /// Peers with subscribers hear of every seal in this node's memory (and
+    /// peers whose load is unknown, relayed ones: no heartbeat line says).
     mutating func announceSealed(_ id: ObjectID, location: ObjectLocation, digest: UInt64, now: UInt64, into out: inout [ClusterAction]) {
-        for n in peers.keys where loads[n]?.subscribers == true {
+        for n in peers.keys where loads[n]?.subscribers ?? true {
             send(.notifySealed(id, owner: me, location: location, digest: digest), to: n, now: now, into: &out)
         }
     }

@@ -24,7 +24,8 @@ public struct PeerInfo: Equatable, Sendable {
     /// The region handle clients use for the peer's memory (SPEC §10.7).
     public var region: Int
     /// The size of the peer's region when this node maps it; nil when the
-    /// peer's memory is not reachable from here (one-way reach).
+    /// peer's memory is not reachable from here (one-way reach, or a peer
+    /// reached through a relay).
     public var regionSize: Int?
     public init(incarnation: UInt64, region: Int, regionSize: Int?) {
         self.incarnation = incarnation

@@ -279,17 +279,24 @@ final class PeerLinks {
         if let r = relayed[n] {
             // Hellos go out while waiting too: they are what brings it up.
             if case .hello = m {} else { guard case .up = r.state else { return } }
-            r.sent += 1
-            send(.relay(to: n, from: me, kind: m.kind.rawValue, correlation: correlation, body: m.encodeBody()), to: r.via, correlation: 0)
+            guard let l = links[r.via], case .up = l.state else { return }
+            if enqueue(l, .relay(to: n, from: me, kind: m.kind.rawValue, correlation: correlation, body: m.encodeBody()), correlation: 0) { r.sent += 1 }
             return
         }
         guard let l = links[n], case .up = l.state else { return }
+        enqueue(l, m, correlation: correlation)
+    }
+
+    /// Queues a message on a direct link, within its bound.
+    @discardableResult
+    func enqueue(_ l: Link, _ m: PeerMessage, correlation: UInt64) -> Bool {
         guard l.pending < Self.maxQueued else {
             l.overflow += 1
-            if l.overflow % 1000 == 1 { logger.warning("peer not consuming: message dropped", metadata: ["peer": "\(n)", "dropped": "\(l.overflow)"]) }
-            return
+            if l.overflow % 1000 == 1 { logger.warning("peer not consuming: message dropped", metadata: ["peer": "\(l.peer)", "dropped": "\(l.overflow)"]) }
+            return false
         }
         l.queue.append((m.kind.rawValue, correlation, m.encodeBody()))
+        return true
     }
 
     /// Posts what waits, takes what arrived. Returns messages handled.
@@ -338,14 +345,15 @@ final class PeerLinks {
                into events: inout [ClusterEvent]) {
         if to != me {
             guard from == l.peer, plan.relay(from: from, to: to) == me, let next = links[to], case .up = next.state else { l.dropped += 1; return }
-            forwarded += 1
-            next.queue.append((PeerMessage.Kind.relay.rawValue, 0, PeerMessage.relay(to: to, from: from, kind: kind, correlation: correlation, body: body).encodeBody()))
+            if enqueue(next, .relay(to: to, from: from, kind: kind, correlation: correlation, body: body), correlation: 0) { forwarded += 1 }
             return
         }
         guard let r = relayed[from], r.via == l.peer, let inner = try? PeerMessage.decode(kind: kind, body: body) else { l.dropped += 1; return }
         r.received += 1
         if case .hello(let inc) = inner {
-            if case .fenced(let f) = r.state, f == inc { r.dropped += 1; return }
+            // Unlike a direct link, a relayed pair may come back in the same
+            // life: its silence was the relay's (both sides declared each
+            // other dead and start afresh).
             r.lastHelloAt = monotonicNanos()
             if r.state == .up(inc) { return }
             if case .up = r.state { events.append(.peerDown(from, why: "restarted (new incarnation)")) }

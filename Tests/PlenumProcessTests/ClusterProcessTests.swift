@@ -288,6 +288,12 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         #expect(try c2.get([ids[0]], timeoutMs: 0).first! == nil)
         #expect(try c2.delete(ids).allSatisfy { $0 == nil })
         #expect(try c0.stats().used == 0)
+        // Subscribers hear of seals across the relay.
+        let watcher = try cluster.client(2)
+        try watcher.subscribe()
+        try c0.put(cid(50), data: [5])
+        guard case .sealed(let sid, _) = try watcher.nextNotification() else { Issue.record("no seal notification"); return }
+        #expect(sid == cid(50))
         // The relay dies: nodes 0 and 2 lose each other too, and keep serving.
         cluster.kill(1)
         #expect(cluster.eventually(15) { cluster.peer(2, seenBy: 0)?["alive"] as? Bool == false })
