@@ -236,6 +236,8 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         // wait is bounded generously for a loaded machine; no timing asserted).
         #expect(cluster.eventually(15) { (try? c0.delete([cid(1)])) == [nil] })
         #expect(cluster.peer(1, seenBy: 0)?["alive"] as? Bool == false)
+        // Each survivor notices on its own; node 2 too before it is asked.
+        #expect(cluster.eventually(15) { cluster.peer(1, seenBy: 2)?["alive"] as? Bool == false })
         #expect(try !c2.contains(cid(2)), "objects in the dead node's memory are forgotten")
         stop[0] = 1
         while !traffic.isFinished { usleep(10_000) }
@@ -296,7 +298,11 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         #expect(sid == cid(50))
         // The relay dies: nodes 0 and 2 lose each other too, and keep serving.
         cluster.kill(1)
-        #expect(cluster.eventually(15) { cluster.peer(2, seenBy: 0)?["alive"] as? Bool == false })
+        // (A request that reached the relay before its death was noticed
+        // fails with nodeUnavailable; wait until node 0 knows both are gone.)
+        #expect(cluster.eventually(15) {
+            cluster.peer(2, seenBy: 0)?["alive"] as? Bool == false && cluster.peer(1, seenBy: 0)?["alive"] as? Bool == false
+        })
         try c0.put(cid(99), data: [1])
         #expect(try c0.contains(cid(99)))
     }
