@@ -39,11 +39,14 @@ extension PeerLinks {
     }
 
     /// A hello counts only from the life the peer's heartbeat shows.
+    /// A hello that came before its heartbeat line showed that life waits
+    /// (`pendingHello`) and is taken on the tick that sees the line.
     func hello(_ l: Link, _ inc: UInt64, into events: inout [ClusterEvent]) {
         guard let ib = l.inBlock, let im = l.inMemory, let hb = Heartbeat.read(at: ib.heartbeat, in: im), hb.incarnation == inc else {
-            l.dropped += 1
+            l.pendingHello = inc
             return
         }
+        l.pendingHello = 0
         if case .fenced(let f) = l.state, f == inc { l.dropped += 1; return }
         if l.state == .up(inc) { return }
         if l.seen != 0, l.seen != inc {
@@ -69,6 +72,8 @@ extension PeerLinks {
             l.inBlock = inBlock
             l.inMemory = inMemory
             l.queue = [(PeerMessage.Kind.hello.rawValue, 0, PeerMessage.hello(incarnation: incarnation).encodeBody())]
+            // Our heartbeat in the new block first, so our hello is believed.
+            if let load = lastLoad { load.publish(at: ob.heartbeat, in: om) }
         }
         l.seen = inc
         l.lastBeat = hb.beat

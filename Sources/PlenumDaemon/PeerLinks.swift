@@ -34,6 +34,8 @@ final class PeerLinks {
         var dropped = 0
         /// Outbound messages dropped because the queue was at its bound.
         var overflow = 0
+        /// A hello whose life the heartbeat line did not show yet.
+        var pendingHello: UInt64 = 0
         var sent = 0
         var received = 0
         init(peer: NodeID) { self.peer = peer }
@@ -72,6 +74,8 @@ final class PeerLinks {
     var handles: [NodeID: Int] = [:]
     var nextHandle = 1
     var beat: UInt64 = 0
+    /// The heartbeat this node last published (for a block attached between ticks).
+    var lastLoad: Heartbeat?
     var bellSender: Int32 = -1
     var blockBytes: Int { LinkBlock.bytes(line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize) }
     var deadAfter: UInt64 { UInt64(config.deadAfterMillis) * 1_000_000 }
@@ -206,6 +210,7 @@ final class PeerLinks {
         var hb = load
         hb.beat = beat
         hb.incarnation = incarnation
+        lastLoad = hb
         for l in links.values.sorted(by: { $0.peer < $1.peer }) {
             if case .up = l.state {} else if l.attached, replaced(l) {
                 // Not up, and its memory is a new file: map it afresh.
@@ -238,6 +243,7 @@ final class PeerLinks {
                 l.lastBeat = theirs.beat
                 l.lastBeatAt = now
             }
+            if l.pendingHello != 0, l.pendingHello == theirs.incarnation { hello(l, l.pendingHello, into: &events) }
             if case .up = l.state, !declareDeadIfSilent(l, now: now, into: &events) {
                 events.append(.peerLoad(l.peer, theirs.load))
             }

@@ -16,7 +16,7 @@ final class TestCluster {
     var processes: [NodeID: PlenumProcess.Running] = [:]
 
     init(nodes: Int, memory: Int = 16 << 20, tag: String = #function, reach: ((NodeID, NodeID) -> Bool)? = nil,
-         deadAfterMs: Int = 600, requestTimeoutMs: Int = 1500) throws {
+         deadAfterMs: Int = 1500, requestTimeoutMs: Int = 3000) throws {
         let t = "\(getpid())-\(tag.filter { $0.isLetter }.prefix(16))"
         dir = "/tmp/plenum-ctest-\(t)"
         try? FileManager.default.removeItem(atPath: dir)
@@ -232,7 +232,7 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         }
         traffic.start()
         cluster.kill(1)
-        // After the timeout (600 ms) node 0 reclaims node 1's reference (the
+        // After the timeout (1500 ms) node 0 reclaims node 1's reference (the
         // wait is bounded generously for a loaded machine; no timing asserted).
         #expect(cluster.eventually(15) { (try? c0.delete([cid(1)])) == [nil] })
         #expect(cluster.peer(1, seenBy: 0)?["alive"] as? Bool == false)
