@@ -11,7 +11,8 @@ import PlenumRing
 import PlenumStore
 import PlenumWire
 
-/// `plenum store`: the I/O shell around `StoreCore` (SPEC.md §9.3).
+/// `plenum store`: the I/O shell around `ClusterCore` and its `StoreCore`
+/// (SPEC.md §9.4, §10.2); a single store is a cluster of one.
 ///
 /// One io_uring (liburing) event loop over a Unix stream socket: accept,
 /// per-client recv and send, a signalfd for SIGINT/SIGTERM, and a timeout

@@ -17,7 +17,7 @@ public enum Frame {
         // requests
         case create = 0x01, seal, abort, get, release, contains, delete, list, evict, subscribe, stats, refresh, createAndSeal
         case openRings, wake
-        // cluster requests (SPEC §10.7)
+        // cluster requests (SPEC §10.6, §10.7, §10.9)
         case createOn = 0x10, barrier, regions, clusterStatus
         // replies
         case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
