@@ -198,7 +198,7 @@ extension ClusterCore {
     // MARK: create-and-seal (the daemon writes the bytes)
 
     mutating func reserveBatch(_ token: UInt64, _ ids: [ObjectID], now: UInt64, into out: inout [ClusterAction]) {
-        batches[token] = Batch(ids: ids, results: Array(repeating: nil, count: ids.count), remaining: ids.count)
+        batches[token] = Batch(client: 0, requestId: 0, ids: ids, results: Array(repeating: nil, count: ids.count), remaining: ids.count)
         if ids.isEmpty { out.append(.batchReserved(token: token, [])); batches[token] = nil; return }
         for (i, id) in ids.enumerated() {
             if store.location(id) != nil { batchAnswered(token, i, .alreadyExists(id), into: &out); continue }
@@ -217,15 +217,17 @@ extension ClusterCore {
     }
 
     mutating func batchAnswered(_ token: UInt64, _ i: Int, _ e: StoreError?, into out: inout [ClusterAction]) {
-        guard var b = batches[token] else { return }
-        b.results[i] = e
-        b.remaining -= 1
-        if b.remaining == 0 {
-            batches[token] = nil
-            out.append(.batchReserved(token: token, b.results))
-        } else {
-            batches[token] = b
-        }
+        if let done = Self.gathered(&batches, token, i, e) { out.append(.batchReserved(token: token, done.results)) }
+    }
+
+    /// Records answer `i` of a gathered request; returns the gather when it
+    /// was the last one (and forgets it).
+    static func gathered<G: Gathering>(_ table: inout [UInt64: G], _ token: UInt64, _ i: Int, _ v: G.Value) -> G? {
+        guard var g = table[token] else { return nil }
+        g.results[i] = v
+        g.remaining -= 1
+        table[token] = g.remaining == 0 ? nil : g
+        return g.remaining == 0 ? g : nil
     }
 
     /// Create-and-seal of one reserved id, done by the shell: create here,

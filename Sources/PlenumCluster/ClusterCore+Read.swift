@@ -199,15 +199,7 @@ extension ClusterCore {
     }
 
     mutating func deleteAnswered(_ token: UInt64, _ i: Int, _ e: StoreError?, into out: inout [ClusterAction]) {
-        guard var g = deletes[token] else { return }
-        g.results[i] = e
-        g.remaining -= 1
-        if g.remaining == 0 {
-            deletes[token] = nil
-            reply(g.client, g.requestId, .deleted(g.results), into: &out)
-        } else {
-            deletes[token] = g
-        }
+        if let g = Self.gathered(&deletes, token, i, e) { reply(g.client, g.requestId, .deleted(g.results), into: &out) }
     }
 
     // MARK: list

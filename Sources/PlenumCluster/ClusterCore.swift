@@ -15,6 +15,12 @@ import PlenumStore
 /// pseudo-client `ClusterCore.pseudoClient(n)`: the owner's eviction,
 /// delete and free rules see every node's references, and a dead node's are
 /// dropped by disconnecting that pseudo-client.
+protocol Gathering {
+    associatedtype Value
+    var results: [Value] { get set }
+    var remaining: Int { get set }
+}
+
 public struct ClusterCore: Sendable {
     public struct Config: Sendable {
         public var node: NodeID
@@ -77,7 +83,8 @@ public struct ClusterCore: Sendable {
         var watch: Bool
     }
 
-    struct Gather<T: Sendable>: Sendable {
+    /// A request answered piece by piece (per id, or per peer for list).
+    struct Gather<T: Sendable>: Sendable, Gathering {
         var client: ClientID
         var requestId: UInt64
         var ids: [ObjectID] = []
@@ -85,11 +92,8 @@ public struct ClusterCore: Sendable {
         var remaining: Int
     }
 
-    struct Batch: Sendable {
-        var ids: [ObjectID]
-        var results: [StoreError?]
-        var remaining: Int
-    }
+    /// Create-and-seal reservations (the shell's, no client reply here).
+    typealias Batch = Gather<StoreError?>
 
     struct Held: Sendable {
         var node: NodeID
@@ -155,10 +159,12 @@ public struct ClusterCore: Sendable {
         return out
     }
 
-    /// The earliest time the core must be ticked (get deadlines, peer
-    /// request timeouts), for the shell's timer.
+    /// The earliest time the core must be ticked for a client-visible
+    /// deadline (get timeouts), for the shell's timer. Peer request
+    /// timeouts are not in it: the cluster shell ticks the core every
+    /// heartbeat, which expires them (a loop iteration need not scan them).
     public var nextDeadline: UInt64? {
-        let d = [store.nextDeadline, gets.values.compactMap(\.deadline).min(), outstanding.values.map(\.deadline).min()].compactMap { $0 }
+        let d = [store.nextDeadline, gets.values.compactMap(\.deadline).min()].compactMap { $0 }
         return d.min()
     }
     public var pendingRequests: Int { outstanding.count }

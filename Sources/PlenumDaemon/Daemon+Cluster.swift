@@ -124,13 +124,7 @@ extension StoreDaemon {
                             j.object {
                                 j.field("node", Int(l.peer))
                                 j.field("socket", peers?.config.node(l.peer)?.socket ?? "")
-                                let state: String
-                                switch l.state {
-                                case .waiting: state = l.attached ? "waiting for hello" : "detached"
-                                case .up: state = "alive"
-                                case .fenced: state = "dead"
-                                }
-                                j.field("state", state)
+                                j.field("state", Self.describe(l.state, attached: l.attached))
                                 j.field("alive", core.peers[l.peer] != nil)
                                 j.field("heartbeat_age_ms", l.lastBeatAt == 0 ? -1 : Int((now &- l.lastBeatAt) / 1_000_000))
                                 if let load = core.loads[l.peer] {
@@ -167,13 +161,7 @@ extension StoreDaemon {
                             j.object {
                                 j.field("node", Int(r.peer))
                                 j.field("socket", peers?.config.node(r.peer)?.socket ?? "")
-                                let state: String
-                                switch r.state {
-                                case .waiting: state = "waiting for hello"
-                                case .up: state = "alive"
-                                case .fenced: state = "dead"
-                                }
-                                j.field("state", state)
+                                j.field("state", Self.describe(r.state, attached: true))
                                 j.field("alive", core.peers[r.peer] != nil)
                                 j.field("relayed_via", Int(r.via))
                                 j.field("heartbeat_age_ms", r.lastHelloAt == 0 ? -1 : Int((now &- r.lastHelloAt) / 1_000_000))
@@ -188,6 +176,17 @@ extension StoreDaemon {
             j.field("forwarded_for_others", peers?.forwarded ?? 0)
         }
         return j.text
+    }
+}
+
+extension StoreDaemon {
+    /// A link's state as `plenum status` names it.
+    static func describe(_ state: PeerLinks.State, attached: Bool) -> String {
+        switch state {
+        case .waiting: return attached ? "waiting for hello" : "detached"
+        case .up: return "alive"
+        case .fenced: return "dead"
+        }
     }
 }
 
