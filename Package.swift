@@ -80,10 +80,11 @@ let package = Package(
         // The Swift client library: socket requests, zero-copy object views.
         .target(name: "PlenumClient", dependencies: ["PlenumStore", "PlenumWire", "PlenumMemory", "PlenumRing", "CPlenumShim"],
                 swiftSettings: optimise),
-        // The coherency-fault simulator (filled by the simulator issue).
+        // The coherency-fault simulator: the production ring, store and
+        // cluster cores on a model of non-coherent memory (SPEC §7).
         .target(
             name: "PlenumSimulator",
-            dependencies: ["PlenumMemory", "PlenumRing", "CPlenumShim"],
+            dependencies: ["PlenumMemory", "PlenumRing", "PlenumStore", "PlenumWire", "PlenumCluster", "CPlenumShim"],
             path: "Simulator",
             exclude: ["README.md", "Regressions"],
             // Single-threaded by construction (one OS thread runs every

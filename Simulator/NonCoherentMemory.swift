@@ -366,6 +366,14 @@ final class NonCoherentMemory {
                 words(node.cache, (l * line)..<((l + 1) * line))
             }
             mix(UInt64(node.queue.count))
+            for p in node.queue {
+                switch p {
+                case .store(let o, let bytes, let rel):
+                    mix(UInt64(o) << 1 | (rel ? 1 : 0))
+                    for b in bytes { mix(UInt64(b)) }
+                case .flush(let l, _): mix(UInt64(l) | 1 << 40)
+                }
+            }
         }
         return h
     }

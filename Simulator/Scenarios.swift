@@ -11,12 +11,19 @@ public enum Scenario: String, CaseIterable, Sendable {
     case falseSharingClobber = "false-sharing-clobber"
     case reusedAllocationPrefetch = "reused-allocation-prefetch"
     case ringExchange = "ring-exchange"
+    case cluster
 
     public enum Variant: String, Sendable, CaseIterable { case naive, `protocol` }
 
     /// Memory operations with injected faults, by default: the primitive
     /// scenarios are short, so their fault phase is too.
-    public var defaultSteps: Int { self == .ringExchange ? 20_000 : 2_000 }
+    public var defaultSteps: Int {
+        switch self {
+        case .ringExchange: return 20_000
+        case .cluster: return 60_000
+        default: return 2_000
+        }
+    }
 
     public var summary: String {
         switch self {
@@ -26,15 +33,17 @@ public enum Scenario: String, CaseIterable, Sendable {
         case .flushBeforeStore: return "thesis §3.5.3: two stores to one line, then a flush naming the first; naive: no fence, the flush passes the second store"
         case .falseSharingClobber: return "producer and consumer counters; naive: in one line, so a whole-line write-back erases the other side's update"
         case .reusedAllocationPrefetch: return "a reader keeps (or prefetches) lines of a freed object; naive: reads the reused memory without invalidating first"
-        case .ringExchange: return "the production ring, many messages both ways, random faults (naive = a protocol mutant)"
+        case .ringExchange: return "the production ring on N nodes, many messages each way, random faults, crashes and restarts (naive = a protocol mutant)"
+        case .cluster: return "N production store and cluster cores over production rings, clients creating, reading, deleting objects across nodes, crashes (naive = store mutants)"
         }
     }
 
     /// Runs the scenario on a fresh simulation.
-    func run(_ sim: Simulation, variant: Variant, ring: RingExchange) {
-        let naive = variant == .naive
+    func run(_ sim: Simulation, run r: SimRun) {
+        let naive = r.variant == .naive
         switch self {
-        case .ringExchange: ring.run(sim)
+        case .ringExchange: RingExchange(messages: r.messages, slots: r.slots, slotLines: r.slotLines, ackBatch: r.ackBatch).run(sim)
+        case .cluster: ClusterExchange(operations: r.messages, slots: r.slots, slotLines: r.slotLines, ackBatch: r.ackBatch).run(sim)
         case .staleStateWord: StaleStateWord(naive: naive).run(sim)
         case .unflushedBorrowerWrite: BorrowerWrite(naive: naive).run(sim)
         case .staleLenderCache: LenderCache(naive: naive).run(sim)

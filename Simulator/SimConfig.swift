@@ -25,14 +25,27 @@ public struct SimConfig: Sendable, Equatable {
     public var evictPPM = 15_000
     public var prefetchPPM = 15_000
     public var drainPPM = 150_000
+    /// Node crashes (cache and store buffer lost). A scenario that supports
+    /// it restarts the node `restartDelay` operations later (SPEC §7.2).
     public var crashPPM = 0
     public var pausePPM = 0
+    /// Regions each node reaches, one bit per region (node regions 0…N−1,
+    /// then the pool); empty: every node reaches every region. A node always
+    /// reaches its own region. One-way reach is a bit set on one side only.
+    public var reach: [UInt32] = []
+    /// A pool region owned by no node (a CXL pool), after the node regions.
+    public var pool = false
     /// Split write-backs at 8-byte granularity (injected corruption).
     public var tornWriteBacks = false
     /// Protocol steps switched off in the production code (SPEC §7.4).
     public var mutants: ProtocolMutants = []
 
     public init() {}
+
+    /// Whether node n reaches region r (its own always).
+    public func reaches(_ n: Int, region r: Int) -> Bool {
+        r == n || reach.isEmpty || (n < reach.count && reach[n] & (1 << UInt32(r)) != 0)
+    }
 
     /// Whether this run injects faults that may legitimately corrupt data.
     public var injectsCorruption: Bool { tornWriteBacks }

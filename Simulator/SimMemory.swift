@@ -26,6 +26,7 @@ public struct SimMemory: SharedMemory {
         var v: UInt64 = 0
         withUnsafeMutableBytes(of: &v) { sim.mem.load(node, offset, 8, into: $0) }
         sim.trace(node, "load64", line: offset / lineSize, "@\(offset) = \(v)")
+        sim.noteOp(node, 1, offset, v)
         return UInt64(littleEndian: v)
     }
 
@@ -36,6 +37,7 @@ public struct SimMemory: SharedMemory {
         let bytes = withUnsafeBytes(of: value.littleEndian) { Array($0) }
         sim.mem.enqueue(node, .store(offset: offset, bytes: bytes, releasing: ordering == .releasing))
         sim.trace(node, ordering == .releasing ? "store64.rel" : "store64", line: offset / lineSize, "@\(offset) = \(value)")
+        sim.noteOp(node, 3, offset, value)
         drainIfLong()
     }
 
@@ -45,6 +47,7 @@ public struct SimMemory: SharedMemory {
         var buffer = [UInt8](repeating: 0, count: count)
         if !dead && count > 0 { buffer.withUnsafeMutableBytes { sim.mem.load(node, offset, count, into: $0) } }
         sim.trace(node, "read", line: offset / lineSize, "@\(offset) \(count)B")
+        if sim.bound != nil { sim.noteOp(node, 2, offset, buffer.reduce(UInt64(count)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }) }
         let result = buffer.withUnsafeBytes { b in Result { () throws(E) -> R in try body(b) } }
         return try result.get()
     }
@@ -67,6 +70,7 @@ public struct SimMemory: SharedMemory {
             o = end
         }
         sim.trace(node, "write", line: offset / lineSize, "@\(offset) \(count)B")
+        if sim.bound != nil { sim.noteOp(node, 4, offset, buffer.reduce(UInt64(count)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }) }
         drainIfLong()
         return result
     }
@@ -78,6 +82,7 @@ public struct SimMemory: SharedMemory {
             sim.mem.enqueue(node, .flush(line: l, namedWord: l * lineSize / 8))
         }
         sim.trace(node, "flush", line: offset / lineSize, "@\(offset) \(count)B")
+        sim.noteOp(node, 5, offset, UInt64(count))
     }
 
     public func invalidate(at offset: Int, count: Int) { flush(at: offset, count: count) }
@@ -86,6 +91,7 @@ public struct SimMemory: SharedMemory {
         sim.opPoint(node)
         if dead { return }
         sim.trace(node, kind == .full ? "fence.full" : "fence.store", line: -1, "\(sim.mem.nodes[node].queue.count) pending")
+        sim.noteOp(node, 6, 0, 0)
         sim.fence(node)
     }
 

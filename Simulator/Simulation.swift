@@ -11,6 +11,11 @@ public struct Violation: Error, Sendable, Equatable, CustomStringConvertible {
         case outOfBounds = "out-of-bounds"
         case unreachable
         case protocolError = "protocol-error"
+        // cluster (SPEC §7.3)
+        case duplicateId = "duplicate-id"
+        case freedWhileReferenced = "freed-while-referenced"
+        case staleObject = "stale-object"
+        case leak
     }
     public var kind: Kind
     public var step: Int
@@ -27,8 +32,11 @@ struct Chooser {
     var script: [Int]?
     var taken: [(choice: Int, of: Int)] = []
 
+    /// After a pruned state: no more branches (the run only winds down).
+    var frozen = false
+
     mutating func pick(_ n: Int) -> Int {
-        guard n > 1 else { return 0 }
+        guard n > 1, !frozen else { return 0 }
         guard let script else { return rng.below(n) }
         let c = taken.count < script.count ? min(script[taken.count], n - 1) : 0
         taken.append((c, n))
@@ -75,6 +83,8 @@ public final class Simulation {
     public internal(set) var violation: Violation?
     /// Corruption the ring detected and refused in a run that injects it.
     public internal(set) var corruptionsCaught = 0
+    /// Messages delivered (ring-exchange) or object reads checked (cluster).
+    public internal(set) var deliveries = 0
     var stopping = false
     /// While true (layout and formatting before the nodes start) operations
     /// run in program order with no schedule points and no injected events.
@@ -87,6 +97,11 @@ public final class Simulation {
     private var finished: [Bool] = []
     private var pausedUntil: [Int] = []
     var crashed: [Bool] = []
+    /// Whether crashed nodes restart (the scenario supports it).
+    var restarts = false
+    var restartAt: [Int] = []
+    public internal(set) var crashCount = 0
+    public internal(set) var restartCount = 0
 
     // explore
     let bound: ExploreBound?
@@ -96,6 +111,17 @@ public final class Simulation {
     /// that node reads (set by the scenario).
     var prefetchable: [[Int]] = []
     var states: Set<UInt64>?
+    /// State hashing (SPEC §7.5): fingerprints of states whose futures were
+    /// explored already, shared by every schedule of one exploration.
+    var visited: Set<UInt64>?
+    /// This schedule reached a visited state and was cut short.
+    public internal(set) var pruned = false
+    /// Per node: a hash of the operations (and values read) since the
+    /// program's last `loopHead`, which with the program's private state
+    /// pins where the node is in its code.
+    var opHash: [UInt64] = []
+    /// Per node: the program's private state at its loop head, hashed.
+    var programHash: [(() -> UInt64)?] = []
 
     // trace
     let tracing: Bool
@@ -116,6 +142,12 @@ public final class Simulation {
         finished = [Bool](repeating: false, count: config.nodes)
         pausedUntil = [Int](repeating: 0, count: config.nodes)
         crashed = [Bool](repeating: false, count: config.nodes)
+        restartAt = [Int](repeating: 0, count: config.nodes)
+        opHash = [UInt64](repeating: 0, count: config.nodes)
+        programHash = [(() -> UInt64)?](repeating: nil, count: config.nodes)
+        for n in 0..<config.nodes {
+            for r in regions.indices where !config.reaches(n, region: r) && regions[r].owner != n { mem.reach[n][r] = false }
+        }
     }
 
     /// The seam for node `n`.
@@ -136,11 +168,30 @@ public final class Simulation {
     /// Runs one program per node until all return. Programs must poll
     /// `shouldStop` in their loops and call `idle` when they wait.
     func run(_ programs: [(SimMemory) -> Void]) {
+        run(programs.map { p in { m, _ in p(m) } })
+    }
+
+    /// Runs one program per node, each given its incarnation (0 first). With
+    /// `restarts`, a crashed node's program returns (it sees `shouldStop`),
+    /// the node stays dead for a while, then runs its program again with a
+    /// cold cache: a restart (SPEC §7.2).
+    func run(_ programs: [(SimMemory, Int) -> Void]) {
         precondition(programs.count == config.nodes)
         mainContext = Coroutine.main()
         coroutines = programs.enumerated().map { (n, program) in
             Coroutine { [unowned self] in
-                program(self.memory(node: n))
+                var incarnation = 0
+                while true {
+                    program(self.memory(node: n), incarnation)
+                    guard self.crashed[n], self.restarts, !self.stopping else { break }
+                    while self.step < self.restartAt[n] && !self.stopping { self.opPoint(n); self.idle(n) }
+                    guard !self.stopping else { break }
+                    self.crashed[n] = false
+                    self.mem.nodes[n].crashed = false
+                    incarnation += 1
+                    self.restartCount += 1
+                    self.trace(n, "restart", line: -1, "incarnation \(incarnation), cold cache")
+                }
                 self.finished[n] = true
                 self.leave(n)
             }
@@ -213,6 +264,8 @@ public final class Simulation {
             let victim = rng.below(config.nodes)
             if !crashed[victim] && !finished[victim] {
                 crashed[victim] = true
+                crashCount += 1
+                restartAt[victim] = step + 200 + rng.below(2_000)
                 mem.crash(victim)
                 trace(victim, "crash", line: -1, "cache and store buffer lost")
             }
@@ -230,8 +283,15 @@ public final class Simulation {
 
     /// Exploration: every option at this point is a branch of the script.
     private func explorePoint(_ n: Int, _ b: ExploreBound) {
-        if states != nil { states!.insert(mem.fingerprint(extra: UInt64(n))) }
         if stopping { return }
+        let fp = mem.fingerprint(extra: explorationState(n))
+        states?.insert(fp)
+        if visited != nil, !visited!.insert(fp).inserted {
+            pruned = true
+            stopping = true
+            chooser.frozen = true
+            return
+        }
         let others = preemptionsUsed < b.preemptions ? runnable(except: n) : []
         // Cache events that can matter: evicting a dirty line (an early,
         // whole-line write-back) and prefetching a line the node reads (an
@@ -243,7 +303,11 @@ public final class Simulation {
                 let node = mem.nodes[m]
                 for l in node.present.indices where node.present[l] && node.dirty[l] { events.append((m, l, true)) }
                 if m < prefetchable.count {
-                    for l in prefetchable[m] where !node.present[l] { events.append((m, l, false)) }
+                    // A line the node reads again: prefetched early (possibly
+                    // stale), or evicted clean (the next read fetches whatever
+                    // memory holds then, which may be newer than what the
+                    // protocol has made safe to read).
+                    for l in prefetchable[m] where !(node.present[l] && node.dirty[l]) { events.append((m, l, node.present[l])) }
                 }
             }
         }
@@ -259,16 +323,58 @@ public final class Simulation {
         if e.evict { mem.dropLine(e.node, e.line, reason: "evict") } else { mem.prefetch(e.node, e.line) }
     }
 
+    /// Everything that decides a node's future besides memory, caches and
+    /// buffers: where each program is (private state at its loop head, the
+    /// operations and values since) and the budget left.
+    private func explorationState(_ n: Int) -> UInt64 {
+        var h: UInt64 = 0x84222325 &+ UInt64(n) &+ UInt64(preemptionsUsed) << 8 &+ UInt64(eventsUsed) << 16
+        for m in 0..<config.nodes {
+            h = (h ^ opHash[m]) &* 0x100_0000_01b3
+            h = (h ^ (programHash[m]?() ?? 0)) &* 0x100_0000_01b3
+            h = (h ^ (finished[m] ? 1 : 0)) &* 0x100_0000_01b3
+        }
+        for row in mem.clocks { for c in row { h = (h ^ UInt64(c)) &* 0x100_0000_01b3 } }
+        return h
+    }
+
+    /// A program reached the head of its loop: its state is its private
+    /// variables (`programHash`) again.
+    func loopHead(_ n: Int) { if bound != nil { opHash[n] = 0 } }
+
+    /// Exploration: an operation of node n and the value it saw.
+    @inline(__always) func noteOp(_ n: Int, _ kind: UInt64, _ offset: Int, _ value: UInt64) {
+        guard bound != nil else { return }
+        var h = opHash[n]
+        h = (h ^ kind) &* 0x100_0000_01b3
+        h = (h ^ UInt64(bitPattern: Int64(offset))) &* 0x100_0000_01b3
+        h = (h ^ value) &* 0x100_0000_01b3
+        opHash[n] = h
+    }
+
     /// Drains node n's whole store buffer in an order the model allows, with
     /// a schedule point between entries; then its stores are published truth.
+    ///
+    /// Between two entries the node is preempted far more often than at an
+    /// ordinary operation (`fencePreemptPPM`): a fence is where a store
+    /// that drained early (a commit word before its payload's flush) is
+    /// visible alone, and ordering bugs show only if another node looks then.
     func fence(_ n: Int) {
         while !mem.nodes[n].queue.isEmpty {
             let e = mem.eligible(n)
             mem.drain(n, settingUp ? e[0] : e[chooser.pick(e.count)])
-            if !mem.nodes[n].queue.isEmpty { opPoint(n) }
+            if !mem.nodes[n].queue.isEmpty {
+                opPoint(n)
+                if bound == nil, !settingUp, !stopping, step < config.maxSteps, rng.chance(ppm: Self.fencePreemptPPM) {
+                    let others = runnable(except: n)
+                    if !others.isEmpty { switchTo(others[rng.below(others.count)]) }
+                }
+            }
         }
         mem.commit(n)
     }
+
+    /// Chance of a preemption between two drained entries of a fence.
+    static let fencePreemptPPM = 400_000
 
     // MARK: checkers
 

@@ -294,12 +294,9 @@ public final class PlenumClient {
     /// Seals: flushes the object's range (invariant 4), computes its digest,
     /// and makes it immutable and visible.
     public func seal(_ id: ObjectID, _ location: ObjectLocation) throws(ClientError) {
-        let total = location.dataSize + location.metadataSize
         let memory = try memory(for: location)
-        memory.fence(.store)
-        memory.flush(at: location.offset, count: max(1, total))
-        memory.fence(.store)
-        let digest = memory.read(at: location.offset, count: total) { UInt64(CRC32C.checksum($0)) }
+        ObjectMemory.writeBack(memory, location)
+        let digest = ObjectMemory.digest(memory, location)
         guard case .sealed = try call(.seal(id, digest: digest)) else { throw .unexpected("seal") }
     }
 
@@ -330,11 +327,7 @@ public final class PlenumClient {
     /// written first (SPEC §10.8): in a peer's memory, a dirty line left in
     /// this node's cache could later land over that memory's next object.
     public func abort(_ id: ObjectID, _ location: ObjectLocation? = nil) throws(ClientError) {
-        if let l = location, let m = try? memory(for: l) {
-            m.fence(.store)
-            m.flush(at: l.offset, count: max(1, l.dataSize + l.metadataSize))
-            m.fence(.store)
-        }
+        if let l = location, let m = try? memory(for: l) { ObjectMemory.writeBack(m, l) }
         guard case .aborted = try call(.abort(id)) else { throw .unexpected("abort") }
     }
 

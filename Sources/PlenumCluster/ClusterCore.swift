@@ -244,7 +244,8 @@ public struct ClusterCore: Sendable {
     }
 
     /// Store actions: replies and notifications go to local clients (never
-    /// to pseudo-clients); a removal is unpublished and announced.
+    /// to pseudo-clients); a removal is unpublished and announced, and
+    /// passed on to the shell (which may ignore it).
     mutating func absorb(_ a: StoreAction, for client: ClientID?, now: UInt64, into out: inout [ClusterAction]) {
         switch a {
         case .reply(let c, _, _):
@@ -253,6 +254,7 @@ public struct ClusterCore: Sendable {
             if c & Self.peerBit == 0 { out.append(.local(a)) }
         case .removed(let id):
             unpublish(id, for: client, now: now, into: &out)
+            out.append(.local(a))
         }
     }
 

@@ -69,10 +69,8 @@ extension StoreDaemon {
             o.data.withUnsafeBytes { if $0.count > 0 { UnsafeMutableRawBufferPointer(rebasing: b[0..<$0.count]).copyMemory(from: $0) } }
             o.metadata.withUnsafeBytes { if $0.count > 0 { UnsafeMutableRawBufferPointer(rebasing: b[o.data.count...]).copyMemory(from: $0) } }
         }
-        memory.fence(.store)
-        memory.flush(at: l.offset, count: total)
-        memory.fence(.store)
-        let digest = memory.read(at: l.offset, count: total) { UInt64(CRC32C.checksum($0)) }
+        ObjectMemory.writeBack(memory, l)
+        let digest = ObjectMemory.digest(memory, l)
         let (sealed, more) = core.sealLocal(client, o.id, digest: digest, now: now)
         dispatch(more)
         if case .error(let e)? = sealed { return e }
@@ -93,9 +91,7 @@ extension StoreDaemon {
             case .checkDigest(let token, let handle, let l, let digest):
                 dispatch(core.handle(.digestChecked(token: token, ok: checkDigest(handle, l, digest)), now: monotonicNanos()))
             case .invalidate(let l):
-                let m = region.memory()
-                m.invalidate(at: l.offset, count: max(1, l.dataSize + l.metadataSize))
-                m.fence(.full)
+                ObjectMemory.drop(region.memory(), l)
             case .batchReserved(let token, let r):
                 finishBatch(token, r)
             }
@@ -106,11 +102,7 @@ extension StoreDaemon {
     /// any stale lines of its range, then checks its digest.
     func checkDigest(_ handle: Int, _ l: ObjectLocation, _ digest: UInt64) -> Bool {
         guard let (node, r) = peers?.region(handle: handle), l.end <= r.size else { return false }
-        let m = r.memory()
-        let total = l.dataSize + l.metadataSize
-        m.invalidate(at: l.offset, count: max(1, total))
-        m.fence(.full)
-        let ok = m.read(at: l.offset, count: total) { UInt64(CRC32C.checksum($0)) } == digest
+        let ok = ObjectMemory.verify(r.memory(), l, digest: digest)
         if !ok { logger.warning("digest mismatch: refused", metadata: ["node": "\(node)", "offset": "\(l.offset)"]) }
         return ok
     }

@@ -82,9 +82,17 @@ public struct RingConsumer<Memory: SharedMemory> {
              UInt32(littleEndian: b.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
         }
         guard Int(length) <= layout.maxPayload else { return skip(.badLength(sequence: seq, length: length)) }
-        guard slotEpoch == UInt32(truncatingIfNeeded: epoch) else { return skip(.staleEpoch(sequence: seq, found: slotEpoch)) }
+        guard slotEpoch == UInt32(truncatingIfNeeded: epoch) else {
+            // A slot of a newer epoch: the producer reset the ring and posted
+            // again before we read its epoch. Adopt it; the slot is not corrupt.
+            let before = epoch
+            if let bad = checkProducerEpoch() { return .corrupt(bad) }
+            if epoch != before { return .empty }
+            return skip(.staleEpoch(sequence: seq, found: slotEpoch))
+        }
         let end = RingLayout.slotHeaderBytes &+ Int(length)
         let granule = memory.flushGranule
+        if mutants.contains(.ackBeforeRead) { publishAck(upTo: seq) }
         if end > granule, !mutants.contains(.noInvalidateBeforePoll) {
             memory.invalidate(at: slot &+ granule, count: end &- granule)
             memory.fence(.full)
@@ -151,12 +159,24 @@ public struct RingConsumer<Memory: SharedMemory> {
     /// Publishes the acknowledgement (SPEC §5.4 step 6): the consumer line is
     /// written only here and in the reset acknowledgement.
     @usableFromInline
-    mutating func publishAck() {
-        memory.store64(consumed, at: layout.consumedOffset, ordering: .releasing)
+    mutating func publishAck() { publishAck(upTo: _consumed) }
+
+    @usableFromInline
+    mutating func publishAck(upTo sequence: UInt64) {
+        memory.store64(sequence, at: layout.consumedOffset, ordering: .releasing)
         memory.flush(at: layout.consumedOffset, count: 8)
         memory.fence(.store)
-        published = _consumed
+        published = sequence
         _stats.acksPublished &+= 1
+    }
+
+    /// The acknowledgement last published (a restarted consumer resumes
+    /// after it, SPEC §5.6).
+    public var acknowledged: UInt64 { published }
+
+    /// Every word of private state, for the simulator's state hashing.
+    public var privateState: [UInt64] {
+        [epoch, _consumed, published, UInt64(idleStreak), UInt64(idleSinceEpochCheck), reportedStall]
     }
 
     /// Reads the producer line; adopts a newer epoch (SPEC §5.6): position 0,

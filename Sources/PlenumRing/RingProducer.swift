@@ -20,6 +20,10 @@ public struct RingProducer<Memory: SharedMemory> {
     @usableFromInline var _posted: UInt64 = 0
     @usableFromInline var cachedConsumed: UInt64 = 0
     @usableFromInline var awaitingAck = false
+    /// A reset was started and the consumer has not acknowledged it yet.
+    public var awaitingAcknowledgement: Bool { awaitingAck }
+    /// Every word of private state, for the simulator's state hashing.
+    public var privateState: [UInt64] { [epoch, _posted, cachedConsumed, awaitingAck ? 1 : 0] }
     /// Private staging area of one slot (never shared memory).
     @usableFromInline let scratch: Scratch
 
@@ -41,7 +45,7 @@ public struct RingProducer<Memory: SharedMemory> {
         cachedConsumed = consumed
         _posted = consumed
         // Resume: count slots committed after the ack in this epoch.
-        while posted - consumed < UInt64(layout.slotCount) {
+        while posted - consumed < UInt64(layout.slotCount), !memory.mutants.contains(.resumeWithoutScan) {
             let next = posted + 1
             let slot = layout.slotOffset(sequence: next)
             memory.invalidate(at: slot, count: RingLayout.slotHeaderBytes)
@@ -95,7 +99,7 @@ public struct RingProducer<Memory: SharedMemory> {
         //    this very line, and a slow in-place composition would let its
         //    invalidates steal the line between our stores (SPEC §5.3).
         //    The commit word (bytes 0..<8) is untouched.
-                let staged = UnsafeMutableRawBufferPointer(rebasing: scratch.bytes[0..<end])
+        let staged = UnsafeMutableRawBufferPointer(rebasing: scratch.bytes[0..<end])
         staged.storeBytes(of: seq.littleEndian, toByteOffset: 0, as: UInt64.self)
         staged.storeBytes(of: epochWord.littleEndian, toByteOffset: RingLayout.sEpoch, as: UInt32.self)
         staged.storeBytes(of: kind.littleEndian, toByteOffset: RingLayout.sKind, as: UInt16.self)
@@ -114,8 +118,11 @@ public struct RingProducer<Memory: SharedMemory> {
         // 2–4. Payload beyond the first granule reaches memory before the commit.
         if end > granule {
             if !mutants.contains(.noFenceBeforeCommit) { memory.fence(.store) }
-            if !mutants.contains(.noFlushAfterPost) { memory.flush(at: slot &+ granule, count: end &- granule) }
-            if !mutants.contains(.noFenceBeforeCommit) { memory.fence(.store) }
+            if !mutants.contains(.noFlushAfterPost) {
+                let count = mutants.contains(.partialPayloadFlush) ? min(end &- granule, granule) : end &- granule
+                memory.flush(at: slot &+ granule, count: count)
+            }
+            if !mutants.contains(.noFenceBeforeCommit) && !mutants.contains(.noFenceAfterPayloadFlush) { memory.fence(.store) }
         }
         // 5–7. Commit word, then the granule that holds it and the header.
         memory.store64(seq, at: slot, ordering: .releasing)

@@ -1,3 +1,5 @@
+import PlenumMemory
+
 /// The store as a deterministic state machine (SPEC.md §9): events in,
 /// actions out; no I/O, no clocks (time arrives with each event), no threads.
 /// The daemon is a thin shell around it; the simulator can drive it too.
@@ -18,6 +20,9 @@ public struct StoreCore: Sendable {
         public var capacity: Int
         public var lineSize: Int
         public var maxIdsPerRequest = 4096
+        /// Store-level protocol mutants (SPEC §7.4): only the simulator
+        /// sets them; production runs none.
+        public var mutants: ProtocolMutants = []
         public init(base: Int, capacity: Int, lineSize: Int) {
             self.base = base
             self.capacity = capacity
@@ -153,7 +158,7 @@ public struct StoreCore: Sendable {
             waiters.append(Waiter(client: c, requestId: rid, ids: ids, deadline: deadline))
             return nil
         case .release(let id):
-            guard let held = clients[c]?.references[id], held > 0 else { return .error(.noReference(id)) }
+            guard let held = clients[c]?.references[id], held > 0, objects[id] != nil else { return .error(.noReference(id)) }
             clients[c]!.references[id] = held == 1 ? nil : held - 1
             objects[id]!.refCount -= 1
             objects[id]!.lastUse = tick()
@@ -165,7 +170,7 @@ public struct StoreCore: Sendable {
             return .deleted(ids.map { id in
                 guard let e = objects[id] else { return .notFound(id) }
                 guard e.state == .sealed else { return .notSealed(id) }
-                guard e.refCount == 0 else { return .inUse(id, references: e.refCount) }
+                guard freeable(id, e) else { return .inUse(id, references: e.refCount) }
                 remove(id)
                 notifyDeleted(id, into: &out)
                 out.append(.removed(id))
@@ -260,7 +265,7 @@ public struct StoreCore: Sendable {
     }
 
     mutating func evictOne(into out: inout [StoreAction]) -> Bool {
-        guard let (id, e) = objects.filter({ $0.value.state == .sealed && $0.value.refCount == 0 })
+        guard let (id, e) = objects.filter({ $0.value.state == .sealed && freeable($0.key, $0.value) })
             .min(by: { $0.value.lastUse < $1.value.lastUse }) else { return false }
         evictions += 1
         evictedBytes += e.location.reserved
@@ -270,8 +275,21 @@ public struct StoreCore: Sendable {
         return true
     }
 
+    /// No reference holds the object. (The mutant `freeDespiteRemoteReferences`
+    /// counts only local clients: the references of peers, which are
+    /// pseudo-clients with the top bit set (SPEC §10.5), are ignored.)
+    func freeable(_ id: ObjectID, _ e: Entry) -> Bool {
+        if e.refCount == 0 { return true }
+        guard config.mutants.contains(.freeDespiteRemoteReferences) else { return false }
+        let local = clients.reduce(0) { $0 + ($1.key & (1 << 63) == 0 ? ($1.value.references[id] ?? 0) : 0) }
+        return local == 0
+    }
+
     mutating func remove(_ id: ObjectID) {
         guard let e = objects.removeValue(forKey: id) else { return }
+        if e.refCount > 0 {   // only under the mutant above: forget the references
+            for c in clients.keys where clients[c]!.references[id] != nil { clients[c]!.references[id] = nil }
+        }
         try? allocator.free(e.location.offset)
     }
 
