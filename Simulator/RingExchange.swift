@@ -198,14 +198,19 @@ struct RingExchange {
 
     /// Polls one inbound ring; true on progress.
     private func poll(_ consumer: inout RingConsumer<SimMemory>, _ l: RingLedger, _ sim: Simulation, _ me: Int, _ maxPayload: Int) -> Bool {
-        let result = consumer.poll { m in (Int(m.requestId), m.sequence, Array(m.payload)) }
-        if sim.crashed[me] { return false }
-        defer { l.acknowledged = (consumer.epoch, consumer.acknowledged) }
-        switch result {
-        case .delivered(let (index, seq, bytes)):
-            if let (kind, why) = l.deliver(index: index, sequence: seq, epoch: consumer.epoch, bytes: bytes, maxPayload: maxPayload) {
+        // A message is delivered when the callback runs: the node may crash
+        // after it and before the acknowledgement, or after the
+        // acknowledgement and before `poll` returns.
+        let epoch = consumer.epoch
+        let result = consumer.poll { m in
+            if let (kind, why) = l.deliver(index: Int(m.requestId), sequence: m.sequence, epoch: epoch, bytes: Array(m.payload), maxPayload: maxPayload) {
                 sim.fail(kind, node: me, line: -1, why)
             }
+        }
+        if sim.crashed[me] { return false }
+        l.acknowledged = (consumer.epoch, consumer.acknowledged)
+        switch result {
+        case .delivered:
             return true
         case .corrupt(let why):
             if sim.config.injectsCorruption { l.skipped += 1; sim.corruptionsCaught += 1 } else {

@@ -44,6 +44,8 @@ final class RingLedger {
     var epochStart: [UInt64: Int] = [1: 0]
     var resets = 0
     var redelivered = 0
+    /// The producer's epoch as the ledger knows it.
+    var producerEpoch: UInt64 = 1
 
     init(ring: Int, producer: Int, consumer: Int, messages: Int) {
         self.ring = ring
@@ -118,6 +120,7 @@ final class RingLedger {
     /// The producer reset the ring into `epoch`: everything posted so far
     /// may be discarded (SPEC §5.6).
     func reset(to epoch: UInt64) {
+        producerEpoch = epoch
         discardBelow = next
         epochStart[epoch] = next
         resets += 1
@@ -128,6 +131,11 @@ final class RingLedger {
     func producerRestarted(epoch: UInt64, sequence: UInt64, awaiting: Bool) -> (Violation.Kind, String)? {
         defer { posting = -1 }
         let name = "ring \(ring) (\(producer)→\(consumer))"
+        if epoch < producerEpoch {
+            return (.protocolError, "\(name): restarted producer attaches in epoch \(epoch), before epoch \(producerEpoch) it had published")
+        }
+        // A reset the crash interrupted after its epoch was published.
+        if epoch > producerEpoch { reset(to: epoch) }
         if awaiting { if posting >= 0 { next = posting }; return nil }
         let returned = lastReturned.flatMap { $0.epoch == epoch ? $0.sequence : nil } ?? 0
         if sequence < returned {

@@ -88,7 +88,7 @@ public struct SimRun: Sendable, Equatable {
             throw BadToken(token: token, why: "expected plenum-sim/2/… (or plenum-sim/1/…)")
         }
         let v2 = parts[1] == "2"
-        guard parts.count == (v2 ? 17 : 11) else { throw BadToken(token: token, why: "expected \(v2 ? 17 : 11) parts, found \(parts.count)") }
+        guard parts.count == (v2 ? 18 : 11) else { throw BadToken(token: token, why: "expected \(v2 ? 18 : 11) parts, found \(parts.count)") }
         guard let s = Scenario(rawValue: parts[2]) else { throw BadToken(token: token, why: "unknown scenario \(parts[2])") }
         guard let v = Scenario.Variant(rawValue: parts[3]) else { throw BadToken(token: token, why: "unknown variant \(parts[3])") }
         var fields: [String: String] = [:]

@@ -83,8 +83,10 @@ public struct RingConsumer<Memory: SharedMemory> {
         }
         guard Int(length) <= layout.maxPayload else { return skip(.badLength(sequence: seq, length: length)) }
         guard slotEpoch == UInt32(truncatingIfNeeded: epoch) else {
-            // A slot of a newer epoch: the producer reset the ring and posted
-            // again before we read its epoch. Adopt it; the slot is not corrupt.
+            // A leftover of an earlier epoch (a reset need not clear it) is
+            // empty. A slot of a newer epoch: the producer reset the ring and
+            // posted again before we read its epoch; adopt it.
+            if isOlderEpoch(slotEpoch) { return idleEmpty() }
             let before = epoch
             if let bad = checkProducerEpoch() { return .corrupt(bad) }
             if epoch != before { return .empty }
@@ -146,7 +148,12 @@ public struct RingConsumer<Memory: SharedMemory> {
             }
             return .empty
         }
-        // A reset clears commit words; look at the epoch before crying wolf.
+        // A reset clears commit words, and may leave slots of the older
+        // epoch behind; look at the slot's and the producer's epoch before
+        // crying wolf.
+        let slot = layout.slotOffset(sequence: expected)
+        let slotEpoch = memory.read(at: slot &+ RingLayout.sEpoch, count: 4) { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        if isOlderEpoch(slotEpoch) { _stats.emptyPolls &+= 1; return .empty }
         let before = epoch
         if let bad = checkProducerEpoch() { return .corrupt(bad) }
         if epoch != before { return .empty }
@@ -154,6 +161,23 @@ public struct RingConsumer<Memory: SharedMemory> {
         reportedStall = expected
         _stats.corrupt &+= 1
         return .corrupt(.badSequence(found: found, expected: expected))
+    }
+
+    /// Whether a slot's 32-bit epoch field names an epoch before ours (the
+    /// field holds the low 32 bits; epochs only grow).
+    @usableFromInline
+    func isOlderEpoch(_ slotEpoch: UInt32) -> Bool {
+        let current = UInt32(truncatingIfNeeded: epoch)
+        return slotEpoch != current && current &- slotEpoch < 1 << 31
+    }
+
+    /// An empty poll that found a leftover slot of an earlier epoch.
+    @usableFromInline
+    mutating func idleEmpty<R>() -> PollResult<R> {
+        idleStreak += 1
+        if published != consumed, idleStreak >= ackIdlePolls { publishAck() }
+        _stats.emptyPolls &+= 1
+        return .empty
     }
 
     /// Publishes the acknowledgement (SPEC §5.4 step 6): the consumer line is

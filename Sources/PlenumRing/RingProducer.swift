@@ -163,18 +163,22 @@ public struct RingProducer<Memory: SharedMemory> {
         return (consumed, acked, request)
     }
 
-    /// Starts a reset (SPEC §5.6): clears every slot's commit word, publishes
-    /// epoch + 1, and posts nothing until the consumer acknowledges it.
+    /// Starts a reset (SPEC §5.6): publishes epoch + 1 first — from then on
+    /// the reset is decided, even if this producer crashes — then clears
+    /// every slot's commit word, and posts nothing until the consumer
+    /// acknowledges the new epoch. Slots of an older epoch left behind read
+    /// as empty to the consumer (§5.4), so the clearing is hygiene, not
+    /// what makes the reset safe.
     public mutating func reset() {
+        epoch += 1
+        memory.store64(epoch, at: layout.epochOffset, ordering: .releasing)
+        memory.flush(at: layout.epochOffset, count: 8)
+        memory.fence(.store)
         for i in 0..<layout.slotCount {
             let slot = layout.slotsOffset + i * layout.slotSize
             memory.store64(0, at: slot, ordering: .relaxed)
             memory.flush(at: slot, count: 8)
         }
-        memory.fence(.store)
-        epoch += 1
-        memory.store64(epoch, at: layout.epochOffset, ordering: .releasing)
-        memory.flush(at: layout.epochOffset, count: 8)
         memory.fence(.store)
         _posted = 0
         cachedConsumed = 0
