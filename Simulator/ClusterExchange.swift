@@ -169,6 +169,7 @@ final class ClusterWorld {
             inFlight[j * n + me] = 0
             inFlight[me * n + j] = 0
             apply(me, cores[me].handle(.peerDown(NodeID(j), why: "crashed (simulated failure detector)"), now: now), nil)
+            if (0..<n).allSatisfy({ $0 == j || sim.crashed[$0] || told[$0][j] }) { ledger.fenced(j) }
         }
     }
 

@@ -123,6 +123,14 @@ final class ClusterLedger {
         if let i = held.firstIndex(where: { $0.holder == node && $0.id == id }) { held.remove(at: i) }
     }
 
+    /// A client reads bytes of `o`: it must hold a reference to it then
+    /// (a read after release may see the range reused at any moment).
+    func reading(_ o: Object, node: Int) {
+        if !held.contains(where: { $0.holder == node && $0.owner == o.owner && $0.offset == o.offset }) {
+            fail(.useAfterRelease, node, "node \(node) reads \(o.id) in node \(o.owner)'s memory at \(o.offset) without holding a reference to it")
+        }
+    }
+
     /// A client's read of an object it acquired.
     func read(_ bytes: [UInt8], of o: Object, node: Int) {
         checkedReads += 1
@@ -132,13 +140,19 @@ final class ClusterLedger {
         }
     }
 
-    /// Node `n` crashed: its memory, its client's references and its
-    /// unsealed creations are gone with it.
+    /// Node `n` crashed: membership is unstable from now on, and its
+    /// client's references are gone with it.
     func crashed(_ n: Int) {
         membership += 1
+        held.removeAll { $0.holder == n }
+    }
+
+    /// Every live node has fenced `n`: its objects and its unsealed
+    /// creations are gone (its memory is never read again).
+    func fenced(_ n: Int) {
         uncertain += live.filter { $0.owner != n && $0.creator == n && $0.sealing && !$0.confirmed }
         live.removeAll { $0.owner == n || ($0.creator == n && !$0.confirmed) }
         uncertain.removeAll { $0.owner == n }
-        held.removeAll { $0.holder == n || $0.owner == n }
+        held.removeAll { $0.owner == n }
     }
 }

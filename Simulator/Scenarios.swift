@@ -202,7 +202,7 @@ struct FlushBeforeStore {
         sim.mem.lineWriter[bell / line] = 0
         sim.run([
             { m in
-                for round in 1...8 where !sim.shouldStop(0) {
+                for round in 1...30 where !sim.shouldStop(0) {
                     m.store64(UInt64(round), at: data, ordering: .relaxed)
                     m.store64(UInt64(round), at: data + 8, ordering: .relaxed)
                     if !naive { m.fence(.store) }
@@ -213,7 +213,7 @@ struct FlushBeforeStore {
                 }
             },
             { m in
-                for round in 1...8 {
+                for round in 1...30 {
                     guard m.await(bell, atLeast: UInt64(round), sim) else { return }
                     m.invalidate(at: data, count: 16)
                     m.fence(.full)
@@ -237,7 +237,7 @@ struct FalseSharing {
         }
         let program: (Int) -> (SimMemory) -> Void = { n in
             { m in
-                for v in 1...10 where !sim.shouldStop(n) {
+                for v in 1...40 where !sim.shouldStop(n) {
                     m.publish(UInt64(v), at: words[n])
                     _ = m.observe(words[1 - n])   // read the other side's counter
                     sim.idle(n)

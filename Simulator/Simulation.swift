@@ -15,6 +15,7 @@ public struct Violation: Error, Sendable, Equatable, CustomStringConvertible {
         case duplicateId = "duplicate-id"
         case freedWhileReferenced = "freed-while-referenced"
         case staleObject = "stale-object"
+        case useAfterRelease = "use-after-release"
         case leak
     }
     public var kind: Kind
@@ -120,8 +121,10 @@ public final class Simulation {
     /// program's last `loopHead`, which with the program's private state
     /// pins where the node is in its code.
     var opHash: [UInt64] = []
-    /// Per node: the program's private state at its loop head, hashed.
+    /// Per node: the program's private state at its loop head, hashed
+    /// (called at the loop head only, when no access to it is under way).
     var programHash: [(() -> UInt64)?] = []
+    var headHash: [UInt64] = []
 
     // trace
     let tracing: Bool
@@ -145,6 +148,7 @@ public final class Simulation {
         restartAt = [Int](repeating: 0, count: config.nodes)
         opHash = [UInt64](repeating: 0, count: config.nodes)
         programHash = [(() -> UInt64)?](repeating: nil, count: config.nodes)
+        headHash = [UInt64](repeating: 0, count: config.nodes)
         for n in 0..<config.nodes {
             for r in regions.indices where !config.reaches(n, region: r) && regions[r].owner != n { mem.reach[n][r] = false }
         }
@@ -286,7 +290,9 @@ public final class Simulation {
         if stopping { return }
         let fp = mem.fingerprint(extra: explorationState(n))
         states?.insert(fp)
-        if visited != nil, !visited!.insert(fp).inserted {
+        // Only past the replayed prefix of the script: the prefix's states
+        // were visited by the schedule this one branches from.
+        if visited != nil, chooser.taken.count >= (chooser.script?.count ?? 0), !visited!.insert(fp).inserted {
             pruned = true
             stopping = true
             chooser.frozen = true
@@ -330,7 +336,7 @@ public final class Simulation {
         var h: UInt64 = 0x84222325 &+ UInt64(n) &+ UInt64(preemptionsUsed) << 8 &+ UInt64(eventsUsed) << 16
         for m in 0..<config.nodes {
             h = (h ^ opHash[m]) &* 0x100_0000_01b3
-            h = (h ^ (programHash[m]?() ?? 0)) &* 0x100_0000_01b3
+            h = (h ^ headHash[m]) &* 0x100_0000_01b3
             h = (h ^ (finished[m] ? 1 : 0)) &* 0x100_0000_01b3
         }
         for row in mem.clocks { for c in row { h = (h ^ UInt64(c)) &* 0x100_0000_01b3 } }
@@ -339,7 +345,11 @@ public final class Simulation {
 
     /// A program reached the head of its loop: its state is its private
     /// variables (`programHash`) again.
-    func loopHead(_ n: Int) { if bound != nil { opHash[n] = 0 } }
+    func loopHead(_ n: Int) {
+        guard bound != nil else { return }
+        opHash[n] = 0
+        headHash[n] = programHash[n]?() ?? 0
+    }
 
     /// Exploration: an operation of node n and the value it saw.
     @inline(__always) func noteOp(_ n: Int, _ kind: UInt64, _ offset: Int, _ value: UInt64) {
