@@ -205,7 +205,8 @@ final class ClusterWorld {
             let body = m.encodeBody()
             let r: PostResult
             do { r = try body.withUnsafeBytes { try producer.post(kind: m.kind.rawValue, requestId: corr, payload: $0) } } catch {
-                sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j): \(error)"); return true
+                if !sim.crashed[me] { sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j): \(error)") }
+                return true
             }
             if sim.shouldStop(me) { return sent }
             guard case .posted = r else { return sent }

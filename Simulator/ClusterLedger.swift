@@ -153,6 +153,5 @@ final class ClusterLedger {
         uncertain += live.filter { $0.owner != n && $0.creator == n && $0.sealing && !$0.confirmed }
         live.removeAll { $0.owner == n || ($0.creator == n && !$0.confirmed) }
         uncertain.removeAll { $0.owner == n }
-        held.removeAll { $0.owner == n }
     }
 }

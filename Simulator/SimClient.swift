@@ -128,6 +128,7 @@ final class SimClient {
             var at = l.offset
             while at < l.offset + l.dataSize {
                 let count = min(l.offset + l.dataSize - at, memory.lineSize - at % memory.lineSize)
+                if sim.shouldStop(node) { return }
                 w.ledger.reading(o, node: node)
                 bytes += region.read(at: at, count: count) { Array($0) }
                 at += count

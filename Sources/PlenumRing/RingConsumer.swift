@@ -158,6 +158,14 @@ public struct RingConsumer<Memory: SharedMemory> {
         if let bad = checkProducerEpoch() { return .corrupt(bad) }
         if epoch != before { return .empty }
         if reportedStall == expected { return .empty }
+        if found > expected, (found &- expected) % UInt64(layout.slotCount) == 0 {
+            // A later lap of this slot: we resumed behind an acknowledgement
+            // the producer had already seen (SPEC §5.6). We lost our place:
+            // ask for a reset and wait for it, nothing is corrupt.
+            reportedStall = expected
+            requestReset()
+            return .empty
+        }
         reportedStall = expected
         _stats.corrupt &+= 1
         return .corrupt(.badSequence(found: found, expected: expected))

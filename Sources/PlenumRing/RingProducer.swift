@@ -50,7 +50,14 @@ public struct RingProducer<Memory: SharedMemory> {
             let slot = layout.slotOffset(sequence: next)
             memory.invalidate(at: slot, count: RingLayout.slotHeaderBytes)
             memory.fence(.full)
-            guard memory.load64(at: slot, ordering: .acquiring) == next else { break }
+            let word = memory.load64(at: slot, ordering: .acquiring)
+            if word > next, (word &- next) % UInt64(layout.slotCount) == 0 {
+                // A later lap than the acknowledgement allows: the consumer
+                // resumed behind what we had seen (SPEC §5.6). Reset.
+                reset()
+                return
+            }
+            guard word == next else { break }
             let slotEpoch = memory.read(at: slot + RingLayout.sEpoch, count: 4) { $0.loadUnaligned(as: UInt32.self) }
             guard UInt32(littleEndian: slotEpoch) == UInt32(truncatingIfNeeded: epoch) else { break }
             _posted = next
@@ -145,8 +152,15 @@ public struct RingProducer<Memory: SharedMemory> {
         guard acked == epoch else {
             throw .corruptPeer("consumer acknowledges epoch \(acked) but the ring is in epoch \(epoch)")
         }
-        guard consumed <= posted, consumed >= cachedConsumed else {
+        guard consumed <= posted else {
             throw .corruptPeer("consumer acknowledges \(consumed), outside [\(cachedConsumed), \(posted)]")
+        }
+        if consumed < cachedConsumed {
+            // The acknowledgement went back: the consumer restarted from the
+            // value its memory kept, and slots it had acknowledged are reused
+            // already. Only a reset puts both ends in step again (SPEC §5.6).
+            reset()
+            return .resetPending
         }
         cachedConsumed = consumed
         return posted &- consumed >= UInt64(layout.slotCount) ? .full : nil

@@ -51,7 +51,7 @@ import Testing
 
 @Suite struct MutantTests {
     @Test func everyMutantIsKilled() {
-        let rows = MutantHunt.run(budget: 60)
+        let rows = MutantHunt.run(budget: 120)
         #expect(rows.count == ProtocolMutants.all.count)
         for row in rows {
             #expect(row.killed, "mutant \(row.name) survived \(row.runs) seeds")
@@ -61,6 +61,58 @@ import Testing
     @Test func productionMemoryRunsNoMutant() throws {
         let m = try Mapping(anonymous: 4096)
         #expect(m.memory(lineSize: .default).mutants.isEmpty)
+    }
+}
+
+@Suite struct GenerationTwoTests {
+    /// Varied workloads (nodes, line sizes, slot sizes, acknowledgement
+    /// batches, reach, pool) with crashes, restarts and resets stay clean.
+    @Test func ringExchangeWithCrashesAndRestartsIsClean() {
+        var crashes = 0, restarts = 0, deliveries = 0
+        var nodeCounts = Set<Int>(), lines = Set<Int>()
+        for seed in UInt64(1)...60 {
+            let r = SimRun.varied(.ringExchange, seed: seed)
+            let o = SimRunner.run(r)
+            #expect(o.violation == nil, "\(o.token): \(o.violation?.description ?? "")")
+            crashes += o.crashes
+            restarts += o.restarts
+            deliveries += o.deliveries
+            nodeCounts.insert(r.config.nodes)
+            lines.insert(r.config.lineSize)
+        }
+        #expect(crashes > 5 && restarts > 5, "the fuzz workload must crash and restart nodes")
+        #expect(nodeCounts.count >= 2 && lines.count == 3)
+        #expect(deliveries > 1_000)
+    }
+
+    /// The production store and cluster cores on 3–4 nodes, with crashes.
+    @Test func clusterWithCrashesIsClean() {
+        var crashes = 0, reads = 0
+        for seed in UInt64(1)...24 {
+            let o = SimRunner.run(SimRun.varied(.cluster, seed: seed))
+            #expect(o.violation == nil, "\(o.token): \(o.violation?.description ?? "")")
+            crashes += o.crashes
+            reads += o.deliveries
+        }
+        #expect(crashes > 0)
+        #expect(reads > 100, "clients must read objects across nodes")
+    }
+
+    @Test func naiveClusterIsCaught() {
+        var r = SimRun(scenario: .cluster, variant: .naive)
+        r.config.nodes = 3
+        r.config.maxSteps = Scenario.cluster.defaultSteps
+        let (o, runs) = SimRunner.hunt(r, budget: 10)
+        #expect(o.violation != nil, "cluster naive survived \(runs) seeds")
+    }
+
+    /// Every named scenario's default naive run shows its hazard.
+    @Test(arguments: Scenario.allCases)
+    func defaultNaiveRunShowsTheHazard(_ scenario: Scenario) {
+        var r = SimRun(scenario: scenario, variant: .naive)
+        r.config.maxSteps = scenario.defaultSteps
+        if scenario == .cluster { r.config.nodes = 3 }
+        #expect(SimRunner.run(r).violation != nil, "\(scenario.rawValue) --variant naive, seed 1")
     }
 }
 
@@ -88,10 +140,24 @@ import Testing
         r.messages = 7
         r.slots = 8
         #expect(try SimRun(token: r.token) == r)
-        for bad in ["", "plenum-sim/2/ring-exchange", r.token.replacingOccurrences(of: "flush-before-store", with: "nope"),
+        // Every parameter of a varied run survives the token.
+        for seed in UInt64(1)...40 {
+            let v = SimRun.varied(seed % 2 == 0 ? .cluster : .ringExchange, seed: seed, mutants: .ackBeforeRead)
+            #expect(try SimRun(token: v.token) == v, "\(v.token)")
+        }
+        // Format 1 tokens still parse, with the first generation's defaults.
+        let v1 = try SimRun(token: "plenum-sim/1/ring-exchange/protocol/seed=3/steps=20000/mutants=2/order=weak/torn=0/messages=40/slots=4")
+        #expect(v1.config.nodes == 2 && v1.config.lineSize == 128 && v1.slotLines == 2 && v1.config.mutants == .noInvalidateBeforePoll)
+        let two = SimRun.varied(.ringExchange, seed: 5)
+        for bad in ["", "plenum-sim/3/ring-exchange", r.token.replacingOccurrences(of: "flush-before-store", with: "nope"),
                     r.token.replacingOccurrences(of: "slots=8", with: "slots=6"),
                     r.token.replacingOccurrences(of: "order=tso", with: "order=sc"),
-                    r.token.replacingOccurrences(of: "seed=99", with: "seed=x")] {
+                    r.token.replacingOccurrences(of: "seed=99", with: "seed=x"),
+                    r.token.replacingOccurrences(of: "line=128", with: "line=100"),
+                    r.token.replacingOccurrences(of: "nodes=2", with: "nodes=1"),
+                    r.token.replacingOccurrences(of: "reach=all", with: "reach=1.2"),   // nodes 0 and 1 share nothing
+                    r.token.replacingOccurrences(of: "reach=all", with: "reach=3"),     // one mask for two nodes
+                    two.token.replacingOccurrences(of: "/ack=", with: "/acks=")] {
             #expect(throws: SimRun.BadToken.self) { try SimRun(token: bad) }
         }
     }
@@ -139,5 +205,29 @@ import Testing
                              mutants: .noInvalidateBeforePoll, maxSchedules: 50, maxSeconds: 60)
         #expect(r.violations > 0, "a consumer that never invalidates must be caught (stale read or stalled ring)")
         #expect(r.firstViolation.map { [.staleRead, .lost].contains($0.kind) } == true)
+    }
+
+    /// The acknowledgement bug the first generation never found by
+    /// exploration: one preemption and one cache event suffice.
+    @Test func explorationFindsTheAcknowledgementBeforeReadBug() {
+        var base = SimRun(scenario: .ringExchange, variant: .protocol)
+        base.slots = 2
+        base.messages = 3
+        base.ackBatch = 1
+        base.config.mutants = .ackBeforeRead
+        let r = Explorer.run(base: base, bound: ExploreBound(preemptions: 1, cacheEvents: 1), maxSchedules: 4_000, maxSeconds: 120)
+        #expect(r.violations > 0, "ack-before-read survived \(r.schedules) schedules")
+    }
+
+    /// State hashing cuts schedules at explored states and finds the same.
+    @Test func stateHashingPrunesAndExploresMoreThanTwoNodes() {
+        var base = SimRun(scenario: .ringExchange, variant: .protocol)
+        base.config.nodes = 3
+        base.slots = 2
+        base.messages = 1
+        let r = Explorer.run(base: base, bound: ExploreBound(preemptions: 1, cacheEvents: 0), maxSeconds: 120)
+        #expect(r.complete)
+        #expect(r.violations == 0, "\(r.firstViolation?.description ?? "")")
+        #expect(r.pruned > 0)
     }
 }
