@@ -37,6 +37,9 @@ final class ClusterLedger {
     /// Bumped by every crash: uniqueness is promised only while membership
     /// is stable (SPEC §10.10).
     var membership = 0
+    /// Crashed nodes not yet fenced by every live node: the nodes' views of
+    /// membership differ, so no uniqueness is promised meanwhile.
+    var unstable = 0
     var nextStamp: UInt64 = 1
     var checkedReads = 0
     unowned let sim: Simulation
@@ -59,7 +62,7 @@ final class ClusterLedger {
 
     /// A create was granted to `creator`'s client: id unique, range free.
     func created(_ id: ObjectID, owner: Int, offset: Int, reserved: Int, size: Int, creator: Int) -> UInt64 {
-        if let other = live.first(where: { $0.id == id && $0.membership == membership }) {
+        if unstable == 0, let other = live.first(where: { $0.id == id && $0.membership == membership }) {
             fail(.duplicateId, creator, "object \(id) created on node \(owner) for node \(creator) while the one created on node \(other.owner) for node \(other.creator) is live")
         }
         uncertain.removeAll { $0.owner == owner && $0.offset < offset + reserved && offset < $0.offset + $0.reserved }
@@ -71,7 +74,8 @@ final class ClusterLedger {
         }
         let stamp = nextStamp
         nextStamp += 1
-        live.append(Object(id: id, owner: owner, offset: offset, reserved: reserved, size: size, stamp: stamp, creator: creator, membership: membership))
+        live.append(Object(id: id, owner: owner, offset: offset, reserved: reserved, size: size, stamp: stamp, creator: creator,
+                           membership: unstable == 0 ? membership : -1))
         return stamp
     }
 
@@ -144,12 +148,15 @@ final class ClusterLedger {
     /// client's references are gone with it.
     func crashed(_ n: Int) {
         membership += 1
+        unstable += 1
         held.removeAll { $0.holder == n }
     }
 
     /// Every live node has fenced `n`: its objects and its unsealed
     /// creations are gone (its memory is never read again).
     func fenced(_ n: Int) {
+        unstable -= 1
+        membership += 1
         uncertain += live.filter { $0.owner != n && $0.creator == n && $0.sealing && !$0.confirmed }
         live.removeAll { $0.owner == n || ($0.creator == n && !$0.confirmed) }
         uncertain.removeAll { $0.owner == n }

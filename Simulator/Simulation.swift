@@ -238,6 +238,10 @@ public final class Simulation {
     func idle(_ n: Int) {
         let others = runnable(except: n)
         guard !others.isEmpty else { return }
+        // Exploring, a waiting node hands over round-robin (not a branch: the
+        // preemptions enumerate who runs when): a choice of 0 every time would
+        // starve a third node forever.
+        if bound != nil { switchTo(others.first { $0 > n } ?? others[0]); return }
         switchTo(others[chooser.pick(others.count)])
     }
 
