@@ -158,10 +158,11 @@ public struct RingConsumer<Memory: SharedMemory> {
         if let bad = checkProducerEpoch() { return .corrupt(bad) }
         if epoch != before { return .empty }
         if reportedStall == expected { return .empty }
-        if found > expected, (found &- expected) % UInt64(layout.slotCount) == 0 {
-            // A later lap of this slot: we resumed behind an acknowledgement
-            // the producer had already seen (SPEC §5.6). We lost our place:
-            // ask for a reset and wait for it, nothing is corrupt.
+        if found == expected &+ UInt64(layout.slotCount) {
+            // The next lap of this slot: we resumed behind an acknowledgement
+            // the producer had already seen (SPEC §5.6; it can be at most one
+            // lap ahead). We lost our place: ask for a reset and wait for it,
+            // nothing is corrupt.
             reportedStall = expected
             requestReset()
             return .empty
@@ -176,7 +177,8 @@ public struct RingConsumer<Memory: SharedMemory> {
     @usableFromInline
     func isOlderEpoch(_ slotEpoch: UInt32) -> Bool {
         let current = UInt32(truncatingIfNeeded: epoch)
-        return slotEpoch != current && current &- slotEpoch < 1 << 31
+        // Epochs start at 1: a zero field was never written by a producer.
+        return slotEpoch != 0 && slotEpoch != current && current &- slotEpoch < 1 << 31
     }
 
     /// An empty poll that found a leftover slot of an earlier epoch.

@@ -51,7 +51,7 @@ public struct RingProducer<Memory: SharedMemory> {
             memory.invalidate(at: slot, count: RingLayout.slotHeaderBytes)
             memory.fence(.full)
             let word = memory.load64(at: slot, ordering: .acquiring)
-            if word > next, (word &- next) % UInt64(layout.slotCount) == 0 {
+            if word == next &+ UInt64(layout.slotCount) {
                 // A later lap than the acknowledgement allows: the consumer
                 // resumed behind what we had seen (SPEC §5.6). Reset.
                 reset()
