@@ -42,8 +42,6 @@ final class RingLedger {
     var skipped = 0
     /// The first index posted in each epoch (epoch 1 starts at 0).
     var epochStart: [UInt64: Int] = [1: 0]
-    var resets = 0
-    var redelivered = 0
     /// The producer's epoch as the ledger knows it.
     var producerEpoch: UInt64 = 1
 
@@ -102,7 +100,6 @@ final class RingLedger {
             if skipped > 0 { continue }
             return (.lost, "\(name): message \(index) delivered but message \(gap) never was")
         }
-        if delivered[index] { redelivered += 1 }
         delivered[index] = true
         lastDelivered = index
         return nil
@@ -123,7 +120,6 @@ final class RingLedger {
         producerEpoch = epoch
         discardBelow = next
         epochStart[epoch] = next
-        resets += 1
     }
 
     /// A restarted producer attached and resumed at `sequence` of `epoch`
