@@ -135,6 +135,7 @@ extension ClusterCore {
 
     func isOutOfMemory(_ e: StoreError) -> Bool {
         if case .outOfMemory = e { return true }
+        if case .fragmented = e { return true }
         if case .tooLarge = e { return true }
         return false
     }

@@ -13,7 +13,7 @@ extension ClusterCore {
         let token = nextCorrelation
         nextCorrelation &+= 1
         // A poll (timeout 0) has no deadline: it ends when every id is answered.
-        let deadline: UInt64? = timeoutMs <= 0 ? nil : now &+ UInt64(timeoutMs) &* 1_000_000
+        let deadline: UInt64? = timeoutMs <= 0 ? nil : StoreCore.deadline(now: now, timeoutMs: timeoutMs)
         gets[token] = Get(client: c, requestId: rid, ids: ids, results: Array(repeating: nil, count: ids.count),
                           open: Set(ids.indices), deadline: deadline, watch: timeoutMs != 0)
         for (i, id) in ids.enumerated() {

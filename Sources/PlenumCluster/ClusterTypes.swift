@@ -115,9 +115,9 @@ extension StoreError {
         case .noReference: return 7
         case .invalidSize: return 8
         case .tooLarge: return 9
-        case .outOfMemory: return 10
+        case .outOfMemory, .fragmented: return 10
         case .unknownClient: return 11
-        case .tooManyIds: return 12
+        case .tooManyIds, .tooManyWaiting: return 12
         case .nodeUnavailable: return 13
         case .remote(let c, _): return c
         }

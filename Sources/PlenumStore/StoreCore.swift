@@ -20,6 +20,9 @@ public struct StoreCore: Sendable {
         public var capacity: Int
         public var lineSize: Int
         public var maxIdsPerRequest = 4096
+        /// Ids one client's blocking gets may name at once (their sum): a
+        /// client cannot make the store hold unbounded waiting state.
+        public var maxWaitingIdsPerClient = 65_536
         /// Store-level protocol mutants (SPEC §7.4): only the simulator
         /// sets them; production runs none.
         public var mutants: ProtocolMutants = []
@@ -38,7 +41,6 @@ public struct StoreCore: Sendable {
         var createdNanos: UInt64
         var sealedNanos: UInt64?
         var digest: UInt64?
-        var lastUse: UInt64
     }
 
     struct Client: Sendable {
@@ -47,21 +49,19 @@ public struct StoreCore: Sendable {
         var subscribed = false
     }
 
-    struct Waiter: Sendable {
-        var client: ClientID
-        var requestId: UInt64
-        var ids: [ObjectID]
-        var deadline: UInt64?
-    }
-
     public let config: Config
     var allocator: RegionAllocator
     var objects: [ObjectID: Entry] = [:]
     var clients: [ClientID: Client] = [:]
-    var waiters: [Waiter] = []
-    var useClock: UInt64 = 0
-    public private(set) var evictions = 0
-    public private(set) var evictedBytes = 0
+    var waits = WaitIndex()
+    /// Eviction candidates, least recently used first.
+    var lru = LRUList()
+    public internal(set) var evictions = 0
+    public internal(set) var evictedBytes = 0
+    /// Work counters (tests assert costs with them, not with clocks):
+    /// waiters examined because of seals, candidates examined by eviction.
+    public internal(set) var waiterVisits = 0
+    public internal(set) var evictionVisits = 0
 
     public init(config: Config) {
         self.config = config
@@ -92,7 +92,17 @@ public struct StoreCore: Sendable {
     }
 
     /// The earliest get deadline, for the shell's timer.
-    public var nextDeadline: UInt64? { waiters.compactMap(\.deadline).min() }
+    public var nextDeadline: UInt64? { waits.earliestDeadline }
+
+    /// The deadline of a get with `timeoutMs` from `now`: nil (forever) for
+    /// a negative timeout and for one so large that it overflows — large
+    /// values saturate to forever instead of wrapping into the past.
+    public static func deadline(now: UInt64, timeoutMs: Int64) -> UInt64? {
+        guard timeoutMs >= 0 else { return nil }
+        let (ns, o1) = UInt64(timeoutMs).multipliedReportingOverflow(by: 1_000_000)
+        let (d, o2) = now.addingReportingOverflow(ns)
+        return o1 || o2 ? nil : d
+    }
 
     public var stats: StoreStats {
         StoreStats(capacity: config.capacity, used: allocator.used, objects: objects.count,
@@ -137,11 +147,11 @@ public struct StoreCore: Sendable {
             e.state = .sealed
             e.sealedNanos = now
             e.digest = digest
-            e.lastUse = tick()
             objects[id] = e
+            lru.append(id, reserved: e.location.reserved)
             clients[c]?.unsealed.remove(id)
             for (s, client) in clients where client.subscribed { out.append(.notify(s, .sealed(id, e.location))) }
-            wakeWaiters(now: now, into: &out)
+            wakeWaiters(sealed: id, into: &out)
             return .sealed
         case .abort(let id):
             guard let e = objects[id] else { return .error(.notFound(id)) }
@@ -152,16 +162,19 @@ public struct StoreCore: Sendable {
             return .aborted
         case .get(let ids, let timeoutMs):
             guard ids.count <= config.maxIdsPerRequest else { return .error(.tooManyIds(ids.count, limit: config.maxIdsPerRequest)) }
-            let ready = ids.allSatisfy { objects[$0]?.state == .sealed }
-            if ready || timeoutMs == 0 { return .objects(take(ids, client: c)) }
-            let deadline: UInt64? = timeoutMs < 0 ? nil : now &+ UInt64(timeoutMs) &* 1_000_000
-            waiters.append(Waiter(client: c, requestId: rid, ids: ids, deadline: deadline))
+            let missing = Set(ids.filter { objects[$0]?.state != .sealed })
+            if missing.isEmpty || timeoutMs == 0 { return .objects(take(ids, client: c)) }
+            let waiting = waits.waitingIds[c, default: 0]
+            guard waiting + ids.count <= config.maxWaitingIdsPerClient else {
+                return .error(.tooManyWaiting(waiting + ids.count, limit: config.maxWaitingIdsPerClient))
+            }
+            waits.add(client: c, requestId: rid, ids: ids, missing: missing, deadline: Self.deadline(now: now, timeoutMs: timeoutMs))
             return nil
         case .release(let id):
             guard let held = clients[c]?.references[id], held > 0, objects[id] != nil else { return .error(.noReference(id)) }
             clients[c]!.references[id] = held == 1 ? nil : held - 1
             objects[id]!.refCount -= 1
-            objects[id]!.lastUse = tick()
+            unreferenced(id)
             return .released
         case .contains(let id):
             return .contains(objects[id]?.state == .sealed)
@@ -190,7 +203,7 @@ public struct StoreCore: Sendable {
             return .stats(stats)
         case .refresh(let ids):
             guard ids.count <= config.maxIdsPerRequest else { return .error(.tooManyIds(ids.count, limit: config.maxIdsPerRequest)) }
-            for id in ids where objects[id] != nil { objects[id]!.lastUse = tick() }
+            for id in ids { lru.touch(id) }
             return .refreshed
         }
     }
@@ -203,20 +216,14 @@ public struct StoreCore: Sendable {
         let total = dataSize + metadataSize
         guard total <= config.capacity else { return .error(.tooLarge(requested: total, capacity: config.capacity)) }
         guard objects[id] == nil else { return .error(.alreadyExists(id)) }
-        var offset = allocator.allocate(total)
-        if offset == nil {
-            let need = allocator.footprint(total)
-            let evictable = objects.values.filter { $0.state == .sealed && $0.refCount == 0 }.reduce(0) { $0 + $1.location.reserved }
-            // Evict least recently used unreferenced objects until it fits —
-            // unless even evicting all of them could not make room.
-            if evictable + allocator.stats.free >= need {
-                while offset == nil, evictOne(into: &out) { offset = allocator.allocate(total) }
-            }
-            if offset == nil { return .error(.outOfMemory(requested: need, evictable: evictable)) }
+        let offset: Int
+        switch allocate(total, into: &out) {
+        case .success(let o): offset = o
+        case .failure(let e): return .error(e)
         }
-        let location = ObjectLocation(offset: offset!, dataSize: dataSize, metadataSize: metadataSize,
-                                      reserved: allocator.length(at: offset!)!)
-        objects[id] = Entry(location: location, state: .created, creator: c, createdNanos: now, lastUse: tick())
+        let location = ObjectLocation(offset: offset, dataSize: dataSize, metadataSize: metadataSize,
+                                      reserved: allocator.length(at: offset)!)
+        objects[id] = Entry(location: location, state: .created, creator: c, createdNanos: now)
         clients[c]!.unsealed.insert(id)
         return .created(location)
     }
@@ -225,54 +232,18 @@ public struct StoreCore: Sendable {
     mutating func take(_ ids: [ObjectID], client c: ClientID) -> [ObjectLocation?] {
         ids.map { id in
             guard let e = objects[id], e.state == .sealed else { return nil }
+            if e.refCount == 0 { lru.remove(id) }
             objects[id]!.refCount += 1
-            objects[id]!.lastUse = tick()
             clients[c]!.references[id, default: 0] += 1
             return e.location
         }
     }
 
-    mutating func wakeWaiters(now: UInt64, into out: inout [StoreAction]) {
-        var kept: [Waiter] = []
-        for w in waiters {
-            if w.ids.allSatisfy({ objects[$0]?.state == .sealed }) {
-                out.append(.reply(w.client, requestId: w.requestId, .objects(take(w.ids, client: w.client))))
-            } else { kept.append(w) }
-        }
-        waiters = kept
-    }
-
-    mutating func expireWaiters(now: UInt64, into out: inout [StoreAction]) {
-        guard waiters.contains(where: { $0.deadline.map { $0 <= now } ?? false }) else { return }
-        var kept: [Waiter] = []
-        for w in waiters {
-            if let d = w.deadline, d <= now {
-                out.append(.reply(w.client, requestId: w.requestId, .objects(take(w.ids, client: w.client))))
-            } else { kept.append(w) }
-        }
-        waiters = kept
-    }
-
-    /// Evicts LRU unreferenced sealed objects until `bytes` are freed.
-    mutating func evict(atLeast bytes: Int, into out: inout [StoreAction]) -> Int {
-        var freed = 0
-        while freed < bytes {
-            let before = allocator.used
-            guard evictOne(into: &out) else { break }
-            freed += before - allocator.used
-        }
-        return freed
-    }
-
-    mutating func evictOne(into out: inout [StoreAction]) -> Bool {
-        guard let (id, e) = objects.filter({ $0.value.state == .sealed && freeable($0.key, $0.value) })
-            .min(by: { $0.value.lastUse < $1.value.lastUse }) else { return false }
-        evictions += 1
-        evictedBytes += e.location.reserved
-        remove(id)
-        notifyDeleted(id, into: &out)
-        out.append(.removed(id))
-        return true
+    /// After a reference was dropped: an unreferenced sealed object becomes
+    /// an eviction candidate, as the most recently used.
+    mutating func unreferenced(_ id: ObjectID) {
+        guard let e = objects[id], e.refCount == 0, e.state == .sealed else { return }
+        lru.append(id, reserved: e.location.reserved)
     }
 
     /// No reference holds the object. (The mutant `freeDespiteRemoteReferences`
@@ -287,6 +258,7 @@ public struct StoreCore: Sendable {
 
     mutating func remove(_ id: ObjectID) {
         guard let e = objects.removeValue(forKey: id) else { return }
+        lru.remove(id)
         if e.refCount > 0 {   // only under the mutant above: forget the references
             for c in clients.keys where clients[c]!.references[id] != nil { clients[c]!.references[id] = nil }
         }
@@ -302,11 +274,13 @@ public struct StoreCore: Sendable {
     mutating func disconnect(_ c: ClientID, into out: inout [StoreAction]) {
         guard let client = clients.removeValue(forKey: c) else { return }
         for id in client.unsealed { remove(id) }
-        for (id, n) in client.references { objects[id]?.refCount -= n }
-        waiters.removeAll { $0.client == c }
+        // In id order: the LRU order must not depend on hashing (replays).
+        for (id, n) in client.references.sorted(by: { $0.key < $1.key }) where objects[id] != nil {
+            objects[id]!.refCount -= n
+            unreferenced(id)
+        }
+        waits.drop(client: c)
     }
-
-    mutating func tick() -> UInt64 { useClock &+= 1; return useClock }
 
     /// Throws a description of the first broken invariant (tests).
     public func checkInvariants() -> String? {
@@ -316,7 +290,11 @@ public struct StoreCore: Sendable {
             let held = clients.values.reduce(0) { $0 + ($1.references[id] ?? 0) }
             if held != e.refCount { return "\(id): refCount \(e.refCount) but clients hold \(held)" }
             if e.state == .created && e.refCount != 0 { return "\(id): unsealed but referenced" }
+            if lru.contains(id) != (e.state == .sealed && e.refCount == 0) { return "\(id): LRU membership wrong" }
         }
+        if lru.count != objects.values.filter({ $0.state == .sealed && $0.refCount == 0 }).count { return "LRU holds removed objects" }
+        let evictable = objects.values.reduce(0) { $0 + ($1.state == .sealed && $1.refCount == 0 ? $1.location.reserved : 0) }
+        if lru.bytes != evictable { return "LRU counts \(lru.bytes) evictable bytes, objects \(evictable)" }
         return nil
     }
 }

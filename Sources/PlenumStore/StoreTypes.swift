@@ -157,8 +157,13 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidSize(data: Int, metadata: Int)
     case tooLarge(requested: Int, capacity: Int)
     case outOfMemory(requested: Int, evictable: Int)
+    /// Enough bytes are free or evictable, but objects in use split them:
+    /// no set of victims yields one block of `requested` bytes.
+    case fragmented(requested: Int, largestPossible: Int)
     case unknownClient(ClientID)
     case tooManyIds(Int, limit: Int)
+    /// The client's waiting gets would name more ids than the store holds for one client.
+    case tooManyWaiting(Int, limit: Int)
     /// A peer needed for the request is down, unreachable or not a member.
     case nodeUnavailable(UInt32, why: String)
     /// A per-object error as decoded by a client: the wire code and text.
@@ -176,6 +181,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidSize(let d, let m): return "invalid object size (data \(d), metadata \(m)): sizes must be ≥ 0 and not both 0"
         case .tooLarge(let r, let c): return "object of \(r) bytes exceeds the store's capacity of \(c) bytes: start the store with a larger --memory"
         case .outOfMemory(let r, let e): return "out of memory: \(r) bytes needed, only \(e) bytes could be freed by evicting unused objects; release or delete objects"
+        case .fragmented(let r, let l): return "out of memory: no contiguous block of \(r) bytes can be made — objects in use (referenced or unsealed) split the memory, and evicting every unused object would leave at most \(l) contiguous bytes; nothing was evicted; release objects or start the store with a larger --memory"
+        case .tooManyWaiting(let n, let l): return "this client's blocking gets would wait for \(n) ids; at most \(l) at once: wait for fewer ids, or with timeout 0"
         case .unknownClient(let c): return "client \(c) is not connected"
         case .tooManyIds(let n, let l): return "\(n) ids in one request; at most \(l)"
         case .nodeUnavailable(let n, let why): return "node \(n) is unavailable: \(why); retry, or name another node"

@@ -242,9 +242,9 @@ public enum Wire {
         case .noReference: return .noReference
         case .invalidSize: return .invalidSize
         case .tooLarge: return .tooLarge
-        case .outOfMemory: return .outOfMemory
+        case .outOfMemory, .fragmented: return .outOfMemory
         case .unknownClient: return .unknownClient
-        case .tooManyIds: return .tooManyIds
+        case .tooManyIds, .tooManyWaiting: return .tooManyIds
         case .nodeUnavailable: return .nodeUnavailable
         case .remote(let c, _): return ErrorCode(rawValue: c) ?? .malformedFrame
         }
