@@ -57,6 +57,14 @@ public struct MessagePattern: Sendable {
 }
 
 /// Counts what a receiver saw against the sender's 0, 1, 2, … ids.
+///
+/// Each received id is counted once, in exactly one class (SPEC §6, `ring
+/// drain`): the next expected id is in order; an id above it opens a gap whose
+/// ids are `lost`; an id inside a remembered gap arrived late: it leaves
+/// `lost` and counts as `reordered`; any other id below the next expected one
+/// was seen before: `duplicated`. At most ``maxGaps`` gaps are remembered
+/// (the lowest is forgotten first; its ids stay lost, and a late one counts
+/// as duplicated), so memory stays bounded whatever a corrupt sender does.
 public struct DeliveryCheck: Sendable, Codable, Equatable {
     public var received: UInt64 = 0
     public var lost: UInt64 = 0
@@ -64,6 +72,19 @@ public struct DeliveryCheck: Sendable, Codable, Equatable {
     public var reordered: UInt64 = 0
     public var corrupt: UInt64 = 0
     public var nextExpected: UInt64 = 0
+    /// Gaps not yet filled, ascending and disjoint: `[lower, upper)` each.
+    @usableFromInline var gaps: [Gap] = []
+
+    public static let maxGaps = 1024
+
+    @usableFromInline struct Gap: Sendable, Equatable {
+        @usableFromInline var lower: UInt64
+        @usableFromInline var upper: UInt64
+        @usableFromInline init(lower: UInt64, upper: UInt64) { self.lower = lower; self.upper = upper }
+    }
+
+    /// The report's keys; the gap list is working state, not reported.
+    enum CodingKeys: String, CodingKey { case received, lost, duplicated, reordered, corrupt, nextExpected }
 
     public init() {}
 
@@ -71,9 +92,33 @@ public struct DeliveryCheck: Sendable, Codable, Equatable {
     @inlinable public mutating func observe(id: UInt64, intact: Bool) {
         received &+= 1
         if !intact { corrupt &+= 1 }
-        if id == nextExpected { nextExpected &+= 1 }
-        else if id > nextExpected { lost &+= id - nextExpected; reordered &+= 1; nextExpected = id &+ 1 }
-        else { duplicated &+= 1 }
+        if id == nextExpected { nextExpected &+= 1; return }
+        if id > nextExpected {
+            lost &+= id - nextExpected
+            if gaps.count >= Self.maxGaps { gaps.removeFirst() }
+            gaps.append(Gap(lower: nextExpected, upper: id))
+            nextExpected = id &+ 1
+            return
+        }
+        // Below the next expected id: late (inside a gap) or seen before.
+        var lo = 0, hi = gaps.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if gaps[mid].upper <= id { lo = mid + 1 } else { hi = mid }
+        }
+        guard lo < gaps.count, gaps[lo].lower <= id else { duplicated &+= 1; return }
+        lost &-= 1
+        reordered &+= 1
+        let g = gaps[lo]
+        switch (id == g.lower, id == g.upper - 1) {
+        case (true, true): gaps.remove(at: lo)
+        case (true, false): gaps[lo].lower = id + 1
+        case (false, true): gaps[lo].upper = id
+        case (false, false):
+            gaps[lo].upper = id
+            gaps.insert(Gap(lower: id + 1, upper: g.upper), at: lo + 1)
+            if gaps.count > Self.maxGaps { gaps.removeFirst() }
+        }
     }
 
     public var clean: Bool { lost == 0 && duplicated == 0 && reordered == 0 && corrupt == 0 }

@@ -26,15 +26,16 @@ extension StoreDaemon {
     func pollRings() -> Int {
         var handled = 0
         for (id, e) in endpoints {
-            flushPending(e)
+            guard let c = connections[id] else { continue }
+            flushPending(e, of: c)
             var budget = 32
-            while budget > 0, let c = connections[id] {
+            while budget > 0, !c.closing {
                 budget -= 1
                 let frame: [UInt8]?
                 switch e.requests.poll({ Array($0.payload) }) {
                 case .delivered(let f): frame = f
                 case .corrupt(let why):
-                    logger.warning("client \(id) request ring: \(why)")
+                    warnings.warning(logger, key: "request-ring-\(id)", "client \(id) request ring: \(why)", now: monotonicNanos())
                     continue
                 case .empty: frame = nil
                 }
@@ -70,19 +71,31 @@ extension StoreDaemon {
         lastRingActivity = monotonicNanos()
     }
 
-    /// Posts queued replies into a ring client's reply ring while it has room.
-    func flushPending(_ e: RingEndpoint) {
+    /// Posts queued replies into a ring client's reply ring while it has
+    /// room. A client that takes none of them for `maxReplyStallNanos` is
+    /// not reading: it is disconnected (SPEC §9.6 "Limits").
+    func flushPending(_ e: RingEndpoint, of c: Connection) {
+        guard !e.pending.isEmpty else { return }
+        var posted = 0
         while let frame = e.pending.first {
             let r: PostResult
             do { r = try frame.withUnsafeBytes { try e.replies.post(kind: 1, requestId: 0, payload: $0) } } catch {
-                // The client corrupted its side of the reply ring: it cannot be served.
-                logger.warning("reply ring unusable: \(error)")
+                // The client corrupted its side of the reply ring (or wrote an
+                // absurd control word): it cannot be served.
                 e.pending.removeAll()
-                if let c = connections.first(where: { endpoints[$0.key] === e })?.value { drop(c, why: "corrupt reply ring") }
+                drop(c, why: "corrupt reply ring: \(error)", misbehaving: true)
                 return
             }
-            guard case .posted = r else { return }
+            guard case .posted = r else { break }
             e.pending.removeFirst()
+            posted += 1
+        }
+        let now = monotonicNanos()
+        if e.pending.isEmpty || posted > 0 { e.stalledSince = e.pending.isEmpty ? nil : now; return }
+        guard let since = e.stalledSince else { e.stalledSince = now; return }
+        if now &- since > options.replyStallNanos {
+            e.pending.removeAll()
+            drop(c, why: "not reading its reply ring (no reply taken for \(options.replyStallNanos / 1_000_000) ms)", misbehaving: true)
         }
     }
 
@@ -92,8 +105,8 @@ extension StoreDaemon {
     func enqueue(_ c: Connection, _ frame: [UInt8]) {
         if let e = endpoints[c.id], frame.count <= Self.ringSlotSize - RingLayout.slotHeaderBytes {
             e.pending.append(frame)
-            flushPending(e)
-            if e.pending.count > Self.maxPendingReplies { drop(c, why: "not reading its reply ring") }
+            flushPending(e, of: c)
+            if e.pending.count > Self.maxPendingReplies { drop(c, why: "not reading its reply ring (\(e.pending.count) replies waiting)", misbehaving: true) }
             return
         }
         sendSocket(c, frame)

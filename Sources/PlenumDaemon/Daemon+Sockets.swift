@@ -48,6 +48,7 @@ extension StoreDaemon {
         if let fds = c.outboxFDs[0], !fds.isEmpty {
             // A frame with descriptors goes alone, by sendmsg (SCM_RIGHTS).
             let frame = c.outbox.removeFirst()
+            c.outboxBytes -= frame.count
             c.outboxFDs.removeFirst()
             guard let msg = frame.withUnsafeBytes({ b in fds.withUnsafeBufferPointer { plenum_fdmsg_create(b.baseAddress, b.count, $0.baseAddress, Int32(fds.count)) } }) else {
                 for f in fds { close(f) }
@@ -67,6 +68,7 @@ extension StoreDaemon {
         var at = 0
         for f in c.outbox[0..<n] { f.withUnsafeBytes { buf.baseAddress!.advanced(by: at).copyMemory(from: $0.baseAddress!, byteCount: f.count) }; at += f.count }
         c.outbox.removeFirst(n)
+        c.outboxBytes -= total
         c.outboxFDs.removeFirst(n)
         c.sending = buf
         c.sent = 0
@@ -78,6 +80,17 @@ extension StoreDaemon {
         let s = sqe()
         io_uring_prep_send(s, c.fd, buf.baseAddress! + c.sent, buf.count - c.sent, Int32(MSG_NOSIGNAL))
         io_uring_sqe_set_data64(s, Self.data(.send, c.id))
+    }
+
+    /// Wakes the loop after `retryNanos` to retry posts that found a ring full.
+    func armRetry() {
+        guard !retryArmed else { return }
+        retryArmed = true
+        retrySpec.pointee.tv_sec = 0
+        retrySpec.pointee.tv_nsec = Int64(Self.retryNanos)
+        let s = sqe()
+        io_uring_prep_timeout(s, retrySpec, 0, 0)
+        io_uring_sqe_set_data64(s, Self.data(.retry))
     }
 
     func armTimer() {
@@ -105,7 +118,7 @@ extension StoreDaemon {
             } else {
                 // Out of descriptors (EMFILE) and the like: retry in 10 ms
                 // instead of spinning on a listen socket that stays readable.
-                logger.warning("accept failed: errno \(-result); retrying in 10 ms")
+                warnings.warning(logger, key: "accept", "accept failed: errno \(-result); retrying in 10 ms", now: monotonicNanos())
                 acceptRetry.pointee.tv_sec = 0
                 acceptRetry.pointee.tv_nsec = 10_000_000
                 let s = sqe()
@@ -114,6 +127,8 @@ extension StoreDaemon {
             }
         case .acceptRetry:
             armAccept()
+        case .retry:
+            retryArmed = false
         case .heartbeat:
             heartbeatArmed = false
             heartbeat()
@@ -122,7 +137,8 @@ extension StoreDaemon {
             lastRingActivity = monotonicNanos()
             armBell()
         case .signal:
-            logger.info("signal received: shutting down")
+            let number = result >= 4 ? signalInfo.load(as: UInt32.self) : 0
+            logger.info("signal \(number) received: shutting down")
             running = false
         case .timer:
             timerArmedFor = nil
@@ -145,6 +161,7 @@ extension StoreDaemon {
                 if Int(result) < frame.count {
                     // The descriptors went with the first byte; the rest is plain.
                     c.outbox.insert(Array(frame[Int(result)...]), at: 0)
+                    c.outboxBytes += frame.count - Int(result)
                     c.outboxFDs.insert(nil, at: 0)
                 }
                 if c.dropped || (c.closing && c.outbox.isEmpty) { finishClose(c); return }
@@ -210,19 +227,27 @@ extension StoreDaemon {
     func sendSocket(_ c: Connection, _ frame: [UInt8], descriptors: [Int32]) {
         guard !c.dropped else { for f in descriptors { close(f) }; return }
         c.outbox.append(frame)
+        c.outboxBytes += frame.count
         c.outboxFDs.append(descriptors)
         armSend(c)
     }
 
     func sendSocket(_ c: Connection, _ frame: [UInt8]) {
         guard !c.dropped else { return }
+        var frame = frame
         if frame.count > Frame.maxBytes {
             // A reply larger than any frame (a list of a huge store): say so.
             let rid = frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
-            c.outbox.append(Wire.error(.frameTooLarge, "reply of \(frame.count) bytes exceeds the \(Frame.maxBytes)-byte frame limit (too many objects to list in one reply)", requestId: rid))
-        } else {
-            c.outbox.append(frame)
+            frame = Wire.error(.frameTooLarge, "reply of \(frame.count) bytes exceeds the \(Frame.maxBytes)-byte frame limit (too many objects to list in one reply)", requestId: rid)
         }
+        // A client that sends requests but does not read the replies must
+        // not grow this daemon without bound (SPEC §9.4 "Limits").
+        guard c.outbox.count < Self.maxQueuedReplies, c.outboxBytes + frame.count <= Self.maxQueuedReplyBytes else {
+            drop(c, why: "not reading its replies (\(c.outbox.count) replies, \(c.outboxBytes) bytes queued; limits \(Self.maxQueuedReplies), \(Self.maxQueuedReplyBytes))", misbehaving: true)
+            return
+        }
+        c.outbox.append(frame)
+        c.outboxBytes += frame.count
         c.outboxFDs.append(nil)
         armSend(c)
     }
@@ -234,11 +259,25 @@ extension StoreDaemon {
     }
 
     /// The peer is gone: the core aborts its unsealed objects and drops its references.
-    func drop(_ c: Connection, why: String) {
-        logger.info("client disconnected", metadata: ["client": "\(c.id)", "why": "\(why)"])
+    /// A client that broke a limit or corrupted its rings is `misbehaving`:
+    /// logged as a warning (once per client), not as routine.
+    func drop(_ c: Connection, why: String, misbehaving: Bool = false) {
+        if misbehaving {
+            logger.warning("client disconnected", metadata: ["client": "\(c.id)", "why": "\(why)"])
+        } else {
+            logger.info("client disconnected", metadata: ["client": "\(c.id)", "why": "\(why)"])
+        }
         c.dropped = true
         c.closing = true
-        if c.sending == nil, c.sendingMessage == nil { finishClose(c) }
+        for case let fds? in c.outboxFDs { for f in fds { close(f) } }
+        c.outbox.removeAll()
+        c.outboxFDs.removeAll()
+        c.outboxBytes = 0
+        if c.sending == nil, c.sendingMessage == nil { finishClose(c) } else {
+            // A send may wait forever for a client that does not read:
+            // shutting the socket down completes it (with an error).
+            shutdownSocket(c.fd)
+        }
     }
 
     func finishClose(_ c: Connection) {

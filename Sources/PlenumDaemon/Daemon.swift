@@ -35,6 +35,12 @@ public final class StoreDaemon {
         /// A cluster member: the cluster file and this node's id. Socket,
         /// region, memory, line size and NUMA node come from the file.
         public var cluster: (config: ClusterConfig, node: NodeID)?
+        /// A ring client that takes none of its waiting replies for this
+        /// long is not reading: disconnected (SPEC §9.6 "Limits").
+        public var replyStallNanos: UInt64 = 10_000_000_000
+        /// Reformat an existing `regionPath` that is not this node's own
+        /// stale region (never one a running store holds).
+        public var forceRegion = false
         public init(socketPath: String, memory: Int) {
             self.socketPath = socketPath
             self.memory = memory
@@ -58,6 +64,8 @@ public final class StoreDaemon {
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 16)
         var input: [UInt8] = []
         var outbox: [[UInt8]] = []
+        /// Bytes in `outbox` (the per-client bound, SPEC §9.4 "Limits").
+        var outboxBytes = 0
         /// Per outbox frame: descriptors to attach (SCM_RIGHTS), or nil.
         var outboxFDs: [[Int32]?] = []
         var sending: UnsafeMutableRawBufferPointer?
@@ -77,7 +85,7 @@ public final class StoreDaemon {
         }
     }
 
-    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell }
+    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry }
 
     /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
     /// replies and notifications out.
@@ -86,6 +94,8 @@ public final class StoreDaemon {
         var requests: RingConsumer<MappedMemory>
         var replies: RingProducer<MappedMemory>
         var pending: [[UInt8]] = []
+        /// Since when replies wait for room without any being taken.
+        var stalledSince: UInt64?
         init(pair: Int, requests: RingConsumer<MappedMemory>, replies: RingProducer<MappedMemory>) {
             self.pair = pair
             self.requests = requests
@@ -98,6 +108,16 @@ public final class StoreDaemon {
     static let maxRingClients = 32
     /// A ring client whose replies pile up beyond this is not reading: dropped.
     static let maxPendingReplies = 4096
+    /// A socket client's queued replies are bounded in count and bytes
+    /// (twice the largest frame): past either it is disconnected.
+    static let maxQueuedReplies = 65_536
+    static let maxQueuedReplyBytes = max(16 << 20, 2 * Frame.maxBytes)
+    /// While replies or peer messages wait for room in a ring, the loop
+    /// sleeps and retries at this period instead of spinning.
+    static let retryNanos: UInt64 = 1_000_000
+    /// Signals that end the daemon cleanly (socket and region removed).
+    static let terminatingSignals = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
+                                     SIGXCPU, SIGXFSZ, SIGPWR, SIGSTKFLT, SIGIO]
     /// How long the loop keeps polling rings after the last ring message
     /// before it sleeps in io_uring (and clients must ring the doorbell).
     static let spinNanos: UInt64 = 200_000
@@ -108,6 +128,12 @@ public final class StoreDaemon {
     public let options: Options
     public let region: Region
     let regionPath: String
+    /// The region file, locked (flock) for this daemon's life.
+    let regionLockFD: Int32
+    /// Whether exit deletes the region file (this daemon made it).
+    let ownsRegionFile: Bool
+    /// The socket this daemon bound (device, inode): exit removes only it.
+    var socketIdentity: (UInt64, UInt64)?
     var core: ClusterCore
     /// Links to the other stores (nil for a single store).
     let peers: PeerLinks?
@@ -141,6 +167,9 @@ public final class StoreDaemon {
     var nextClient: UInt64 = 1
     var timerSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var timerArmedFor: UInt64?
+    var retrySpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    var retryArmed = false
+    var warnings = LogLimiter()
     var signalInfo = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
     var running = true
     let logger: Logger
@@ -165,8 +194,14 @@ public final class StoreDaemon {
             linkArea = max(4096, (blocks + 4095) / 4096 * 4096)
         }
         let size = RegionLayout.dataOffset(line: line) + heap + ringArea + linkArea + 3 * 4096
-        region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me,
-                                   numaNode: options.numaNode, overwrite: options.regionPath != nil)
+        (regionLockFD, ownsRegionFile) = try Self.lockRegionFile(path, force: options.forceRegion, clusterNode: options.cluster?.node)
+        do {
+            region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true)
+        } catch {
+            if ownsRegionFile { unlink(path) }
+            close(regionLockFD)
+            throw error
+        }
         let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
         doorbell = try SegmentTable.append(.raw, name: "doorbell", length: line, in: region.memory(), header: region.header).offset
         self.ringArea = try SegmentTable.append(.raw, name: "client-rings", length: ringArea, in: region.memory(), header: region.header).offset
@@ -189,20 +224,20 @@ public final class StoreDaemon {
 
     deinit {
         timerSpec.deallocate()
+        retrySpec.deallocate()
         acceptRetry.deallocate()
         signalInfo.deallocate()
         bellBuffer.deallocate()
         heartbeatSpec.deallocate()
     }
 
-    /// Serves until SIGINT or SIGTERM; then removes the socket and region.
+    /// Serves until a terminating signal; then removes the socket and region.
     public func run() throws {
         defer { shutdown() }
         try listen()
         var mask = sigset_t()
         sigemptyset(&mask)
-        sigaddset(&mask, SIGINT)
-        sigaddset(&mask, SIGTERM)
+        for s in Self.terminatingSignals { sigaddset(&mask, s) }
         sigaddset(&mask, SIGPIPE)
         pthread_sigmask(SIG_BLOCK, &mask, nil)
         sigdelset(&mask, SIGPIPE)
@@ -222,10 +257,10 @@ public final class StoreDaemon {
         while running {
             let polling = !endpoints.isEmpty || peers?.anyAttached == true
             if polling {
-                // Replies waiting for room in a ring keep the loop awake.
-                if pollAll() > 0 || endpoints.values.contains(where: { !$0.pending.isEmpty }) || peers?.anyPending == true {
-                    lastRingActivity = monotonicNanos()
-                }
+                // Messages handled keep the loop awake; replies waiting for
+                // room do not (a client that stops reading must not make
+                // this store spin): they are retried by a timer below.
+                if pollAll() > 0 { lastRingActivity = monotonicNanos() }
                 if peers != nil, monotonicNanos() >= nextHeartbeat { heartbeat() }
                 if monotonicNanos() &- lastRingActivity < Self.spinNanos {
                     io_uring_submit(&ring)
@@ -241,6 +276,7 @@ public final class StoreDaemon {
                 // or peer that posted before seeing the flag is served now).
                 setAllSleeping(true)
                 if pollAll() > 0 { setAllSleeping(false); lastRingActivity = monotonicNanos(); continue }
+                if endpoints.values.contains(where: { !$0.pending.isEmpty }) || peers?.anyPending == true { armRetry() }
             }
             io_uring_submit_and_wait(&ring, 1)
             if polling { setAllSleeping(false) }
@@ -272,7 +308,7 @@ public final class StoreDaemon {
 
 
     func listen() throws {
-        unlink(options.socketPath)
+        try Self.claimSocketPath(options.socketPath)
         listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listenFD >= 0 else { throw DaemonError.system(.last("socket")) }
         let old = umask(0o177)  // socket file 0600
@@ -283,16 +319,22 @@ public final class StoreDaemon {
         }
         umask(old)
         guard ok == 0 else { throw DaemonError.system(.last("bind", subject: options.socketPath, hint: "is another store using this socket path?")) }
+        socketIdentity = Self.identity(options.socketPath)
         guard Glibc.listen(listenFD, 128) == 0 else { throw DaemonError.system(.last("listen")) }
     }
 
     func shutdown() {
         for c in connections.values { close(c.fd) }
         connections.removeAll()
-        if listenFD >= 0 { close(listenFD); unlink(options.socketPath) }
+        if listenFD >= 0 {
+            close(listenFD)
+            // Only the socket this daemon bound: never one that replaced it.
+            if let mine = socketIdentity, let now = Self.identity(options.socketPath), mine == now { unlink(options.socketPath) }
+        }
         if signalFD >= 0 { close(signalFD) }
         if bellFD >= 0, let me = options.cluster.flatMap({ $0.config.node($0.node) }) { close(bellFD); unlink(me.bell) }
-        unlink(regionPath)
+        if ownsRegionFile { unlink(regionPath) }
+        close(regionLockFD)
         logger.info("stopped")
     }
 

@@ -66,6 +66,8 @@ final class PeerLinks {
     let incarnation: UInt64
     let own: Region
     let logger: Logger
+    /// Repeated warnings per peer are aggregated (SPEC §9.4 "Limits").
+    var warnings = LogLimiter()
     var links: [NodeID: Link] = [:]
     var peerRegions: [NodeID: Region] = [:]
     /// The inode each peer region was mapped from: a peer that restarts
@@ -298,7 +300,7 @@ final class PeerLinks {
     func enqueue(_ l: Link, _ m: PeerMessage, correlation: UInt64) -> Bool {
         guard l.pending < Self.maxQueued else {
             l.overflow += 1
-            if l.overflow % 1000 == 1 { logger.warning("peer not consuming: message dropped", metadata: ["peer": "\(l.peer)", "dropped": "\(l.overflow)"]) }
+            warnings.warning(logger, key: "overflow-\(l.peer)", "peer not consuming: message dropped", metadata: ["peer": "\(l.peer)", "dropped": "\(l.overflow)"], now: monotonicNanos())
             return false
         }
         l.queue.append((m.kind.rawValue, correlation, m.encodeBody()))
@@ -320,7 +322,7 @@ final class PeerLinks {
                 case .empty: n = budget
                 case .corrupt(let why):
                     l.corrupt += 1
-                    if l.corrupt <= 10 || l.corrupt % 1000 == 0 { logger.warning("peer ring corrupt", metadata: ["peer": "\(l.peer)", "why": "\(why)", "count": "\(l.corrupt)"]) }
+                    warnings.warning(logger, key: "corrupt-\(l.peer)", "peer ring corrupt", metadata: ["peer": "\(l.peer)", "why": "\(why)", "count": "\(l.corrupt)"], now: monotonicNanos())
                 case .delivered:
                     handled += 1
                     l.received += 1
@@ -328,7 +330,7 @@ final class PeerLinks {
                     let message: PeerMessage
                     do { message = try PeerMessage.decode(kind: kind, body: body) } catch {
                         l.corrupt += 1
-                        logger.warning("malformed peer message", metadata: ["peer": "\(l.peer)", "why": "\(error)"])
+                        warnings.warning(logger, key: "malformed-\(l.peer)", "malformed peer message", metadata: ["peer": "\(l.peer)", "why": "\(error)", "count": "\(l.corrupt)"], now: monotonicNanos())
                         continue
                     }
                     if case .hello(let inc) = message { hello(l, inc, into: &events); continue }

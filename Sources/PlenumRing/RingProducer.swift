@@ -144,6 +144,12 @@ public struct RingProducer<Memory: SharedMemory> {
     @usableFromInline
     mutating func refreshConsumer() throws(RingError) -> PostResult? {
         let (consumed, acked, request) = readConsumerLine()
+        // A consumer requests epoch + 1 of the epoch it saw, which is never
+        // ahead of this producer's: anything beyond epoch + 1 is corruption,
+        // not a request — serving it would reset forever (SPEC §5.6).
+        guard request <= epoch &+ 1 else {
+            throw .corruptPeer("reset request \(request) for a ring in epoch \(epoch): only \(epoch &+ 1) can be requested")
+        }
         if request > epoch { reset(); return .resetPending }
         if awaitingAck {
             guard acked == epoch, consumed == 0 else { return .resetPending }

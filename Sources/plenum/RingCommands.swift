@@ -65,12 +65,26 @@ struct RingCommand: ParsableCommand {
     }
 
     struct Drain: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Take messages until `count` arrived or the timeout passes; check each against the pattern.")
+        static let configuration = CommandConfiguration(
+            abstract: "Take messages until `count` arrived or the timeout passes; check each against the pattern.",
+            discussion: """
+            Exit status: 0 when `count` messages arrived, all in order and intact, and the ring \
+            reported no corruption; 2 when any was lost, duplicated, reordered, mismatched its \
+            pattern, or the ring reported a corrupt slot or epoch; 3 when fewer than `count` \
+            arrived before the timeout (and nothing else went wrong); 1 on an error (SPEC §6).
+            """)
         @OptionGroup var at: Locate
         @Option var count: UInt64 = 1
         @Option var stream: UInt64 = 1
         @Option(help: "Give up after this many milliseconds without reaching count.") var timeoutMs = 2000
         @Flag var json = false
+
+        /// Exit statuses (SPEC §6).
+        static let incomplete: Int32 = 3, damaged: Int32 = 2
+
+        func validate() throws {
+            guard timeoutMs >= 0 else { throw ValidationError("--timeout-ms must be ≥ 0") }
+        }
 
         func run() throws {
             let (_, memory, layout) = try at.open()
@@ -79,7 +93,9 @@ struct RingCommand: ParsableCommand {
             var check = DeliveryCheck()
             var corruptions: [String] = []
             var backoff = Backoff()
-            let deadline = monotonicNanos() + UInt64(timeoutMs) * 1_000_000
+            let (span, tooLong) = UInt64(timeoutMs).multipliedReportingOverflow(by: 1_000_000)
+            let (end, past) = monotonicNanos().addingReportingOverflow(span)
+            let deadline = tooLong || past ? UInt64.max : end
             while check.received < count && monotonicNanos() < deadline {
                 switch consumer.poll({ m in (m.requestId, pattern.matches(m.payload, index: m.requestId)) }) {
                 case .delivered(let (id, ok)): check.observe(id: id, intact: ok); backoff.reset()
@@ -88,16 +104,27 @@ struct RingCommand: ParsableCommand {
                 }
             }
             consumer.flushAcknowledgements()
+            let damaged = !check.clean || consumer.stats.corrupt > 0 || !corruptions.isEmpty
+            let short = check.received < count
+            let status: Int32 = damaged ? Self.damaged : short ? Self.incomplete : 0
             if json {
-                let doc: [String: Any] = ["received": check.received, "lost": check.lost, "duplicated": check.duplicated,
-                                          "reordered": check.reordered, "payload_mismatch": check.corrupt,
-                                          "ring_corrupt": consumer.stats.corrupt, "corruptions": corruptions,
-                                          "next_expected": check.nextExpected]
+                let doc: [String: Any] = ["received": check.received, "requested": count, "lost": check.lost,
+                                          "duplicated": check.duplicated, "reordered": check.reordered,
+                                          "payload_mismatch": check.corrupt, "ring_corrupt": consumer.stats.corrupt,
+                                          "corruptions": corruptions, "next_expected": check.nextExpected,
+                                          "exit_status": Int(status)]
                 print(String(decoding: try JSONSerialization.data(withJSONObject: doc, options: [.sortedKeys]), as: UTF8.self))
             } else {
-                print("received \(check.received) (lost \(check.lost), duplicated \(check.duplicated), reordered \(check.reordered), payload mismatches \(check.corrupt)); ring reported \(consumer.stats.corrupt) corrupt slot(s)")
+                print("received \(check.received) of \(count) (lost \(check.lost), duplicated \(check.duplicated), reordered \(check.reordered), payload mismatches \(check.corrupt)); ring reported \(consumer.stats.corrupt) corrupt slot(s)")
                 for c in corruptions { print("  corrupt: \(c)") }
             }
+            if damaged {
+                FileHandleStderr.write("ring drain: delivery check failed: lost \(check.lost), duplicated \(check.duplicated), reordered \(check.reordered), payload mismatches \(check.corrupt), corrupt slots \(consumer.stats.corrupt), corruption reports \(corruptions.count)\n")
+            }
+            if short {
+                FileHandleStderr.write("ring drain: received \(check.received) of \(count) messages within \(timeoutMs) ms\n")
+            }
+            if status != 0 { throw ExitCode(status) }
         }
     }
 

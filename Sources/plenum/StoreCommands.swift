@@ -14,10 +14,12 @@ struct StoreCommand: ParsableCommand {
     @Option(help: "Unix socket path.") var socket = defaultSocket
     @Option(help: "Object memory, e.g. 1G.") var memory: ByteSize?
     @Option(help: "Region file (default: a fresh file in /dev/shm, removed on exit).") var region: String?
+    @Flag(help: "Reformat an existing --region file (never one a running store holds); it is kept on exit.") var force = false
     @Option var numaNode: Int?
     @Option var lineSize = LineSize.default
     @Option(help: "Cluster file (TOML, SPEC §10.1): run one node of a cluster.") var cluster: String?
     @Option(help: "This node's id in the cluster file.") var node: UInt32?
+    @Option(help: "Disconnect a ring client that takes none of its waiting replies for this long (ms).") var replyStallMs: UInt64 = 10_000
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -36,6 +38,8 @@ struct StoreCommand: ParsableCommand {
             o.numaNode = numaNode
             o.lineSize = lineSize
         }
+        o.forceRegion = force
+        o.replyStallNanos = replyStallMs.multipliedReportingOverflow(by: 1_000_000).overflow ? .max : replyStallMs * 1_000_000
         let daemon = try StoreDaemon(o, logger: logger)
         try daemon.run()
     }

@@ -1,0 +1,210 @@
+import Foundation
+@testable import PlenumClient
+import PlenumRing
+import PlenumStore
+import PlenumWire
+import Testing
+
+/// A `plenum store` with extra arguments; its pid names its default region.
+final class HardenedStore {
+    let socket: String
+    let process: PlenumProcess.Running
+    var pid: Int32 { process.process.processIdentifier }
+    var regionPath: String { "/dev/shm/plenum-store-\(getuid())-\(pid).region" }
+
+    init(_ extra: [String] = [], socket: String? = nil, tag: String = #function) throws {
+        self.socket = socket ?? "/tmp/plenum-hard-\(getpid())-\(tag.filter { $0.isLetter }.prefix(24)).sock"
+        process = try PlenumProcess.Running(["store", "--socket", self.socket, "--memory", "32M"] + extra)
+        let deadline = Date().addingTimeInterval(20)
+        while (try? PlenumClient(socketPath: self.socket)) == nil {
+            guard Date() < deadline, process.process.isRunning else { throw CocoaError(.fileNoSuchFile) }
+            usleep(20_000)
+        }
+    }
+
+    func stop(_ signal: Int32 = SIGTERM) -> (status: Int32, stdout: String, stderr: String) {
+        kill(pid, signal)
+        return process.finish(timeout: 30)
+    }
+
+    /// CPU seconds (user + system) the daemon used so far.
+    var cpuSeconds: Double {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
+        let f = s[s.index(after: close)...].split(separator: " ")
+        return (Double(f[11]) ?? 0) / 100 + (Double(f[12]) ?? 0) / 100   // utime, stime: fields 14 and 15
+    }
+
+    /// Private (anonymous) resident memory in bytes: the region is shared memory and not counted.
+    var anonymousBytes: Int {
+        guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }) else { return 0 }
+        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+    }
+}
+
+/// Waits until the store closes `c`'s socket (true), or `seconds` pass.
+func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    var pfd = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)
+    let deadline = Date().addingTimeInterval(Double(seconds))
+    while Date() < deadline {
+        guard poll(&pfd, 1, 500) > 0 else { continue }
+        if recv(c.fd, &chunk, chunk.count, Int32(MSG_DONTWAIT)) <= 0 { return true }
+    }
+    return false
+}
+
+@Suite(.serialized) struct DaemonHardeningTests {
+    @Test func aClientThatNeverReadsItsRepliesIsDisconnectedAndTheDaemonStaysSmall() throws {
+        let store = try HardenedStore()
+        let before = store.anonymousBytes
+        let evil = try PlenumClient(socketPath: store.socket)
+        // 1 M stats requests (16 MB of requests, ~100 MB of replies), never read.
+        var batch: [UInt8] = []
+        for i in 1...4096 { batch += Wire.encode(.stats, requestId: UInt64(i)) }
+        var sent = 0
+        do { for _ in 0..<256 { try evil.send(batch); sent += 4096 } } catch {}
+        #expect(sent < 1_048_576, "the store hung up before all requests were sent")
+        #expect(closedByStore(evil, within: 30))
+        #expect(store.anonymousBytes - before < 64 << 20, "daemon grew by \(store.anonymousBytes - before) bytes")
+        #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1, "others are served")
+        let r = store.stop()
+        #expect(r.status == 0)
+        #expect(r.stderr.contains("not reading its replies"), "the reason is logged without -v: \(r.stderr.suffix(500))")
+    }
+
+    @Test func aRingClientThatStopsReadingNeitherMakesTheStoreSpinNorStaysConnected() throws {
+        let store = try HardenedStore(["--reply-stall-ms", "3000"])
+        let c = try PlenumClient(socketPath: store.socket)
+        try c.useRings()
+        for i in 1...100 { _ = c.post(Wire.encode(.stats, requestId: UInt64(i))) }   // 64 replies fill the ring; 36 wait
+        usleep(300_000)
+        let cpu0 = store.cpuSeconds, t0 = Date()
+        usleep(1_500_000)
+        let used = store.cpuSeconds - cpu0, elapsed = Date().timeIntervalSince(t0)
+        #expect(used < 0.5 * elapsed, "the store used \(used) s of CPU in \(elapsed) s waiting for room")
+        #expect(closedByStore(c, within: 30), "disconnected after the stall bound")
+        #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1)
+        let r = store.stop()
+        #expect(r.status == 0 && r.stderr.contains("not reading its reply ring"))
+    }
+
+    @Test func anAbsurdResetRequestIsCorruptionNotAnEndlessReset() throws {
+        let store = try HardenedStore(["--reply-stall-ms", "600000"])
+        let c = try PlenumClient(socketPath: store.socket)
+        try c.useRings()
+        let layout = c.replies!.layout
+        c.memory.store64(.max, at: layout.resetRequestOffset, ordering: .releasing)
+        c.memory.flush(at: layout.resetRequestOffset, count: 8)
+        c.memory.fence(.store)
+        for i in 1...100 { _ = c.post(Wire.encode(.stats, requestId: UInt64(i))) }
+        #expect(closedByStore(c, within: 30))
+        #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1)
+        let r = store.stop()
+        #expect(r.status == 0 && r.stderr.contains("corrupt reply ring"), "\(r.stderr.suffix(500))")
+    }
+
+    /// Thousands of corrupt request slots make a few log lines, not thousands.
+    @Test func ringCorruptionFloodsAreAggregatedInTheLog() throws {
+        let store = try HardenedStore()
+        let c = try PlenumClient(socketPath: store.socket)
+        try c.useRings()
+        let m = c.memory, layout = c.requests!.layout
+        m.invalidate(at: layout.epochOffset, count: 8)
+        let epoch = UInt32(truncatingIfNeeded: m.load64(at: layout.epochOffset, ordering: .acquiring))
+        var seq: UInt64 = 0
+        let until = Date().addingTimeInterval(2)
+        while Date() < until && seq < 20_000 {
+            m.invalidate(at: layout.consumedOffset, count: 8)
+            m.fence(.full)
+            let consumed = m.load64(at: layout.consumedOffset, ordering: .acquiring)
+            guard seq - consumed < UInt64(layout.slotCount) else {
+                m.invalidate(at: c.doorbell, count: 8)
+                if m.load64(at: c.doorbell, ordering: .acquiring) != 0 { try c.send(Wire.wakeFrame) }
+                usleep(50)
+                continue
+            }
+            seq += 1
+            // A slot with the right sequence and epoch and a wrong checksum.
+            let slot = layout.slotOffset(sequence: seq)
+            m.write(at: slot + 8, count: 24) { b in
+                b.storeBytes(of: epoch.littleEndian, toByteOffset: RingLayout.sEpoch - 8, as: UInt32.self)
+                b.storeBytes(of: UInt16(1).littleEndian, toByteOffset: RingLayout.sKind - 8, as: UInt16.self)
+                b.storeBytes(of: UInt16(0), toByteOffset: RingLayout.sFlags - 8, as: UInt16.self)
+                b.storeBytes(of: UInt32(0).littleEndian, toByteOffset: RingLayout.sLength - 8, as: UInt32.self)
+                b.storeBytes(of: UInt32(0xBAD_C0DE).littleEndian, toByteOffset: RingLayout.sCRC - 8, as: UInt32.self)
+                b.storeBytes(of: seq.littleEndian, toByteOffset: RingLayout.sRequest - 8, as: UInt64.self)
+            }
+            m.fence(.store)
+            m.store64(seq, at: slot, ordering: .releasing)
+            m.flush(at: slot, count: 64)
+            m.fence(.store)
+        }
+        #expect(seq >= 1_000, "the flood reached the store (\(seq) corrupt slots)")
+        #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1, "the store serves on")
+        let r = store.stop()
+        let lines = r.stderr.split(separator: "\n").filter { $0.contains("request ring") }
+        #expect(lines.count <= 3, "\(lines.count) log lines for \(seq) corrupt slots")
+        #expect(r.stderr.utf8.count < 10_000)
+    }
+
+    @Test func aSecondStoreRefusesALiveSocketAndNeverDeletesAFile() throws {
+        let first = try HardenedStore()
+        let second = try PlenumProcess.run(["store", "--socket", first.socket, "--memory", "16M"], timeout: 60)
+        #expect(second.status != 0 && second.stderr.contains("another store is serving"), "\(second.stderr)")
+        #expect(try PlenumClient(socketPath: first.socket).stats().clients >= 1, "the first store still answers at its path")
+        #expect(first.stop().status == 0)
+        // A regular file at the socket path is refused and left alone.
+        let path = "/tmp/plenum-hard-\(getpid())-file.sock"
+        try Data("keep me".utf8).write(to: URL(fileURLWithPath: path))
+        defer { unlink(path) }
+        let refused = try PlenumProcess.run(["store", "--socket", path, "--memory", "16M"], timeout: 60)
+        #expect(refused.status != 0 && refused.stderr.contains("is not a socket"))
+        #expect(FileManager.default.contents(atPath: path) == Data("keep me".utf8))
+        // A stale socket (nobody listening) is replaced.
+        let stale = "/tmp/plenum-hard-\(getpid())-stale.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        _ = try UnixSocket.withAddress(stale) { bind(fd, $0, $1) }
+        close(fd)
+        let revived = try HardenedStore(socket: stale)
+        #expect(try PlenumClient(socketPath: stale).stats().clients >= 1)
+        #expect(revived.stop().status == 0)
+        #expect(access(stale, F_OK) != 0)
+    }
+
+    @Test func anExistingRegionIsNeverReformattedWithoutForceAndIsKeptAfterwards() throws {
+        let path = "/dev/shm/plenum-hard-\(getpid()).region"
+        let contents = Data(repeating: 0x5A, count: 1 << 16)
+        FileManager.default.createFile(atPath: path, contents: contents, attributes: [.posixPermissions: 0o644])
+        defer { unlink(path) }
+        let refused = try PlenumProcess.run(["store", "--socket", "/tmp/plenum-hard-\(getpid())-r.sock", "--memory", "16M", "--region", path], timeout: 60)
+        #expect(refused.status != 0 && refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(FileManager.default.contents(atPath: path) == contents, "untouched")
+        let forced = try HardenedStore(["--region", path, "--force"])
+        var st = stat()
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o600, "region files are private")
+        // A running store's region is refused even with --force.
+        let busy = try PlenumProcess.run(["store", "--socket", "/tmp/plenum-hard-\(getpid())-r2.sock", "--memory", "16M", "--region", path, "--force"], timeout: 60)
+        #expect(busy.status != 0 && busy.stderr.contains("in use by a running store"), "\(busy.stderr)")
+        #expect(try PlenumClient(socketPath: forced.socket).stats().clients >= 1)
+        #expect(forced.stop().status == 0)
+        #expect(access(path, F_OK) == 0, "a daemon deletes only the region it created")
+        // The default region, which the daemon creates, is private and removed.
+        let own = try HardenedStore()
+        #expect(stat(own.regionPath, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        let region = own.regionPath
+        #expect(own.stop().status == 0)
+        #expect(access(region, F_OK) != 0)
+    }
+
+    @Test(arguments: [SIGHUP, SIGQUIT, SIGUSR1, SIGINT])
+    func everyTerminatingSignalShutsDownCleanly(signal: Int32) throws {
+        let store = try HardenedStore(tag: "signal\(signal)")
+        let region = store.regionPath
+        #expect(access(region, F_OK) == 0)
+        let r = store.stop(signal)
+        #expect(r.status == 0, "signal \(signal): exit \(r.status) \(r.stderr.suffix(300))")
+        #expect(access(store.socket, F_OK) != 0 && access(region, F_OK) != 0, "socket and region removed")
+        #expect(!r.stderr.contains("Backtrace") && !r.stderr.contains("Crash"))
+    }
+}
