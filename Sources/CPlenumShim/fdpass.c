@@ -90,3 +90,15 @@ long plenum_recv_with_fds(int socket, void *data, size_t cap, int flags, int *fd
     }
     return n;
 }
+
+#include <sys/mman.h>
+
+int plenum_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int plenum_peer_uid(int socket, unsigned int *uid) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    *uid = cred.uid;
+    return 0;
+}

@@ -43,7 +43,7 @@ extension PlenumClient {
                     if let old = peerRegions[info.handle] { fresh[info.handle] = old; continue }
                     guard let line = try? LineSize(info.lineSize) else { throw .unexpected("line size \(info.lineSize)") }
                     do {
-                        let mapping = try Mapping(fd: f, size: info.size, subject: "region of node \(info.node)")
+                        let mapping = try Mapping(fd: f, size: info.size, subject: "region of node \(info.node)", writable: access == .readWrite)
                         fresh[info.handle] = (info, mapping, mapping.memory(lineSize: line))
                     } catch { throw .connect(error) }
                 }
@@ -62,6 +62,7 @@ extension PlenumClient {
     /// Creates in a named node's memory (`node` nil: anywhere, local first;
     /// SPEC §10.6). Write it through the link with `write`, then `seal`.
     public func create(_ id: ObjectID, dataSize: Int, metadataSize: Int = 0, onNode node: UInt32?) throws(ClientError) -> ObjectLocation {
+        guard access == .readWrite else { throw .readOnly }
         let r = try exchange { Wire.encode(ClusterRequest.createOn(id, dataSize: dataSize, metadataSize: metadataSize, node: node), requestId: $0) }
         guard case .created(let l) = r else { throw .unexpected("create") }
         _ = try memory(for: l)

@@ -17,6 +17,8 @@ public enum ClientError: Error, CustomStringConvertible {
     case unexpected(String)
     /// A location outside every region this client maps.
     case badLocation(ObjectLocation)
+    /// A write through a client that connected with `.readOnly`.
+    case readOnly
 
     public var description: String {
         switch self {
@@ -25,6 +27,7 @@ public enum ClientError: Error, CustomStringConvertible {
         case .remote(let e): return e.message
         case .closed: return "the store closed the connection"
         case .released(let id): return "object \(id) was released: get it again to read it"
+        case .readOnly: return "this client connected read-only: connect with access .readWrite to create objects"
         case .unexpected(let s): return "unexpected reply: \(s)"
         case .badLocation(let l): return "the store named bytes outside its regions (region \(l.region), offset \(l.offset), \(l.end - l.offset) bytes): a store bug or a corrupt peer"
         }
@@ -70,7 +73,13 @@ public final class ObjectBuffer {
 /// A connection to a local store (SPEC.md §9): requests over the Unix
 /// socket, object bytes read and written in place in the mapped region.
 public final class PlenumClient {
+    /// What a client maps (SPEC §9.7): `.readOnly` maps every region
+    /// read-only and may not change the store; `.readWrite` asks the store
+    /// for write access when it connects.
+    public enum Access: Sendable { case readOnly, readWrite }
+
     public let hello: Hello
+    public let access: Access
     let fd: Int32
     let mapping: Mapping
     public let memory: MappedMemory
@@ -80,6 +89,8 @@ public final class PlenumClient {
     /// Shared-memory rings to the store, once `useRings()` succeeded.
     var requests: RingProducer<MappedMemory>?
     var replies: RingConsumer<MappedMemory>?
+    /// The ring file the store passed (SPEC §9.6): rings and doorbell.
+    var ringMemory: MappedMemory?
     var doorbell = 0
     public var usesRings: Bool { requests != nil }
     /// Peer regions (SPEC §10.7), by handle; kept mapped while connected.
@@ -87,7 +98,8 @@ public final class PlenumClient {
     /// Descriptors received with frames, in arrival order.
     var receivedFDs: [Int32] = []
 
-    public init(socketPath: String) throws(ClientError) {
+    public init(socketPath: String, access: Access = .readWrite) throws(ClientError) {
+        self.access = access
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
         guard fd >= 0 else { throw .connect(.last("socket")) }
@@ -114,11 +126,17 @@ public final class PlenumClient {
             hello = try Wire.decodeHello(Array(input[0..<length]))
             input.removeFirst(length)
         } catch { close(fd); throw .protocolError(error) }
-        self.input = input
         guard regionFD >= 0 else { close(fd); throw .unexpected("no region descriptor in the greeting") }
+        if access == .readWrite {
+            // The greeting's descriptor is read-only; ask for a writable one.
+            close(regionFD)
+            regionFD = -1
+            do throws(ClientError) { regionFD = try Self.writeAccess(fd, &input) } catch { close(fd); throw error }
+        }
+        self.input = input
         defer { close(regionFD) }
         do {
-            mapping = try Mapping(fd: regionFD, size: hello.regionSize, subject: "store region")
+            mapping = try Mapping(fd: regionFD, size: hello.regionSize, subject: "store region", writable: access == .readWrite)
         } catch { close(fd); throw .connect(error) }
         guard let line = try? LineSize(hello.lineSize) else { close(fd); throw .unexpected("line size \(hello.lineSize)") }
         memory = mapping.memory(lineSize: line)
@@ -127,6 +145,37 @@ public final class PlenumClient {
     deinit {
         close(fd)
         for f in receivedFDs { close(f) }
+    }
+
+    /// Sends `writeAccess` and waits for its reply and descriptor (before
+    /// any other request, so nothing else can arrive meanwhile).
+    static func writeAccess(_ fd: Int32, _ input: inout [UInt8]) throws(ClientError) -> Int32 {
+        let request = Wire.encodeWriteAccess(requestId: 1 << 63)
+        guard request.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else { throw .closed }
+        var passed: Int32 = -1
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let length = try? Frame.complete(input) {
+                let frame = Array(input[0..<length])
+                input.removeFirst(length)
+                switch try? Wire.decodeIncoming(frame) {
+                case .writeGranted?:
+                    guard passed >= 0 else { throw .unexpected("write access granted without a descriptor") }
+                    return passed
+                case .reply(_, .failure(let e))?:
+                    if passed >= 0 { close(passed) }
+                    throw .remote(e)
+                default:
+                    if passed >= 0 { close(passed) }
+                    throw .unexpected("unexpected reply to a write-access request")
+                }
+            }
+            var got: Int32 = -1
+            let n = buffer.withUnsafeMutableBytes { plenum_recv_with_fd(fd, $0.baseAddress, $0.count, &got) }
+            if got >= 0 { if passed >= 0 { close(passed) }; passed = got }
+            guard n > 0 else { if passed >= 0 { close(passed) }; throw .closed }
+            input += buffer[0..<Int(n)]
+        }
     }
 
     // MARK: calls
@@ -150,7 +199,7 @@ public final class PlenumClient {
             // comes by the socket: look there on every round, not every 64th.
             switch try next(socketEvery: byRing ? 64 : 1) {
             case .notification(let n): notifications.append(n)
-            case .ringsOpened, .regions, .clusterStatus: continue
+            case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified: continue
             case .reply(let r, let result):
                 guard r == rid else { continue }
                 switch result {
@@ -172,17 +221,29 @@ public final class PlenumClient {
             switch try receive() {
             case .notification(let n): notifications.append(n)
             case .reply(rid, .failure(let e)): throw .remote(e)
-            case .reply, .regions, .clusterStatus: continue
+            case .reply, .regions, .clusterStatus, .writeGranted, .verified: continue
             case .ringsOpened(let r, let pair):
                 guard r == rid else { continue }
+                guard !receivedFDs.isEmpty else { throw .unexpected("ring pair without its descriptor") }
+                let ringFD = receivedFDs.removeFirst()
+                defer { close(ringFD) }
+                var st = stat()
+                guard fstat(ringFD, &st) == 0, st.st_size > 0 else { throw .unexpected("ring file: fstat failed") }
+                let ringMapping: Mapping
+                do throws(SystemCallError) { ringMapping = try Mapping(fd: ringFD, size: Int(st.st_size), subject: "ring file") } catch {
+                    throw .connect(error)
+                }
+                guard let line = try? LineSize(memory.lineSize) else { throw .unexpected("line size \(memory.lineSize)") }
+                let m = ringMapping.memory(lineSize: line)
                 do {
-                    let req = try Ring.describe(at: pair.requests, length: pair.length, in: memory).layout
-                    let rep = try Ring.describe(at: pair.replies, length: pair.length, in: memory).layout
-                    requests = try RingProducer(memory: memory, layout: req)
-                    replies = RingConsumer(memory: memory, layout: rep, ackBatch: 8)
+                    let req = try Ring.describe(at: pair.requests, length: pair.length, in: m).layout
+                    let rep = try Ring.describe(at: pair.replies, length: pair.length, in: m).layout
+                    requests = try RingProducer(memory: m, layout: req)
+                    replies = RingConsumer(memory: m, layout: rep, ackBatch: 8)
                 } catch { throw .unexpected("ring setup: \(error)") }
-                guard pair.doorbell >= 0, pair.doorbell + 8 <= memory.size else { throw .unexpected("doorbell outside the region") }
+                guard pair.doorbell >= 0, pair.doorbell + 8 <= m.size else { throw .unexpected("doorbell outside the ring file") }
                 doorbell = pair.doorbell
+                ringMemory = m
                 return
             }
         }
@@ -200,10 +261,11 @@ public final class PlenumClient {
         }
         requests = producer
         // Doorbell (SPEC §9.6): post; fence; read the store's sleeping word.
-        memory.fence(.full)
-        memory.invalidate(at: doorbell, count: 8)
-        memory.fence(.full)
-        if memory.load64(at: doorbell, ordering: .acquiring) != 0 { try? send(Wire.wakeFrame) }
+        guard let m = ringMemory else { return true }
+        m.fence(.full)
+        m.invalidate(at: doorbell, count: 8)
+        m.fence(.full)
+        if m.load64(at: doorbell, ordering: .acquiring) != 0 { try? send(Wire.wakeFrame) }
         return true
     }
 
@@ -278,6 +340,7 @@ public final class PlenumClient {
     /// Creates an object and returns its writable location; write with
     /// `write(_:into:)`, then `seal`.
     public func create(_ id: ObjectID, dataSize: Int, metadataSize: Int = 0) throws(ClientError) -> ObjectLocation {
+        guard access == .readWrite else { throw .readOnly }
         guard case .created(let l) = try call(.create(id, dataSize: dataSize, metadataSize: metadataSize)) else { throw .unexpected("create") }
         _ = try memory(for: l)
         return l
@@ -351,6 +414,23 @@ public final class PlenumClient {
 
     public func release(_ id: ObjectID) throws(ClientError) {
         guard case .released = try call(.release(id)) else { throw .unexpected("release") }
+    }
+
+    /// Checks sealed objects against the digests taken when they were
+    /// sealed (SPEC §9.7): per id nil, or why not (`digestMismatch` when the
+    /// bytes changed). Objects in a peer's memory must be held (get first).
+    public func verify(_ ids: [ObjectID]) throws(ClientError) -> [StoreError?] {
+        let rid = nextRequest
+        nextRequest += 1
+        try send(Wire.encodeVerify(ids, requestId: rid))
+        while true {
+            switch try receive() {
+            case .notification(let n): notifications.append(n)
+            case .reply(rid, .failure(let e)): throw .remote(e)
+            case .verified(rid, let results): return results
+            default: continue
+            }
+        }
     }
 
     public func contains(_ id: ObjectID) throws(ClientError) -> Bool {

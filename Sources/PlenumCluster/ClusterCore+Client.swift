@@ -49,7 +49,9 @@ extension ClusterCore {
             get(c, rid, ids, timeoutMs: timeoutMs, now: now, into: &out)
         case .release(let id):
             if let held = remoteRefs[c]?[id] {
-                remoteRefs[c]![id] = held.count > 1 ? Held(node: held.node, count: held.count - 1) : nil
+                var less = held
+                less.count -= 1
+                remoteRefs[c]![id] = less.count > 0 ? less : nil
                 send(.release(id), to: held.node, now: now, into: &out)
                 reply(c, rid, .released, into: &out)
                 return

@@ -102,7 +102,7 @@ extension ClusterCore {
         l.region = info.region
         let check = nextCorrelation
         nextCorrelation &+= 1
-        digestChecks[check] = (token, i, n, id, l)
+        digestChecks[check] = (token, i, n, id, l, digest)
         out.append(.checkDigest(token: check, region: info.region, location: l, digest: digest))
     }
 
@@ -115,7 +115,7 @@ extension ClusterCore {
             return
         }
         let held = remoteRefs[g.client]?[d.id]?.count ?? 0
-        remoteRefs[g.client, default: [:]][d.id] = Held(node: d.node, count: held + 1)
+        remoteRefs[g.client, default: [:]][d.id] = Held(node: d.node, count: held + 1, location: d.location, digest: d.digest)
         resolve(d.get, d.index, d.location, now: now, into: &out)
     }
 

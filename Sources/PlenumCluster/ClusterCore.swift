@@ -98,6 +98,9 @@ public struct ClusterCore: Sendable {
     struct Held: Sendable {
         var node: NodeID
         var count: Int
+        /// Where the bytes are (region handle included) and their seal-time digest.
+        var location: ObjectLocation
+        var digest: UInt64
     }
 
     public var config: Config
@@ -110,7 +113,7 @@ public struct ClusterCore: Sendable {
     var outstanding: [UInt64: Outstanding] = [:]
     var gets: [UInt64: Get] = [:]
     var watching: [ObjectID: [(get: UInt64, index: Int)]] = [:]
-    var digestChecks: [UInt64: (get: UInt64, index: Int, node: NodeID, id: ObjectID, location: ObjectLocation)] = [:]
+    var digestChecks: [UInt64: (get: UInt64, index: Int, node: NodeID, id: ObjectID, location: ObjectLocation, digest: UInt64)] = [:]
     var deletes: [UInt64: Gather<StoreError?>] = [:]
     var lists: [UInt64: Gather<ObjectInfo>] = [:]
     var batches: [UInt64: Batch] = [:]
@@ -363,5 +366,13 @@ public struct ClusterCore: Sendable {
         case .ack(let c): acknowledged(c, into: &out)   // the new home gets it on re-publish
         case .ignore: break
         }
+    }
+}
+
+extension ClusterCore {
+    /// The location and seal-time digest of an object in a peer's memory
+    /// that `client` holds a reference to (for `verify`, SPEC §9.7).
+    public func heldRemote(_ client: ClientID, _ id: ObjectID) -> (ObjectLocation, UInt64)? {
+        remoteRefs[client]?[id].map { ($0.location, $0.digest) }
     }
 }

@@ -119,6 +119,7 @@ extension StoreError {
         case .unknownClient: return 11
         case .tooManyIds, .tooManyWaiting: return 12
         case .nodeUnavailable: return 13
+        case .digestMismatch: return 14
         case .remote(let c, _): return c
         }
     }

@@ -12,14 +12,16 @@ import PlenumWire
 
 /// Shared-memory request/reply rings between clients and this store (SPEC §9.6).
 extension StoreDaemon {
-    /// The doorbell word (daemon-owned line, SPEC §9.6): store; fence(.full)
-    /// so the following ring polls are ordered after it; flush; fence.
+    /// The doorbell word of every ring client (daemon-owned line, SPEC
+    /// §9.6): store; fence(.full) so the following ring polls are ordered
+    /// after it; flush; fence.
     func setSleeping(_ sleeping: Bool) {
-        let m = region.memory()
-        m.store64(sleeping ? 1 : 0, at: doorbell, ordering: .releasing)
-        m.fence(.full)
-        m.flush(at: doorbell, count: 8)
-        m.fence(.store)
+        for e in endpoints.values {
+            e.memory.store64(sleeping ? 1 : 0, at: e.doorbell, ordering: .releasing)
+            e.memory.fence(.full)
+            e.memory.flush(at: e.doorbell, count: 8)
+        }
+        if !endpoints.isEmpty { region.memory().fence(.store) }
     }
 
     /// Serves every ring client's queued requests; returns how many.
@@ -46,28 +48,39 @@ extension StoreDaemon {
         }
         return handled
     }
-    /// Formats a fresh ring pair for client c and tells it where (over the
-    /// socket). From then on replies that fit a slot travel by ring.
+    /// Formats a fresh ring pair for client c in a memory file of its own
+    /// and passes its descriptor (SPEC §9.6). From then on replies that fit
+    /// a slot travel by ring.
+    ///
+    /// ```
+    ///   memfd:  0 doorbell line (store writes) │ L requests ring │ L+R replies ring │ (to 4 KiB)
+    /// ```
     func openRings(for c: Connection, requestId: UInt64) {
-        guard endpoints[c.id] == nil, let pair = freePairs.popLast() else {
-            sendSocket(c, Wire.error(.outOfMemory, "no free ring pair (at most \(Self.maxRingClients) ring clients); keep using the socket", requestId: requestId))
+        guard endpoints[c.id] == nil, endpoints.count < Self.maxRingClients else {
+            sendSocket(c, Wire.error(.outOfMemory, endpoints[c.id] == nil ? "no free ring pair (at most \(Self.maxRingClients) ring clients); keep using the socket" : "this client has its rings already", requestId: requestId))
             return
         }
-        let m = region.memory()
         let line = region.lineSize.bytes
-        let base = ringArea + pair * 2 * ringBytes
-        let req = try! RingLayout(base: base, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
-        let rep = try! RingLayout(base: base + ringBytes, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
-        pairEpochs[pair] += 1
-        Ring.format(req, producer: UInt32(c.id & 0xFFFF_FFFF), consumer: 0, epoch: pairEpochs[pair], in: m)
-        Ring.format(rep, producer: 0, consumer: UInt32(c.id & 0xFFFF_FFFF), epoch: pairEpochs[pair], in: m)
+        let size = (line + 2 * ringBytes + 4095) / 4096 * 4096
+        let fd = plenum_memfd("plenum-rings-\(c.id)")
+        guard fd >= 0, ftruncate(fd, off_t(size)) == 0, let mapping = try? Mapping(fd: fd, size: size, subject: "ring file") else {
+            if fd >= 0 { close(fd) }
+            sendSocket(c, Wire.error(.outOfMemory, "no memory for a ring file (errno \(errno)); keep using the socket", requestId: requestId))
+            return
+        }
+        let m = mapping.memory(lineSize: region.lineSize)
+        let req = try! RingLayout(base: line, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
+        let rep = try! RingLayout(base: line + ringBytes, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
+        Ring.format(req, producer: UInt32(c.id & 0xFFFF_FFFF), consumer: 0, epoch: 1, in: m)
+        Ring.format(rep, producer: 0, consumer: UInt32(c.id & 0xFFFF_FFFF), epoch: 1, in: m)
         guard let producer = try? RingProducer(memory: m, layout: rep) else {
-            freePairs.append(pair)
+            close(fd)
             sendSocket(c, Wire.error(.malformedFrame, "the reply ring could not be attached; keep using the socket", requestId: requestId))
             return
         }
-        endpoints[c.id] = RingEndpoint(pair: pair, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
-        sendSocket(c, Wire.encode(Wire.RingPair(requests: req.base, replies: rep.base, length: ringBytes, doorbell: doorbell), requestId: requestId))
+        endpoints[c.id] = RingEndpoint(memory: m, doorbell: 0, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
+        sendSocket(c, Wire.encode(Wire.RingPair(requests: req.base, replies: rep.base, length: ringBytes, doorbell: 0), requestId: requestId),
+                   descriptors: [fd])
         lastRingActivity = monotonicNanos()
     }
 

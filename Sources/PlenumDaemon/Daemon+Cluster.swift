@@ -78,7 +78,7 @@ extension StoreDaemon {
                     table.append(Wire.RegionInfo(handle: handle, node: node, size: 0, lineSize: region.lineSize.bytes))
                     continue
                 }
-                let fd = open(r.path, O_RDWR | O_CLOEXEC)
+                let fd = open(r.path, (c.writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
                 guard fd >= 0 else { continue }
                 table.append(Wire.RegionInfo(handle: handle, node: node, size: r.size, lineSize: r.lineSize.bytes))
                 fds.append(fd)

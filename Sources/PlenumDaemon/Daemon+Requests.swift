@@ -17,8 +17,10 @@ extension StoreDaemon {
             let now = monotonicNanos()
             switch decoded {
             case (let rid, .core(let request)):
+                if !c.mayWrite, Self.changesTheStore(request) { return refuseReadOnly(c, rid) }
                 dispatch(core.handle(.local(.request(c.id, requestId: rid, request)), now: now))
             case (let rid, .createAndSeal(let objects)):
+                guard c.mayWrite else { return refuseReadOnly(c, rid) }
                 let token = nextBatch
                 nextBatch += 1
                 batches[token] = (c.id, rid, objects)
@@ -28,11 +30,16 @@ extension StoreDaemon {
             case (_, .wake):
                 lastRingActivity = now
             case (let rid, .cluster(let request)):
+                if case .createOn = request, !c.mayWrite { return refuseReadOnly(c, rid) }
                 dispatch(core.handle(.cluster(c.id, requestId: rid, request), now: now))
             case (let rid, .regions):
                 sendRegions(to: c, requestId: rid)
             case (let rid, .clusterStatus):
                 sendSocket(c, Wire.encodeClusterStatus(statusJSON(), requestId: rid))
+            case (let rid, .writeAccess):
+                grantWriteAccess(to: c, requestId: rid)
+            case (let rid, .verify(let ids)):
+                sendSocket(c, Wire.encodeVerified(ids.map { verify($0, for: c.id) }, requestId: rid))
             }
         } catch {
             let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0

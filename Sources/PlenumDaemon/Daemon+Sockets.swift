@@ -189,7 +189,8 @@ extension StoreDaemon {
         let id = nextClient
         nextClient += 1
         let hello = Wire.encode(Hello(regionSize: region.size, lineSize: region.lineSize.bytes, clientId: id))
-        let regionFD = open(regionPath, O_RDWR | O_CLOEXEC)
+        // Read-only: write access is a request of its own (SPEC §9.7).
+        let regionFD = open(regionPath, O_RDONLY | O_CLOEXEC)
         defer { if regionFD >= 0 { close(regionFD) } }
         let sent = hello.withUnsafeBytes { plenum_send_with_fd(fd, $0.baseAddress, $0.count, regionFD) }
         guard regionFD >= 0, sent == hello.count else {
@@ -198,6 +199,7 @@ extension StoreDaemon {
             return
         }
         let c = Connection(id: id, fd: fd)
+        c.mayWrite = Self.peerUID(fd).map { $0 == geteuid() || options.writerUIDs.contains($0) } ?? false
         connections[id] = c
         dispatch(core.handle(.local(.connected(id)), now: monotonicNanos()))
         armRecv(c)
@@ -285,7 +287,7 @@ extension StoreDaemon {
         shutdownSocket(c.fd)   // completes an outstanding recv
         close(c.fd)
         if c.recvArmed { retired[c.id] = c }
-        if let e = endpoints.removeValue(forKey: c.id) { freePairs.append(e.pair) }
+        endpoints[c.id] = nil   // unmaps its ring file
         dispatch(core.handle(.local(.disconnected(c.id)), now: monotonicNanos()))
     }
 

@@ -41,6 +41,11 @@ public final class StoreDaemon {
         /// Reformat an existing `regionPath` that is not this node's own
         /// stale region (never one a running store holds).
         public var forceRegion = false
+        /// Mode of the socket file: 0600 admits this uid only; 0660/0666
+        /// admit others, who then may only read unless listed below.
+        public var socketMode: mode_t = 0o600
+        /// Uids (besides the daemon's own) that may change the store.
+        public var writerUIDs: Set<uid_t> = []
         public init(socketPath: String, memory: Int) {
             self.socketPath = socketPath
             self.memory = memory
@@ -75,6 +80,11 @@ public final class StoreDaemon {
         var recvArmed = false
         /// Flush what is queued, then close (protocol error).
         var closing = false
+        /// The trust model (SPEC §9.7): whether this client's uid may change
+        /// the store (create, write, seal, delete), and whether it holds a
+        /// writable descriptor of the region.
+        var mayWrite = false
+        var writable = false
         /// The peer is gone: close as soon as no send is in flight.
         var dropped = false
         init(id: UInt64, fd: Int32) { self.id = id; self.fd = fd }
@@ -88,16 +98,19 @@ public final class StoreDaemon {
     enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry }
 
     /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
-    /// replies and notifications out.
+    /// replies and notifications out, in a memory file only this client and
+    /// the store map.
     final class RingEndpoint {
-        let pair: Int
+        let memory: MappedMemory
+        let doorbell: Int
         var requests: RingConsumer<MappedMemory>
         var replies: RingProducer<MappedMemory>
         var pending: [[UInt8]] = []
         /// Since when replies wait for room without any being taken.
         var stalledSince: UInt64?
-        init(pair: Int, requests: RingConsumer<MappedMemory>, replies: RingProducer<MappedMemory>) {
-            self.pair = pair
+        init(memory: MappedMemory, doorbell: Int, requests: RingConsumer<MappedMemory>, replies: RingProducer<MappedMemory>) {
+            self.memory = memory
+            self.doorbell = doorbell
             self.requests = requests
             self.replies = replies
         }
@@ -155,14 +168,8 @@ public final class StoreDaemon {
     /// outlive it, so they are freed when that completion arrives.
     var retired: [UInt64: Connection] = [:]
     var endpoints: [UInt64: RingEndpoint] = [:]
-    var freePairs: [Int] = Array((0..<StoreDaemon.maxRingClients).reversed())
-    /// Each reuse of a ring pair formats it with a higher epoch, so a stale
-    /// peer of the previous owner fails the epoch checks (SPEC §5.6).
-    var pairEpochs = [UInt64](repeating: 0, count: StoreDaemon.maxRingClients)
     var acceptRetry = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
-    let ringArea: Int
     let ringBytes: Int
-    let doorbell: Int
     var lastRingActivity: UInt64 = 0
     var nextClient: UInt64 = 1
     var timerSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
@@ -184,7 +191,6 @@ public final class StoreDaemon {
         regionPath = path
         let ringBytes = try RingLayout(base: 0, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize).totalBytes
         self.ringBytes = ringBytes
-        let ringArea = (2 * ringBytes * Self.maxRingClients + 4095) / 4096 * 4096
         var plan: RingPlan?
         var linkArea = 0
         let me = options.cluster?.node ?? 0
@@ -193,7 +199,7 @@ public final class StoreDaemon {
             let blocks = plan!.rings(in: me) * LinkBlock.bytes(line: line, slots: config.ringSlots, slotSize: config.ringSlotSize)
             linkArea = max(4096, (blocks + 4095) / 4096 * 4096)
         }
-        let size = RegionLayout.dataOffset(line: line) + heap + ringArea + linkArea + 3 * 4096
+        let size = RegionLayout.dataOffset(line: line) + heap + linkArea + 3 * 4096
         (regionLockFD, ownsRegionFile) = try Self.lockRegionFile(path, force: options.forceRegion, clusterNode: options.cluster?.node)
         do {
             region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true)
@@ -203,8 +209,6 @@ public final class StoreDaemon {
             throw error
         }
         let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
-        doorbell = try SegmentTable.append(.raw, name: "doorbell", length: line, in: region.memory(), header: region.header).offset
-        self.ringArea = try SegmentTable.append(.raw, name: "client-rings", length: ringArea, in: region.memory(), header: region.header).offset
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         incarnation = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
@@ -311,7 +315,7 @@ public final class StoreDaemon {
         try Self.claimSocketPath(options.socketPath)
         listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard listenFD >= 0 else { throw DaemonError.system(.last("socket")) }
-        let old = umask(0o177)  // socket file 0600
+        let old = umask(0o777 & ~options.socketMode)  // socket file 0600 by default
         let ok: Int32
         do { ok = try UnixSocket.withAddress(options.socketPath) { bind(listenFD, $0, $1) } } catch {
             umask(old)

@@ -18,9 +18,11 @@ public final class Mapping: @unchecked Sendable {
     public let size: Int
 
     /// Maps `size` bytes of `fd` at file offset 0, read-write and shared.
-    public init(fd: Int32, size: Int, subject: String) throws(SystemCallError) {
+    /// `writable: false` maps it read-only (a store's readers, SPEC §9.7):
+    /// a store through it then faults instead of changing shared bytes.
+    public init(fd: Int32, size: Int, subject: String, writable: Bool = true) throws(SystemCallError) {
         precondition(size > 0)
-        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        let p = mmap(nil, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0)
         guard let p, p != MAP_FAILED else {
             throw SystemCallError.last("mmap", subject: subject,
                                        hint: "check the size and that the device supports shared mappings")

@@ -166,6 +166,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyWaiting(Int, limit: Int)
     /// A peer needed for the request is down, unreachable or not a member.
     case nodeUnavailable(UInt32, why: String)
+    /// A sealed object's bytes no longer match the digest taken at seal.
+    case digestMismatch(ObjectID)
     /// A per-object error as decoded by a client: the wire code and text.
     case remote(code: UInt16, text: String)
 
@@ -186,6 +188,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownClient(let c): return "client \(c) is not connected"
         case .tooManyIds(let n, let l): return "\(n) ids in one request; at most \(l)"
         case .nodeUnavailable(let n, let why): return "node \(n) is unavailable: \(why); retry, or name another node"
+        case .digestMismatch(let id): return "object \(id) is corrupt: its bytes no longer match the digest taken when it was sealed; delete it and create it again"
         case .remote(_, let text): return text
         }
     }

@@ -19,10 +19,12 @@ public enum Frame {
         case openRings, wake
         // cluster requests (SPEC §10.6, §10.7, §10.9)
         case createOn = 0x10, barrier, regions, clusterStatus
+        // access and integrity (SPEC §9.7)
+        case writeAccess = 0x14, verify
         // replies
         case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
         case refreshed, createdAndSealed, ringsOpened
-        case barrierPassed = 0x91, regionsReply, clusterStatusReply
+        case barrierPassed = 0x91, regionsReply, clusterStatusReply, writeGranted, verified
         case error = 0xFF
         // notifications and the greeting
         case notifySealed = 0xC1, notifyDeleted = 0xC2
@@ -66,6 +68,6 @@ public enum Frame {
 /// Stable numbers for `StoreError` and protocol errors on the wire.
 public enum ErrorCode: UInt16, Sendable {
     case alreadyExists = 1, notFound, notSealed, alreadySealed, inUse, notCreator, noReference, invalidSize
-    case tooLarge, outOfMemory, unknownClient, tooManyIds, nodeUnavailable
+    case tooLarge, outOfMemory, unknownClient, tooManyIds, nodeUnavailable, digestMismatch, readOnly
     case malformedFrame = 100, unknownType, frameTooLarge
 }

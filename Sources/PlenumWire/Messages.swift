@@ -12,7 +12,9 @@ public struct RemoteError: Error, Equatable, Sendable, CustomStringConvertible {
 /// The greeting a store sends right after accepting a client, together with
 /// the region's file descriptor (SCM_RIGHTS).
 public struct Hello: Equatable, Sendable {
-    public static let version: UInt32 = 1
+    /// 2: the greeting's descriptor is read-only; write access and ring
+    /// pairs come with descriptors of their own (SPEC §9.6, §9.7).
+    public static let version: UInt32 = 2
     public var version = Hello.version
     public var regionSize: Int
     public var lineSize: Int
@@ -68,6 +70,10 @@ public enum Wire {
         case regions
         /// The node's view of the cluster, as JSON.
         case clusterStatus
+        /// Ask for a writable descriptor of the region (SPEC §9.7).
+        case writeAccess
+        /// Check sealed objects against their seal-time digests.
+        case verify([ObjectID])
     }
 
     /// One region a store maps and passes to its clients (SPEC §10.7): the
@@ -113,12 +119,13 @@ public enum Wire {
         }
     }
 
-    /// Where a client's rings are (offsets in the store's region).
+    /// Where a client's rings are: offsets in the memory file whose
+    /// descriptor travels with the reply (SPEC §9.6).
     public struct RingPair: Equatable, Sendable {
         public var requests: Int
         public var replies: Int
         public var length: Int
-        /// The store's "sleeping" word (its own line): after posting, a client
+        /// The store's "sleeping" word (its own line in the same file): after posting, a client
         /// that reads 1 here rings the doorbell with a `wake` frame.
         public var doorbell: Int
         public init(requests: Int, replies: Int, length: Int, doorbell: Int) {
@@ -130,6 +137,12 @@ public enum Wire {
     }
 
     public static func encodeOpenRings(requestId: UInt64) -> [UInt8] { Frame.build(.openRings, requestId: requestId) }
+    public static func encodeWriteAccess(requestId: UInt64) -> [UInt8] { Frame.build(.writeAccess, requestId: requestId) }
+    public static func encodeWriteGranted(requestId: UInt64) -> [UInt8] { Frame.build(.writeGranted, requestId: requestId) }
+    public static func encodeVerify(_ ids: [ObjectID], requestId: UInt64) -> [UInt8] { Frame.build(.verify, requestId: requestId) { $0.ids(ids) } }
+    public static func encodeVerified(_ results: [StoreError?], requestId: UInt64) -> [UInt8] {
+        Frame.build(.verified, requestId: requestId) { perObject(&$0, results) }
+    }
     public static let wakeFrame: [UInt8] = Frame.build(.wake, requestId: 0)
 
     public static func encode(_ p: RingPair, requestId: UInt64) -> [UInt8] {
@@ -183,9 +196,13 @@ public enum Wire {
         case .wake:
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
             return (rid, .wake)
-        case .regions, .clusterStatus:
+        case .regions, .clusterStatus, .writeAccess:
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
-            return (rid, k == .regions ? .regions : .clusterStatus)
+            return (rid, k == .regions ? .regions : k == .writeAccess ? .writeAccess : .clusterStatus)
+        case .verify:
+            let ids = try r.ids(limit: Frame.maxIds)
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, .verify(ids))
         case .createOn, .barrier:
             let c: ClusterRequest
             if k == .barrier {
@@ -246,6 +263,7 @@ public enum Wire {
         case .unknownClient: return .unknownClient
         case .tooManyIds, .tooManyWaiting: return .tooManyIds
         case .nodeUnavailable: return .nodeUnavailable
+        case .digestMismatch: return .digestMismatch
         case .remote(let c, _): return ErrorCode(rawValue: c) ?? .malformedFrame
         }
     }
@@ -306,6 +324,8 @@ public enum Wire {
         case ringsOpened(requestId: UInt64, RingPair)
         case regions(requestId: UInt64, [RegionInfo])
         case clusterStatus(requestId: UInt64, String)
+        case writeGranted(requestId: UInt64)
+        case verified(requestId: UInt64, [StoreError?])
     }
 
     public static func decodeIncoming(_ frame: [UInt8]) throws(WireError) -> Incoming {
@@ -350,6 +370,13 @@ public enum Wire {
             }
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
             return .regions(requestId: rid, table)
+        case .writeGranted:
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return .writeGranted(requestId: rid)
+        case .verified:
+            let results = try perObject(&r)
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return .verified(requestId: rid, results)
         case .clusterStatusReply:
             let text = String(decoding: try r.blob(), as: UTF8.self)
             return .clusterStatus(requestId: rid, text)

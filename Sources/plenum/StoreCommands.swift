@@ -19,6 +19,8 @@ struct StoreCommand: ParsableCommand {
     @Option var lineSize = LineSize.default
     @Option(help: "Cluster file (TOML, SPEC §10.1): run one node of a cluster.") var cluster: String?
     @Option(help: "This node's id in the cluster file.") var node: UInt32?
+    @Option(help: "Socket file mode (octal): 600 admits this uid only; 660/666 admit others, who may only read unless named by --writer-uid.") var socketMode = "600"
+    @Option(help: "A uid besides this daemon's own that may change the store (repeatable).") var writerUid: [UInt32] = []
     @Option(help: "Disconnect a ring client that takes none of its waiting replies for this long (ms).") var replyStallMs: UInt64 = 10_000
     @OptionGroup var log: LogOptions
 
@@ -39,6 +41,11 @@ struct StoreCommand: ParsableCommand {
             o.lineSize = lineSize
         }
         o.forceRegion = force
+        guard let mode = mode_t(socketMode, radix: 8), mode & ~0o777 == 0, mode & 0o600 == 0o600 else {
+            throw ValidationError("--socket-mode is an octal mode such as 600 or 660 (the owner keeps read and write)")
+        }
+        o.socketMode = mode
+        o.writerUIDs = Set(writerUid.map { uid_t($0) })
         o.replyStallNanos = replyStallMs.multipliedReportingOverflow(by: 1_000_000).overflow ? .max : replyStallMs * 1_000_000
         let daemon = try StoreDaemon(o, logger: logger)
         try daemon.run()
@@ -49,7 +56,7 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Socket of the store.") var socket: String?
     @Option(name: .customLong("via"), help: "Talk to node N of the local cluster (`plenum cluster up`).") var via: Int?
     var socketPath: String { socket ?? via.map { LocalCluster.defaultDir + "/node\($0).sock" } ?? defaultSocket }
-    func connect() throws -> PlenumClient { try PlenumClient(socketPath: socketPath) }
+    func connect(_ access: PlenumClient.Access = .readWrite) throws -> PlenumClient { try PlenumClient(socketPath: socketPath, access: access) }
 }
 
 /// A runtime failure of a CLI command: printed as `Error: …`, exit 1, no usage.
@@ -100,13 +107,18 @@ struct GetCommand: ParsableCommand {
     @Option var name: String?
     @Option(name: .shortAndLong, help: "Output file (default stdout).") var output: String?
     @Option(help: "Wait this long for the object to be sealed (ms; -1 forever).") var timeoutMs: Int64 = 0
+    @Flag(help: "Check the bytes against the digest taken when the object was sealed; exit 1 if they changed.") var verify = false
     @OptionGroup var client: ClientOptions
 
     func run() throws {
         let oid = try objectID(id, name: name)
-        let c = try client.connect()
+        let c = try client.connect(.readOnly)
         guard let buffer = try c.get([oid], timeoutMs: timeoutMs).first ?? nil else {
             throw CLIError("object \(oid.hex) is not in the store (or not sealed yet)")
+        }
+        if verify, let problem = try c.verify([oid]).first ?? nil {
+            try? c.release(buffer)
+            throw CLIError(problem.description)
         }
         let data = try buffer.data
         try c.release(buffer)
@@ -119,7 +131,7 @@ struct ListCommand: ParsableCommand {
     @OptionGroup var client: ClientOptions
     @Flag var json = false
     func run() throws {
-        let rows = try client.connect().list()
+        let rows = try client.connect(.readOnly).list()
         if json {
             let doc = rows.map { r -> [String: Any] in
                 ["id": r.id.hex, "region": r.location.region, "data_size": r.location.dataSize, "metadata_size": r.location.metadataSize,
@@ -153,7 +165,7 @@ struct StatCommand: ParsableCommand {
     @OptionGroup var client: ClientOptions
     @Flag var json = false
     func run() throws {
-        let s = try client.connect().stats()
+        let s = try client.connect(.readOnly).stats()
         if json {
             let doc: [String: Any] = ["capacity": s.capacity, "used": s.used, "objects": s.objects, "sealed": s.sealed,
                                       "clients": s.clients, "evictions": s.evictions, "evicted_bytes": s.evictedBytes,

@@ -93,10 +93,10 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         let store = try HardenedStore(["--reply-stall-ms", "600000"])
         let c = try PlenumClient(socketPath: store.socket)
         try c.useRings()
-        let layout = c.replies!.layout
-        c.memory.store64(.max, at: layout.resetRequestOffset, ordering: .releasing)
-        c.memory.flush(at: layout.resetRequestOffset, count: 8)
-        c.memory.fence(.store)
+        let layout = c.replies!.layout, m = c.ringMemory!
+        m.store64(.max, at: layout.resetRequestOffset, ordering: .releasing)
+        m.flush(at: layout.resetRequestOffset, count: 8)
+        m.fence(.store)
         for i in 1...100 { _ = c.post(Wire.encode(.stats, requestId: UInt64(i))) }
         #expect(closedByStore(c, within: 30))
         #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1)
@@ -109,7 +109,7 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         let store = try HardenedStore()
         let c = try PlenumClient(socketPath: store.socket)
         try c.useRings()
-        let m = c.memory, layout = c.requests!.layout
+        let m = c.ringMemory!, layout = c.requests!.layout
         m.invalidate(at: layout.epochOffset, count: 8)
         let epoch = UInt32(truncatingIfNeeded: m.load64(at: layout.epochOffset, ordering: .acquiring))
         var seq: UInt64 = 0
