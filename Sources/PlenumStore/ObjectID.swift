@@ -1,13 +1,37 @@
 /// A 20-byte object id (Plasma's `ObjectID`), printed and parsed as 40 hex
-/// digits.
+/// digits. Held inline (no heap allocation per id): bytes 0..<8 and 8..<16
+/// as little-endian words, 16..<20 as a 32-bit word; hashing and equality
+/// use the words, ordering is the bytes' lexicographic order.
 public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static let byteCount = 20
-    public private(set) var bytes: [UInt8]
+    let w0: UInt64, w1: UInt64, w2: UInt32
 
     /// - Returns: nil unless `bytes` holds exactly 20 bytes.
     public init?(bytes: [UInt8]) {
         guard bytes.count == ObjectID.byteCount else { return nil }
-        self.bytes = bytes
+        (w0, w1, w2) = bytes.withUnsafeBytes {
+            (UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)),
+             UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)),
+             UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 16, as: UInt32.self)))
+        }
+    }
+
+    /// Appends the 20 bytes to `out` (no intermediate array).
+    public func append(to out: inout [UInt8]) {
+        withUnsafeBytes(of: w0.littleEndian) { out += $0 }
+        withUnsafeBytes(of: w1.littleEndian) { out += $0 }
+        withUnsafeBytes(of: w2.littleEndian) { out += $0 }
+    }
+
+    /// The 20 bytes.
+    public var bytes: [UInt8] {
+        var out = [UInt8](repeating: 0, count: ObjectID.byteCount)
+        out.withUnsafeMutableBytes {
+            $0.storeBytes(of: w0.littleEndian, toByteOffset: 0, as: UInt64.self)
+            $0.storeBytes(of: w1.littleEndian, toByteOffset: 8, as: UInt64.self)
+            $0.storeBytes(of: w2.littleEndian, toByteOffset: 16, as: UInt32.self)
+        }
+        return out
     }
 
     /// Parses 40 hex digits (either case).
@@ -22,7 +46,7 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
             out.append(hi << 4 | lo)
             i += 2
         }
-        bytes = out
+        self.init(bytes: out)
     }
 
     private static func nibble(_ c: UInt8) -> UInt8? {
@@ -44,5 +68,8 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public var description: String { hex }
 
-    public static func < (a: ObjectID, b: ObjectID) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
+    /// Lexicographic order of the bytes: the words compared as big-endian numbers.
+    public static func < (a: ObjectID, b: ObjectID) -> Bool {
+        (a.w0.byteSwapped, a.w1.byteSwapped, a.w2.byteSwapped) < (b.w0.byteSwapped, b.w1.byteSwapped, b.w2.byteSwapped)
+    }
 }

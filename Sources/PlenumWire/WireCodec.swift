@@ -12,7 +12,7 @@ public struct WireWriter {
     public mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
     public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
     public mutating func int(_ v: Int) { u64(UInt64(bitPattern: Int64(v))) }
-    public mutating func id(_ v: ObjectID) { bytes += v.bytes }
+    public mutating func id(_ v: ObjectID) { v.append(to: &bytes) }
     public mutating func ids(_ v: [ObjectID]) { u32(UInt32(v.count)); for i in v { id(i) } }
     public mutating func bytes(_ b: [UInt8]) { bytes += b }
     public mutating func text(_ s: String) { let u = Array(s.utf8.prefix(4096)); u32(UInt32(u.count)); bytes += u }

@@ -13,7 +13,7 @@ struct Plenum: ParsableCommand {
         with writer-owned commit words and cache-line flushes after every post.
         See README.md and SPEC.md.
         """,
-        subcommands: [StoreCommand.self, ClusterCommand.self, StatusCommand.self, BarrierCommand.self, ClientWorkload.self, PutCommand.self, GetCommand.self, ListCommand.self, RemoveCommand.self, StatCommand.self, RegionCommand.self, RingCommand.self, BenchCommand.self, DemoCommand.self, SimCommand.self]
+        subcommands: [StoreCommand.self, ClusterCommand.self, StatusCommand.self, BarrierCommand.self, ClientWorkload.self, PutCommand.self, GetCommand.self, ListCommand.self, RemoveCommand.self, StatCommand.self, RegionCommand.self, RingCommand.self, BenchCommand.self, DemoCommand.self, SimCommand.self, FuzzCommand.self]
     )
 }
 

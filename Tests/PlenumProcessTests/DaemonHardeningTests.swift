@@ -197,6 +197,14 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         #expect(access(region, F_OK) != 0)
     }
 
+    /// CI's short run of `plenum fuzz` (README: longer runs).
+    @Test func decoderFuzzFindsNoFailures() throws {
+        let r = try PlenumProcess.run(["fuzz", "--seconds", "3", "--seed", "\(UInt64.random(in: 1...1_000_000))", "--json"], timeout: 120)
+        let j = try #require(PlenumProcess.json(r.stdout), "\(r.stdout) \(r.stderr)")
+        #expect(r.status == 0 && j["failures"] as? Int == 0, "\(r.stdout)")
+        #expect((j["frames"] as? Int ?? 0) > 10_000 && (j["ring_delivered"] as? Int ?? 0) > 0 && (j["ring_corrupt"] as? Int ?? 0) > 0)
+    }
+
     @Test(arguments: [SIGHUP, SIGQUIT, SIGUSR1, SIGINT])
     func everyTerminatingSignalShutsDownCleanly(signal: Int32) throws {
         let store = try HardenedStore(tag: "signal\(signal)")
