@@ -1,6 +1,6 @@
 import CPlenumShim
 
-/// CRC32C (Castagnoli) — the checksum of ring slots and headers (SPEC §5.4).
+/// CRC32C (Castagnoli) — the checksum of ring slots and headers (SPEC §5.1).
 /// Hardware instruction on x86_64 (SSE4.2) and aarch64 (+crc), tables on
 /// ppc64le; the result is identical on all three.
 public enum CRC32C {

@@ -1,4 +1,4 @@
-/// The coherence line size L that every shared layout pads to (SPEC §2.1).
+/// The coherence line size L that every shared layout pads to (SPEC §4.4).
 ///
 /// A parameter, not a constant: 64 bytes on x86_64 caches, 128 on POWER9
 /// (the ThymesisFlow testbed), 256 allowed for safety margins. The default is

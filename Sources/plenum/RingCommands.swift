@@ -154,7 +154,7 @@ struct RingCommand: ParsableCommand {
     struct Exchange: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "One side of a two-process exchange over rings a-to-b and b-to-a (see `plenum demo`).")
-        @Argument(help: "Region path (made by `plenum demo` or `ring exchange --prepare`).") var region: String
+        @Argument(help: "Region path (made by `plenum region create` and `plenum ring create`, or by `plenum demo`).") var region: String
         @Option(help: "a or b.") var role: PlenumBench.Exchange.Role = .a
         @Option var count: UInt64 = 100_000
         @Flag(help: "Benchmark only: skip cache-line flushes.") var noFlush = false
