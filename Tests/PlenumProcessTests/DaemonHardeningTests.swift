@@ -28,11 +28,7 @@ final class HardenedStore {
     }
 
     /// CPU seconds (user + system) the daemon used so far.
-    var cpuSeconds: Double {
-        guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
-        let f = s[s.index(after: close)...].split(separator: " ")
-        return (Double(f[11]) ?? 0) / 100 + (Double(f[12]) ?? 0) / 100   // utime, stime: fields 14 and 15
-    }
+    var cpuSeconds: Double { processCPUSeconds(pid) }
 
     /// Private (anonymous) resident memory in bytes: the region is shared memory and not counted.
     var anonymousBytes: Int {
@@ -40,6 +36,13 @@ final class HardenedStore {
               let line = s.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }) else { return 0 }
         return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
     }
+}
+
+/// CPU seconds (user + system) process `pid` used so far.
+func processCPUSeconds(_ pid: Int32) -> Double {
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
+    let f = s[s.index(after: close)...].split(separator: " ")
+    return (Double(f[11]) ?? 0) / 100 + (Double(f[12]) ?? 0) / 100   // utime, stime: fields 14 and 15
 }
 
 /// Waits until the store closes `c`'s socket (true), or `seconds` pass.
@@ -195,6 +198,37 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         let region = own.regionPath
         #expect(own.stop().status == 0)
         #expect(access(region, F_OK) != 0)
+    }
+
+    /// Peer links obey the same rule: messages waiting for room in a ring to
+    /// a peer that does not consume (stopped) do not make the store spin,
+    /// and they are delivered once the peer runs again.
+    @Test func messagesWaitingForAStoppedPeerNeitherSpinNorGetLost() throws {
+        let cluster = try TestCluster(nodes: 2, deadAfterMs: 120_000, requestTimeoutMs: 120_000)
+        defer { cluster.stop() }
+        let c0 = try cluster.client(0)
+        let node0 = cluster.processes[0]!.process.processIdentifier, node1 = cluster.processes[1]!.process.processIdentifier
+        kill(node1, SIGSTOP)
+        // 600 lookups without waiting: about half go to node 1, more than its ring (128 slots) holds.
+        var frames: [UInt8] = []
+        for i in 1...600 { frames += Wire.encode(.contains(cid(i, 7)), requestId: UInt64(i)) }
+        try c0.send(frames)
+        usleep(500_000)
+        let cpu0 = processCPUSeconds(node0), t0 = Date()
+        usleep(1_500_000)
+        let used = processCPUSeconds(node0) - cpu0, elapsed = Date().timeIntervalSince(t0)
+        let status = cluster.status(0)
+        kill(node1, SIGCONT)
+        #expect(used < 0.5 * elapsed, "node 0 used \(used) s of CPU in \(elapsed) s while its messages waited")
+        let link = (status?["peers"] as? [[String: Any]])?.first { $0["node"] as? Int == 1 }
+        let queued = (link?["ring_out"] as? [String: Any])?["queued"] as? Int
+        #expect((queued ?? 0) > 0, "messages were waiting for room: \(String(describing: status?["peers"]))")
+        var answered = Set<UInt64>()
+        while answered.count < 600 {
+            guard case .reply(let rid, .success(.contains(false))) = try c0.receive() else { Issue.record("unexpected reply"); break }
+            answered.insert(rid)
+        }
+        #expect(answered.count == 600, "every lookup answered once node 1 ran again")
     }
 
     /// CI's short run of `plenum fuzz` (README: longer runs).
