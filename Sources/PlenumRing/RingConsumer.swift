@@ -221,7 +221,9 @@ public struct RingConsumer<Memory: SharedMemory> {
         memory.fence(.full)
         let current = memory.load64(at: layout.epochOffset, ordering: .acquiring)
         if current == epoch { return nil }
-        guard current > epoch else { return .badEpoch(found: current, current: epoch) }
+        // Epochs only grow, and 2^64 − 1 has no successor: a peer that wrote
+        // it is corrupt, not a ring in its last epoch (SPEC §5.6).
+        guard current > epoch, current < .max else { return .badEpoch(found: current, current: epoch) }
         epoch = current
         _consumed = 0
         published = 0
@@ -242,7 +244,8 @@ public struct RingConsumer<Memory: SharedMemory> {
     /// Asks the producer for a reset (for a consumer that lost its place).
     /// The producer serves it the next time it reads the consumer line.
     public mutating func requestReset() {
-        memory.store64(epoch + 1, at: layout.resetRequestOffset, ordering: .releasing)
+        // Wrapping: an epoch read from shared memory may be anything (§5.6).
+        memory.store64(epoch &+ 1, at: layout.resetRequestOffset, ordering: .releasing)
         memory.fence(.store)
         memory.flush(at: layout.resetRequestOffset, count: 8)
         memory.fence(.store)

@@ -190,7 +190,7 @@ public struct RingProducer<Memory: SharedMemory> {
     /// as empty to the consumer (§5.4), so the clearing is hygiene, not
     /// what makes the reset safe.
     public mutating func reset() {
-        epoch += 1
+        epoch &+= 1   // the epoch was read from shared memory at attach: wrap, never trap
         memory.store64(epoch, at: layout.epochOffset, ordering: .releasing)
         memory.flush(at: layout.epochOffset, count: 8)
         memory.fence(.store)

@@ -382,7 +382,8 @@ public enum Wire {
             return .clusterStatus(requestId: rid, text)
         case .statsReply:
             var v: [Int] = []
-            for _ in 0..<9 { v.append(try r.int()) }
+            for _ in 0..<9 { v.append(try r.size()) }
+            guard v[1] <= v[0] else { throw .badValue("stats: used \(v[1]) exceeds capacity \(v[0])") }
             let frag = Double(bitPattern: try r.u64())
             let a = AllocatorStats(capacity: v[0], used: v[1], free: v[0] - v[1], allocations: v[2], freeBlocks: v[7],
                                    largestFree: v[8], fragmentation: frag)

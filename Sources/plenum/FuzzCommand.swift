@@ -144,6 +144,7 @@ struct RingFuzz {
     var consumer: RingConsumer<MappedMemory>
     var polls = 0, corrupt = 0, delivered = 0, badDeliveries = 0, producerErrors = 0
     var nextMessage: UInt64 = 0
+    var epoch: UInt64 = 1
 
     init() throws {
         let line = LineSize.default
@@ -167,8 +168,13 @@ struct RingFuzz {
             do {
                 if case .posted = try p.withUnsafeBytes({ try producer.post(kind: 1, requestId: n, payload: $0) }) { nextMessage += 1 }
             } catch {
+                // The consumer line is corrupt: what a store does with such a
+                // peer — format the ring anew and attach both ends again.
                 producerErrors += 1
-                producer.reset()
+                epoch += 1
+                Ring.format(layout, producer: 1, consumer: 2, epoch: epoch, in: memory)
+                if let p = try? RingProducer(memory: memory, layout: layout) { producer = p }
+                consumer = RingConsumer(memory: memory, layout: layout, ackBatch: 2)
             }
         case 90..<94:
             // Corrupt a random byte anywhere in the ring (control lines too).

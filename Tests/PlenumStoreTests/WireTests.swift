@@ -112,4 +112,21 @@ import Testing
         let empty = Frame.build(.createAndSeal, requestId: 1) { $0.u32(0) }
         #expect(throws: WireError.self) { try Wire.decode(empty) }
     }
+
+    /// Found by `plenum fuzz`: a stats reply whose used − capacity overflows
+    /// trapped the client's decoder.
+    @Test func aHostileStatsReplyIsAnErrorNotATrap() {
+        let frame = Frame.build(.statsReply, requestId: 1) { w in
+            w.int(Int.min); w.int(Int.max)
+            for _ in 0..<7 { w.int(0) }
+            w.u64(0)
+        }
+        #expect(throws: WireError.self) { try Wire.decodeIncoming(frame) }
+        let used = Frame.build(.statsReply, requestId: 1) { w in
+            w.int(10); w.int(11)
+            for _ in 0..<7 { w.int(0) }
+            w.u64(0)
+        }
+        #expect(throws: WireError.self) { try Wire.decodeIncoming(used) }
+    }
 }
