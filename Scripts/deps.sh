@@ -6,6 +6,7 @@ plenum_missing_packages() {
     local missing=()
     [ -f /usr/include/liburing.h ] || missing+=(liburing-dev)
     [ -f /usr/include/numa.h ] || missing+=(libnuma-dev)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     echo "${missing[@]:-}"
 }
 
