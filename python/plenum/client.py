@@ -364,7 +364,10 @@ class Client:
 
     def subscribe(self):
         """An iterator of Notification(kind, id, location) for seals and deletes."""
-        self._call_ok(w.SUBSCRIBE, b"", w.SUBSCRIBED)
+        self._call_ok(w.SUBSCRIBE, b"", w.SUBSCRIBED)   # now, not at the first next()
+        return self._events()
+
+    def _events(self):
         while True:
             if self._notifications:
                 yield self._notifications.pop(0)
