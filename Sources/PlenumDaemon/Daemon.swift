@@ -15,7 +15,7 @@ import PlenumWire
 /// (SPEC.md §9.4, §10.2); a single store is a cluster of one.
 ///
 /// One io_uring (liburing) event loop over a Unix stream socket: accept,
-/// per-client recv and send, a signalfd for SIGINT/SIGTERM, and a timeout
+/// per-client recv and send, a signalfd for the terminating signals, and a timeout
 /// for the earliest get deadline. The region's descriptor reaches each
 /// client once, with SCM_RIGHTS, in the greeting. Object bytes never pass
 /// through the socket.

@@ -15,8 +15,6 @@ struct LogLimiter {
     /// must not grow the table either).
     static let maxKeys = 4096
     private var last: [String: (at: UInt64, suppressed: Int)] = [:]
-    /// Lines suppressed so far (status, tests).
-    private(set) var suppressedTotal = 0
 
     init(intervalNanos: UInt64 = 10_000_000_000) { interval = intervalNanos }
 
@@ -25,7 +23,6 @@ struct LogLimiter {
     mutating func admit(_ key: String, now: UInt64) -> (log: Bool, suppressed: Int) {
         if let l = last[key], now &- l.at < interval {
             last[key]!.suppressed += 1
-            suppressedTotal += 1
             return (false, 0)
         }
         if last.count >= Self.maxKeys { last.removeAll() }
