@@ -24,14 +24,16 @@ static void check(const arrow::Status& s, const char* what) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE\n"); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE [ROUND]\n"); return 2; }
   std::string socket = argv[1];
   int repeats = atoi(argv[2]), operations = atoi(argv[3]), scale = atoi(argv[4]);
   plasma::PlasmaClient client;
   check(client.Connect(socket, "", 0), "connect");
   struct Row { std::string name, kind, unit; double value; };
   std::vector<Row> rows;
-  uint32_t serial = 0;
+  // Ids of round k start at k·10^6: interleaved rounds against one server
+  // never collide with objects an earlier round left.
+  uint32_t serial = argc > 5 ? uint32_t(atoi(argv[5])) * 1000000u : 0;
   auto next_id = [&]() {
     std::string b(20, '\xBE');
     uint32_t s = ++serial;

@@ -91,9 +91,22 @@ long plenum_recv_with_fds(int socket, void *data, size_t cap, int flags, int *fd
     return n;
 }
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-int plenum_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+int plenum_memfd(const char *name, size_t size) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    if (ftruncate(fd, (off_t)size) != 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
 
 int plenum_peer_uid(int socket, unsigned int *uid) {
     struct ucred cred;

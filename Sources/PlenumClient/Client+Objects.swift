@@ -91,6 +91,7 @@ extension PlenumClient {
     /// sealed (SPEC §9.7): per id nil, or why not (`digestMismatch` when the
     /// bytes changed). Objects in a peer's memory must be held (get first).
     public func verify(_ ids: [ObjectID]) throws(ClientError) -> [StoreError?] {
+        guard ids.count <= Frame.maxIds else { throw .remote(RemoteError(code: ErrorCode.tooManyIds.rawValue, message: "\(ids.count) ids in one request; at most \(Frame.maxIds)")) }
         let rid = nextRequest
         nextRequest += 1
         try send(Wire.encodeVerify(ids, requestId: rid))

@@ -10,6 +10,14 @@ extension ClusterCore {
             passThrough(c, rid, .get(ids, timeoutMs: timeoutMs), now: now, into: &out)
             return
         }
+        if timeoutMs != 0 {
+            let waiting = waitingIds[c, default: 0] + ids.count
+            guard waiting <= store.config.maxWaitingIdsPerClient else {
+                reply(c, rid, .error(.tooManyWaiting(waiting, limit: store.config.maxWaitingIdsPerClient)), into: &out)
+                return
+            }
+            waitingIds[c] = waiting
+        }
         let token = nextCorrelation
         nextCorrelation &+= 1
         // A poll (timeout 0) has no deadline: it ends when every id is answered.
@@ -140,6 +148,10 @@ extension ClusterCore {
     @discardableResult
     mutating func dropGet(_ token: UInt64, now: UInt64, into out: inout [ClusterAction]) -> Get? {
         guard let g = gets.removeValue(forKey: token) else { return nil }
+        if g.watch {
+            let left = waitingIds[g.client, default: 0] - g.ids.count
+            waitingIds[g.client] = left > 0 ? left : nil
+        }
         unwatch(token, g)
         if g.watch {
             for i in g.open where watching[g.ids[i]] == nil {

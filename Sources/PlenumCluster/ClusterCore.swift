@@ -112,6 +112,9 @@ public struct ClusterCore: Sendable {
     var nextCorrelation: UInt64
     var outstanding: [UInt64: Outstanding] = [:]
     var gets: [UInt64: Get] = [:]
+    /// Ids each client's waiting cluster gets name (the same per-client
+    /// bound as the store's blocking gets, SPEC §9.4).
+    var waitingIds: [ClientID: Int] = [:]
     var watching: [ObjectID: [(get: UInt64, index: Int)]] = [:]
     var digestChecks: [UInt64: (get: UInt64, index: Int, node: NodeID, id: ObjectID, location: ObjectLocation, digest: UInt64)] = [:]
     var deletes: [UInt64: Gather<StoreError?>] = [:]

@@ -38,7 +38,7 @@ extension StoreDaemon {
     /// A writable descriptor of the region, for a client allowed to write.
     func grantWriteAccess(to c: Connection, requestId rid: UInt64) {
         guard c.mayWrite else { return refuseReadOnly(c, rid) }
-        let fd = open(regionPath, O_RDWR | O_CLOEXEC)
+        let fd = openRegion(O_RDWR)
         guard fd >= 0 else {
             sendSocket(c, Wire.error(.readOnly, "the region cannot be opened for writing (errno \(errno))", requestId: rid))
             return
@@ -46,6 +46,14 @@ extension StoreDaemon {
         c.writable = true
         sendSocket(c, Wire.encodeWriteGranted(requestId: rid), descriptors: [fd])
     }
+
+    /// A fresh descriptor of the region with `mode`, through the locked
+    /// descriptor (the path may have been unlinked or replaced meanwhile).
+    func openRegion(_ mode: Int32) -> Int32 { open("/proc/self/fd/\(regionLockFD)", mode | O_CLOEXEC) }
+
+    /// Bytes one `verify` request may check: the loop serves every client,
+    /// so one request must not hold it for long.
+    static let maxVerifyBytes = 256 << 20
 
     /// Checks a sealed object against the digest taken at seal: one in this
     /// store's memory, or one in a peer's memory the client holds.

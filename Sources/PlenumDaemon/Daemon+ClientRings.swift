@@ -62,8 +62,8 @@ extension StoreDaemon {
         }
         let line = region.lineSize.bytes
         let size = (line + 2 * ringBytes + 4095) / 4096 * 4096
-        let fd = plenum_memfd("plenum-rings-\(c.id)")
-        guard fd >= 0, ftruncate(fd, off_t(size)) == 0, let mapping = try? Mapping(fd: fd, size: size, subject: "ring file") else {
+        let fd = plenum_memfd("plenum-rings-\(c.id)", size)
+        guard fd >= 0, let mapping = try? Mapping(fd: fd, size: size, subject: "ring file") else {
             if fd >= 0 { close(fd) }
             sendSocket(c, Wire.error(.outOfMemory, "no memory for a ring file (errno \(errno)); keep using the socket", requestId: requestId))
             return

@@ -62,8 +62,9 @@ extension StoreDaemon {
             guard fd >= 0 else { throw .system(.last("open", subject: path, hint: "check permissions, or choose another region")) }
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            // Even a file this daemon just created is not removed: another
+            // store (with --force) may have locked it first and serve from it.
             close(fd)
-            if created { unlink(path) }
             throw .badOption("region \(path) is in use by a running store: stop it first or choose another region")
         }
         if created { return (fd, true) }

@@ -39,7 +39,14 @@ extension StoreDaemon {
             case (let rid, .writeAccess):
                 grantWriteAccess(to: c, requestId: rid)
             case (let rid, .verify(let ids)):
-                sendSocket(c, Wire.encodeVerified(ids.map { verify($0, for: c.id) }, requestId: rid))
+                var budget = Self.maxVerifyBytes
+                let results = ids.map { id -> StoreError? in
+                    let size = core.store.location(id).map { $0.dataSize + $0.metadataSize } ?? core.heldRemote(c.id, id).map { $0.0.dataSize + $0.0.metadataSize } ?? 0
+                    guard size <= budget else { return .tooLarge(requested: size, capacity: budget) }
+                    budget -= size
+                    return verify(id, for: c.id)
+                }
+                sendSocket(c, Wire.encodeVerified(results, requestId: rid))
             }
         } catch {
             let rid = frame.count >= 16 ? frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) } : 0

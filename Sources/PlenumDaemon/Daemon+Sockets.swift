@@ -190,7 +190,7 @@ extension StoreDaemon {
         nextClient += 1
         let hello = Wire.encode(Hello(regionSize: region.size, lineSize: region.lineSize.bytes, clientId: id))
         // Read-only: write access is a request of its own (SPEC §9.7).
-        let regionFD = open(regionPath, O_RDONLY | O_CLOEXEC)
+        let regionFD = openRegion(O_RDONLY)
         defer { if regionFD >= 0 { close(regionFD) } }
         let sent = hello.withUnsafeBytes { plenum_send_with_fd(fd, $0.baseAddress, $0.count, regionFD) }
         guard regionFD >= 0, sent == hello.count else {
@@ -230,7 +230,9 @@ extension StoreDaemon {
         guard !c.dropped else { for f in descriptors { close(f) }; return }
         c.outbox.append(frame)
         c.outboxBytes += frame.count
-        c.outboxFDs.append(descriptors)
+        // No descriptors is a plain frame: an empty list would make armSend
+        // send nothing, forever (found in review).
+        c.outboxFDs.append(descriptors.isEmpty ? nil : descriptors)
         armSend(c)
     }
 
@@ -264,6 +266,7 @@ extension StoreDaemon {
     /// A client that broke a limit or corrupted its rings is `misbehaving`:
     /// logged as a warning (once per client), not as routine.
     func drop(_ c: Connection, why: String, misbehaving: Bool = false) {
+        guard !c.dropped else { return }
         if misbehaving {
             logger.warning("client disconnected", metadata: ["client": "\(c.id)", "why": "\(why)"])
         } else {

@@ -201,26 +201,32 @@ public final class StoreDaemon {
         }
         let size = RegionLayout.dataOffset(line: line) + heap + linkArea + 3 * 4096
         (regionLockFD, ownsRegionFile) = try Self.lockRegionFile(path, force: options.forceRegion, clusterNode: options.cluster?.node)
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        let incarnation = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+        self.incarnation = incarnation
+        // Everything that can fail after the region file is locked undoes
+        // the lock and the file it created.
+        let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>)
         do {
-            region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true)
+            let region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true)
+            let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
+            if let (config, node) = options.cluster, let plan {
+                let links = try SegmentTable.append(.raw, name: "peer-links", length: linkArea, in: region.memory(), header: region.header)
+                try PeerLinks.formatHosted(in: region, segment: links, config: config, plan: plan, me: node)
+                made = (region, segment, PeerLinks(config: config, plan: plan, me: node, incarnation: incarnation, own: region, logger: logger),
+                        Set(config.node(node)!.reach.keys))
+            } else {
+                made = (region, segment, nil, [])
+            }
         } catch {
             if ownsRegionFile { unlink(path) }
             close(regionLockFD)
             throw error
         }
-        let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        incarnation = UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-        var reachable = Set<NodeID>()
-        if let (config, node) = options.cluster, let plan {
-            let links = try SegmentTable.append(.raw, name: "peer-links", length: linkArea, in: region.memory(), header: region.header)
-            try PeerLinks.formatHosted(in: region, segment: links, config: config, plan: plan, me: node)
-            peers = PeerLinks(config: config, plan: plan, me: node, incarnation: incarnation, own: region, logger: logger)
-            reachable = Set(config.node(node)!.reach.keys)
-        } else {
-            peers = nil
-        }
+        region = made.region
+        peers = made.peers
+        let segment = made.segment, reachable = made.reachable
         var cc = ClusterCore.Config(node: me, incarnation: incarnation, reachable: reachable)
         if let config = options.cluster?.config { cc.requestTimeout = UInt64(config.requestTimeoutMillis) * 1_000_000 }
         core = ClusterCore(config: cc, store: .init(base: segment.offset, capacity: segment.length, lineSize: line))

@@ -85,6 +85,12 @@ struct WaitIndex: Sendable {
         let left = waitingIds[w.client, default: 0] - w.ids.count
         waitingIds[w.client] = left > 0 ? left : nil
         while let top = heap.first, waiters[top.token]?.deadline != top.deadline { pop() }
+        // Stale entries below the top would otherwise stay until their own
+        // deadline: rebuild when they outnumber the live ones.
+        if heap.count > 2 * waiters.count + 64 {
+            heap = waiters.compactMap { t, w in w.deadline.map { ($0, t) } }
+            heap.sort { ($0.deadline, $0.token) < ($1.deadline, $1.token) }   // a sorted array is a heap
+        }
         return w
     }
 

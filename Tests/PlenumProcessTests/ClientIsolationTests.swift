@@ -11,7 +11,7 @@ import Testing
 @Suite(.serialized) struct ClientIsolationTests {
     /// The permissions column of this process's mapping of `path`.
     static func mappingPermissions(of path: String) -> [String] {
-        let maps = (try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8)) ?? ""
+        let maps = readWhole("/proc/self/maps")
         return maps.split(separator: "\n").filter { $0.hasSuffix(path) }.map { String($0.split(separator: " ")[1]) }
     }
 

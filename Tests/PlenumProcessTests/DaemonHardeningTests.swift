@@ -45,6 +45,20 @@ func processCPUSeconds(_ pid: Int32) -> Double {
     return (Double(f[11]) ?? 0) / 100 + (Double(f[12]) ?? 0) / 100   // utime, stime: fields 14 and 15
 }
 
+/// A procfs file, read to its end with read(2) (procfs reports size 0).
+func readWhole(_ path: String) -> String {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var out = [UInt8](), chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = read(fd, &chunk, chunk.count)
+        if n <= 0 { break }
+        out += chunk[0..<n]
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
 /// Waits until the store closes `c`'s socket (true), or `seconds` pass.
 func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
     var chunk = [UInt8](repeating: 0, count: 65536)
@@ -229,6 +243,47 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
             answered.insert(rid)
         }
         #expect(answered.count == 600, "every lookup answered once node 1 ran again")
+    }
+
+    /// Found in review: gets on ids that do not exist yet take the cluster
+    /// path even on a single store; the per-client bound holds there too.
+    @Test func waitingGetsOnUnknownIdsAreBoundedPerClient() throws {
+        let store = try HardenedStore()
+        let c = try PlenumClient(socketPath: store.socket)
+        let ids = (0..<4096).map { oid(n: 500_000 + $0) }
+        var refused: RemoteError?
+        for i in 1...17 {
+            try c.send(Wire.encode(.get(ids, timeoutMs: -1), requestId: UInt64(i)))
+        }
+        try c.send(Wire.encode(.stats, requestId: 99))
+        while true {
+            guard case .reply(let rid, let r) = try c.receive() else { continue }
+            if case .failure(let e) = r { refused = e }
+            if rid == 99 { break }
+        }
+        #expect(refused?.storeCode == .tooManyIds, "the 17th waiting get of 4,096 ids is refused: \(String(describing: refused))")
+        #expect(store.stop().status == 0)
+    }
+
+    /// Found in review: a client that shrinks its ring file must not make
+    /// the store fault (SIGBUS): ring files are sealed against it.
+    @Test func ringFilesCannotBeShrunk() throws {
+        let store = try HardenedStore()
+        let c = try PlenumClient(socketPath: store.socket)
+        try c.useRings()
+        // This process maps the ring file: reach it through /proc/self/map_files.
+        let maps = readWhole("/proc/self/maps")
+        let line = try #require(maps.split(separator: "\n").last { $0.contains("memfd:plenum-rings") },
+                                "\(maps.split(separator: "\n").filter { $0.contains("memfd") || $0.contains("deleted") })")
+        let fd = open("/proc/self/map_files/\(line.split(separator: " ")[0])", O_RDWR)
+        #expect(fd >= 0)
+        #expect(ftruncate(fd, 0) != 0 && errno == EPERM, "the ring file is sealed")
+        close(fd)
+        #expect(try c.contains(oid(n: 1)) == false, "the ring still works")
+        // A regions request on a single store (no descriptors) is answered.
+        try c.refreshRegions()
+        #expect(c.regions.count == 1)
+        #expect(store.stop().status == 0)
     }
 
     /// CI's short run of `plenum fuzz` (README: longer runs).

@@ -80,7 +80,14 @@ def _read_table(pa, buf):
 def get_table(client, id, timeout=None):
     """The table, zero-copy: its columns are views into the store's memory
     (each node's, for a spanning table). The references stay held until
-    `client.release_table(id)` (or the end of `with client.table(id)`)."""
+    `client.release(id)` (or the end of `with client.table(id)`)."""
+    table, held = _get_table(client, id, timeout)
+    client._held.setdefault(ObjectID(id), []).extend(held)
+    return table
+
+
+def _get_table(client, id, timeout):
+    """The table and the buffers (references) reading it took."""
     pa = _pa()
     oid = ObjectID(id)
     buf = client.get(oid, timeout)
@@ -109,8 +116,7 @@ def get_table(client, id, timeout=None):
         for b in held:
             b.release()
         raise
-    client._held.setdefault(oid, []).extend(held)
-    return table
+    return table, held
 
 
 def delete_table(client, id):
@@ -126,14 +132,21 @@ def delete_table(client, id):
 
 
 class HeldTable:
+    """`with client.table(id) as t`: releases exactly the references this
+    block took, never those of other readers of the same id."""
+
     def __init__(self, client, oid, timeout):
         self.client, self.id, self.timeout = client, oid, timeout
+        self.held = []
 
     def __enter__(self):
-        return get_table(self.client, self.id, self.timeout)
+        table, self.held = _get_table(self.client, self.id, self.timeout)
+        return table
 
     def __exit__(self, *exc):
-        self.client.release_table(self.id)
+        for b in self.held:
+            b.release()
+        self.held = []
 
 
 def put_array(client, array, id=None, node=None):
@@ -154,11 +167,14 @@ def get_array(client, id, timeout=None):
     held until `client.release(id)`."""
     import numpy as np
     buf = client.get(id, timeout)
-    md = bytes(buf.metadata)
-    if not md.startswith(NUMPY):
+    try:
+        md = bytes(buf.metadata)
+        if not md.startswith(NUMPY):
+            raise PlenumError(f"object {buf.id.hex()} is not a numpy array")
+        doc = json.loads(md[len(NUMPY):])
+        arr = np.frombuffer(buf.data, dtype=np.dtype(doc["dtype"])).reshape(doc["shape"])
+    except BaseException:
         buf.release()
-        raise PlenumError(f"object {buf.id.hex()} is not a numpy array")
-    doc = json.loads(md[len(NUMPY):])
-    arr = np.frombuffer(buf.data, dtype=np.dtype(doc["dtype"])).reshape(doc["shape"])
+        raise
     client._held.setdefault(buf.id, []).append(buf)
     return arr

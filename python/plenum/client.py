@@ -134,17 +134,25 @@ class Client:
         self.access = access
         self.socket_path = socket_path or DEFAULT_SOCKET
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self._sock.connect(self.socket_path)
-        except OSError as e:
-            self._sock.close()
-            raise PlenumError(f"cannot reach the store at {self.socket_path}: {e}; is `plenum store` running?") from e
         self._input = bytearray()
         self._fds = []
         self._next = 1
         self._notifications = []
         self._maps = {}
         self._held = {}
+        try:
+            self._sock.connect(self.socket_path)
+        except OSError as e:
+            self._sock.close()
+            raise PlenumError(f"cannot reach the store at {self.socket_path}: {e}; is `plenum store` running?") from e
+        try:
+            self._greet()
+        except BaseException:
+            self.close()
+            raise
+
+    def _greet(self):
+        access = self.access
         kind, _, r = w.open_frame(self._read_raw())
         if kind != w.HELLO:
             raise PlenumError(f"expected the store's greeting, got type 0x{kind:x}")
@@ -195,7 +203,7 @@ class Client:
                 f = bytes(self._input[:n])
                 del self._input[:n]
                 return f
-            data, fds, _, _ = socket.recv_fds(self._sock, 1 << 16, 64)
+            data, fds, _, _ = socket.recv_fds(self._sock, 1 << 16, 64, socket.MSG_CMSG_CLOEXEC)
             self._fds.extend(fds)
             if not data:
                 raise ConnectionClosed("the store closed the connection")
@@ -300,15 +308,22 @@ class Client:
         if n != len(ids):
             raise PlenumError("get: wrong number of results")
         out = []
-        for oid in ids:
-            if r.u8() != 1:
-                out.append(None)
-                continue
-            loc = r.location()
-            v = self._view(loc)
-            if self.access == "rw":
-                v = v.toreadonly()
-            out.append(Buffer(self, oid, loc, v[:loc.data_size], v[loc.data_size:]))
+        try:
+            for oid in ids:
+                if r.u8() != 1:
+                    out.append(None)
+                    continue
+                loc = r.location()
+                v = self._view(loc)
+                if self.access == "rw":
+                    v = v.toreadonly()
+                out.append(Buffer(self, oid, loc, v[:loc.data_size], v[loc.data_size:]))
+        except BaseException:
+            # A bad location: give back the references handed out so far.
+            for b in out:
+                if b is not None:
+                    b.release()
+            raise
         return out
 
     def get(self, id, timeout=None):

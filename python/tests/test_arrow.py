@@ -96,3 +96,16 @@ def test_a_one_gigabyte_table_is_read_without_a_copy(store):
         rng = region_range(r)
         assert inside(got.column("a").chunks[0].buffers()[1].address, rng)
     c.delete(oid)
+
+
+def test_a_with_block_releases_only_its_own_references(store):
+    c = plenum.connect(store)
+    oid = c.put_table(sample_table(100))
+    t1 = c.get_table(oid)
+    with c.table(oid) as t2:
+        assert c.list()[0].ref_count == 2
+        assert t2.num_rows == 100
+    assert c.list()[0].ref_count == 1, "the block released its reference, not the earlier reader's"
+    assert t1.num_rows == 100
+    c.release(oid)
+    assert c.list()[0].ref_count == 0

@@ -64,8 +64,10 @@ long plenum_send_with_fd(int socket, const void *data, size_t len, int fd);
 /// into `*fd`. Returns bytes received, 0 at end of stream, -1 with errno.
 long plenum_recv_with_fd(int socket, void *data, size_t cap, int *fd);
 
-/// An anonymous memory file (memfd, close-on-exec), or -1 with errno.
-int plenum_memfd(const char *name);
+/// An anonymous memory file (memfd, close-on-exec) of `size` bytes, sealed
+/// against shrinking and growing (a peer holding it cannot make the other
+/// side's mapping fault with SIGBUS), or -1 with errno.
+int plenum_memfd(const char *name, size_t size);
 /// The uid of the process at the other end of a Unix socket (SO_PEERCRED;
 /// struct ucred needs _GNU_SOURCE). 0 or -1 with errno.
 int plenum_peer_uid(int socket, unsigned int *uid);
