@@ -25,33 +25,24 @@ extension PlenumClient {
 
     /// Maps every region the store passes (descriptors with the reply).
     public func refreshRegions() throws(ClientError) {
-        let rid = nextRequest
-        nextRequest += 1
-        try send(Wire.encodeRegions(requestId: rid))
-        while true {
-            switch try receive() {
-            case .notification(let n): notifications.append(n)
-            case .reply(rid, .failure(let e)): throw .remote(e)
-            case .regions(rid, let table):
-                let mapped = table.filter { $0.size > 0 && $0.handle != 0 }
-                guard receivedFDs.count >= mapped.count else { throw .unexpected("region table without its descriptors") }
-                let fds = Array(receivedFDs.prefix(mapped.count))
-                receivedFDs.removeFirst(mapped.count)
-                defer { for f in fds { close(f) } }
-                var fresh: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:]
-                for (info, f) in zip(mapped, fds) {
-                    if let old = peerRegions[info.handle] { fresh[info.handle] = old; continue }
-                    guard let line = try? LineSize(info.lineSize) else { throw .unexpected("line size \(info.lineSize)") }
-                    do {
-                        let mapping = try Mapping(fd: f, size: info.size, subject: "region of node \(info.node)", writable: access == .readWrite)
-                        fresh[info.handle] = (info, mapping, mapping.memory(lineSize: line))
-                    } catch { throw .connect(error) }
-                }
-                peerRegions = fresh
-                return
-            default: continue
-            }
+        let table = try socketCall(Wire.encodeRegions) { incoming, rid -> [Wire.RegionInfo]? in
+            if case .regions(rid, let t) = incoming { return t } else { return nil }
         }
+        let mapped = table.filter { $0.size > 0 && $0.handle != 0 }
+        guard receivedFDs.count >= mapped.count else { throw .unexpected("region table without its descriptors") }
+        let fds = Array(receivedFDs.prefix(mapped.count))
+        receivedFDs.removeFirst(mapped.count)
+        defer { for f in fds { close(f) } }
+        var fresh: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:]
+        for (info, f) in zip(mapped, fds) {
+            if let old = peerRegions[info.handle] { fresh[info.handle] = old; continue }
+            guard let line = try? LineSize(info.lineSize) else { throw .unexpected("line size \(info.lineSize)") }
+            do {
+                let mapping = try Mapping(fd: f, size: info.size, subject: "region of node \(info.node)", writable: access == .readWrite)
+                fresh[info.handle] = (info, mapping, mapping.memory(lineSize: line))
+            } catch { throw .connect(error) }
+        }
+        peerRegions = fresh
     }
 
     /// The regions this client maps: handle, node and size.
@@ -78,16 +69,8 @@ extension PlenumClient {
 
     /// The store's view of its cluster (SPEC §10.9), as JSON.
     public func clusterStatus() throws(ClientError) -> String {
-        let rid = nextRequest
-        nextRequest += 1
-        try send(Wire.encodeClusterStatus(requestId: rid))
-        while true {
-            switch try receive() {
-            case .notification(let n): notifications.append(n)
-            case .reply(rid, .failure(let e)): throw .remote(e)
-            case .clusterStatus(rid, let json): return json
-            default: continue
-            }
+        try socketCall(Wire.encodeClusterStatus) { incoming, rid -> String? in
+            if case .clusterStatus(rid, let json) = incoming { return json } else { return nil }
         }
     }
 }

@@ -92,16 +92,8 @@ extension PlenumClient {
     /// bytes changed). Objects in a peer's memory must be held (get first).
     public func verify(_ ids: [ObjectID]) throws(ClientError) -> [StoreError?] {
         guard ids.count <= Frame.maxIds else { throw .remote(RemoteError(code: ErrorCode.tooManyIds.rawValue, message: "\(ids.count) ids in one request; at most \(Frame.maxIds)")) }
-        let rid = nextRequest
-        nextRequest += 1
-        try send(Wire.encodeVerify(ids, requestId: rid))
-        while true {
-            switch try receive() {
-            case .notification(let n): notifications.append(n)
-            case .reply(rid, .failure(let e)): throw .remote(e)
-            case .verified(rid, let results): return results
-            default: continue
-            }
+        return try socketCall({ Wire.encodeVerify(ids, requestId: $0) }) { incoming, rid -> [StoreError?]? in
+            if case .verified(rid, let results) = incoming { return results } else { return nil }
         }
     }
 

@@ -214,37 +214,45 @@ public final class PlenumClient {
     /// fit a ring slot then bypass the socket.
     public func useRings() throws(ClientError) {
         guard requests == nil else { return }
+        let pair = try socketCall(Wire.encodeOpenRings) { incoming, rid -> Wire.RingPair? in
+            if case .ringsOpened(rid, let p) = incoming { return p } else { return nil }
+        }
+        guard !receivedFDs.isEmpty else { throw .unexpected("ring pair without its descriptor") }
+        let ringFD = receivedFDs.removeFirst()
+        defer { close(ringFD) }
+        var st = stat()
+        guard fstat(ringFD, &st) == 0, st.st_size > 0 else { throw .unexpected("ring file: fstat failed") }
+        let ringMapping: Mapping
+        do throws(SystemCallError) { ringMapping = try Mapping(fd: ringFD, size: Int(st.st_size), subject: "ring file") } catch {
+            throw .connect(error)
+        }
+        guard let line = try? LineSize(memory.lineSize) else { throw .unexpected("line size \(memory.lineSize)") }
+        let m = ringMapping.memory(lineSize: line)
+        do {
+            let req = try Ring.describe(at: pair.requests, length: pair.length, in: m).layout
+            let rep = try Ring.describe(at: pair.replies, length: pair.length, in: m).layout
+            requests = try RingProducer(memory: m, layout: req)
+            replies = RingConsumer(memory: m, layout: rep, ackBatch: 8)
+        } catch { throw .unexpected("ring setup: \(error)") }
+        guard pair.doorbell >= 0, pair.doorbell + 8 <= m.size else { throw .unexpected("doorbell outside the ring file") }
+        doorbell = pair.doorbell
+        ringMemory = m
+    }
+
+    /// Sends a request answered on the socket (descriptors, replies larger
+    /// than a slot) and waits for the reply `pick` recognises for its id;
+    /// notifications that arrive meanwhile are queued.
+    func socketCall<T>(_ frame: (UInt64) -> [UInt8], _ pick: (Wire.Incoming, UInt64) -> T?) throws(ClientError) -> T {
         let rid = nextRequest
         nextRequest += 1
-        try send(Wire.encodeOpenRings(requestId: rid))
+        try send(frame(rid))
         while true {
-            switch try receive() {
+            let incoming = try receive()
+            if let v = pick(incoming, rid) { return v }
+            switch incoming {
             case .notification(let n): notifications.append(n)
             case .reply(rid, .failure(let e)): throw .remote(e)
-            case .reply, .regions, .clusterStatus, .writeGranted, .verified: continue
-            case .ringsOpened(let r, let pair):
-                guard r == rid else { continue }
-                guard !receivedFDs.isEmpty else { throw .unexpected("ring pair without its descriptor") }
-                let ringFD = receivedFDs.removeFirst()
-                defer { close(ringFD) }
-                var st = stat()
-                guard fstat(ringFD, &st) == 0, st.st_size > 0 else { throw .unexpected("ring file: fstat failed") }
-                let ringMapping: Mapping
-                do throws(SystemCallError) { ringMapping = try Mapping(fd: ringFD, size: Int(st.st_size), subject: "ring file") } catch {
-                    throw .connect(error)
-                }
-                guard let line = try? LineSize(memory.lineSize) else { throw .unexpected("line size \(memory.lineSize)") }
-                let m = ringMapping.memory(lineSize: line)
-                do {
-                    let req = try Ring.describe(at: pair.requests, length: pair.length, in: m).layout
-                    let rep = try Ring.describe(at: pair.replies, length: pair.length, in: m).layout
-                    requests = try RingProducer(memory: m, layout: req)
-                    replies = RingConsumer(memory: m, layout: rep, ackBatch: 8)
-                } catch { throw .unexpected("ring setup: \(error)") }
-                guard pair.doorbell >= 0, pair.doorbell + 8 <= m.size else { throw .unexpected("doorbell outside the ring file") }
-                doorbell = pair.doorbell
-                ringMemory = m
-                return
+            default: continue
             }
         }
     }

@@ -64,33 +64,26 @@ struct CoreBench: ParsableCommand {
         // Seal of one id that `waiters` gets (16 per client, the per-client
         // bound) wait for, each on 4,096 ids; baseline: the same seal, nobody waiting.
         let ids = (0..<4096).map { Self.id(1_000_000 + $0) }
-        func withWaiters(_ w: Int) -> StoreCore {
+        /// `w` blocking gets (16 per client, the per-client bound), get g
+        /// waiting for `on(g)`; the id to seal created, not sealed.
+        func waiting(_ w: Int, on: (Int) -> [ObjectID]) -> StoreCore {
             var core = StoreCore(config: .init(base: 4096, capacity: 1 << 20, lineSize: 64))
             _ = core.handle(.connected(1), now: 0)
             for g in 0..<w {
                 let c = ClientID(100 + g / 16)
                 if g % 16 == 0 { _ = core.handle(.connected(c), now: 0) }
-                _ = core.handle(.request(c, requestId: UInt64(g + 1), .get(ids, timeoutMs: -1)), now: 0)
+                _ = core.handle(.request(c, requestId: UInt64(g + 1), .get(on(g), timeoutMs: -1)), now: 0)
             }
             _ = core.handle(.request(1, requestId: 1, .create(ids[0], dataSize: 64, metadataSize: 0)), now: 0)
             return core
         }
+        func withWaiters(_ w: Int) -> StoreCore { waiting(w) { _ in ids } }
         let seal = measure({ withWaiters(waiters) }) { core in _ = core.handle(.request(1, requestId: 2, .seal(ids[0], digest: 0)), now: 0) }
         let sealBase = measure({ withWaiters(0) }) { core in _ = core.handle(.request(1, requestId: 2, .seal(ids[0], digest: 0)), now: 0) }
         rows.append(Row(name: "seal, \(waiters) gets × 4096 ids waiting", nanos: seal, baseline: sealBase, perItem: (seal - sealBase) / Double(max(1, waiters))))
         // The index's point: a seal of an id nobody waits for, while
         // `waiters` gets wait for other ids (a scan would visit them all).
-        func othersWaiting(_ w: Int) -> StoreCore {
-            var core = StoreCore(config: .init(base: 4096, capacity: 1 << 20, lineSize: 64))
-            _ = core.handle(.connected(1), now: 0)
-            for g in 0..<w {
-                let c = ClientID(100 + g / 16)
-                if g % 16 == 0 { _ = core.handle(.connected(c), now: 0) }
-                _ = core.handle(.request(c, requestId: UInt64(g + 1), .get((0..<8).map { Self.id(2_000_000 + g * 8 + $0) }, timeoutMs: -1)), now: 0)
-            }
-            _ = core.handle(.request(1, requestId: 1, .create(ids[0], dataSize: 64, metadataSize: 0)), now: 0)
-            return core
-        }
+        func othersWaiting(_ w: Int) -> StoreCore { waiting(w) { g in (0..<8).map { Self.id(2_000_000 + g * 8 + $0) } } }
         let other = measure({ othersWaiting(waiters) }) { core in _ = core.handle(.request(1, requestId: 2, .seal(ids[0], digest: 0)), now: 0) }
         rows.append(Row(name: "seal, \(waiters) gets waiting on other ids", nanos: other, baseline: sealBase, perItem: nil))
         if json {
