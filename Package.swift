@@ -65,6 +65,9 @@ let package = Package(
         .target(name: "PlenumStore", dependencies: ["PlenumMemory"], swiftSettings: optimise),
         // The client ↔ store wire protocol (framing, bounds-checked codecs).
         .target(name: "PlenumWire", dependencies: ["PlenumStore"], swiftSettings: optimise),
+        // Plasma 11's client protocol: bounds-checked FlatBuffers and the
+        // message codec (SPEC §11); sans-I/O.
+        .target(name: "PlenumPlasma", dependencies: ["PlenumStore"], swiftSettings: optimise),
         // The cluster protocol: a sans-I/O state machine beside StoreCore,
         // its peer messages, directory and cluster file (SPEC §10).
         .target(name: "PlenumCluster", dependencies: ["PlenumStore", "PlenumWire"], swiftSettings: optimise),
@@ -73,7 +76,7 @@ let package = Package(
         // The store daemon: io_uring event loop around StoreCore.
         .target(
             name: "PlenumDaemon",
-            dependencies: ["PlenumStore", "PlenumWire", "PlenumCluster", "PlenumRegion", "PlenumRing", "PlenumMemory", "CURing", "CPlenumShim",
+            dependencies: ["PlenumStore", "PlenumWire", "PlenumCluster", "PlenumPlasma", "PlenumRegion", "PlenumRing", "PlenumMemory", "CURing", "CPlenumShim",
                            .product(name: "Logging", package: "swift-log")],
             swiftSettings: optimise
         ),
@@ -97,7 +100,7 @@ let package = Package(
             name: "plenum",
             dependencies: [
                 "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench", "PlenumSimulator",
-                "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire", "PlenumCluster",
+                "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire", "PlenumCluster", "PlenumPlasma",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -106,13 +109,13 @@ let package = Package(
         .testTarget(name: "PlenumMemoryTests", dependencies: ["PlenumMemory", "PlenumRegion"]),
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
-        .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore", "PlenumWire"]),
+        .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore", "PlenumWire", "PlenumPlasma"]),
         .testTarget(name: "PlenumClusterTests", dependencies: ["PlenumCluster", "PlenumStore", "PlenumWire"]),
         .testTarget(name: "PlenumSimulatorTests", dependencies: ["PlenumSimulator", "PlenumMemory"]),
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(
             name: "PlenumProcessTests",
-            dependencies: ["plenum", "PlenumRing", "PlenumRegion", "PlenumMemory", "PlenumClient", "PlenumStore", "PlenumWire"]
+            dependencies: ["plenum", "PlenumRing", "PlenumRegion", "PlenumMemory", "PlenumClient", "PlenumStore", "PlenumWire", "PlenumPlasma"]
         ),
     ]
 )

@@ -223,7 +223,7 @@ final class ClusterWorld {
         for a in actions {
             switch a {
             case .local(.reply(_, let rid, let r)): replies[me][rid] = r
-            case .local(.notify): break
+            case .local(.notify), .local(.evicted): break
             case .local(.removed(let id)):
                 sim.trace(me, "store-freed", line: -1, "\(id)")
                 ledger.freed(id, owner: me)

@@ -83,7 +83,7 @@ extension ClusterCore {
     /// Reserve at the id's home, then allocate here (or on the target, or,
     /// when this node is full, on the reachable peer with the most free).
     mutating func create(_ k: Create, now: UInt64, into out: inout [ClusterAction]) {
-        guard k.dataSize >= 0, k.metadataSize >= 0, k.dataSize <= Int.max - k.metadataSize, k.dataSize + k.metadataSize > 0 else {
+        guard k.dataSize >= 0, k.metadataSize >= 0, k.dataSize <= Int.max - k.metadataSize else {
             reply(k.client, k.requestId, .error(.invalidSize(data: k.dataSize, metadata: k.metadataSize)), into: &out)
             return
         }

@@ -261,6 +261,8 @@ public struct ClusterCore: Sendable {
         case .removed(let id):
             unpublish(id, for: client, now: now, into: &out)
             out.append(.local(a))
+        case .evicted:
+            out.append(.local(a))
         }
     }
 

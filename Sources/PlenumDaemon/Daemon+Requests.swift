@@ -95,11 +95,15 @@ extension StoreDaemon {
         for a in actions {
             switch a {
             case .local(.reply(let client, let rid, let response)):
-                if let c = connections[client] { enqueue(c, Wire.encode(response, requestId: rid)) }
+                guard let c = connections[client] else { break }
+                if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else { enqueue(c, Wire.encode(response, requestId: rid)) }
             case .local(.notify(let client, let n)):
-                if let c = connections[client] { enqueue(c, Wire.encode(n)) }
+                guard let c = connections[client] else { break }
+                if let s = c.plasma { plasmaNotify(s, n) } else { enqueue(c, Wire.encode(n)) }
             case .local(.removed):
                 break
+            case .local(.evicted(let id, let l)):
+                if options.spillLimit != nil { spill(id, l) }
             case .send(let node, let corr, let m):
                 peers?.send(m, to: node, correlation: corr)
             case .checkDigest(let token, let handle, let l, let digest):

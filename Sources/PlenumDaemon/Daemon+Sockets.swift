@@ -61,7 +61,11 @@ extension StoreDaemon {
             io_uring_sqe_set_data64(s, Self.data(.send, c.id))
             return
         }
-        let n = c.outboxFDs.firstIndex { $0 != nil } ?? c.outbox.count
+        // A subscriber's notifications go one per send: a small send on a
+        // Unix socket is all or nothing, so a reader that takes one length
+        // word then one recv of that length (as Plasma's clients may) never
+        // sees half a message (SPEC §11.5).
+        let n = c.notifyOnly ? 1 : c.outboxFDs.firstIndex { $0 != nil } ?? c.outbox.count
         var total = 0
         for f in c.outbox[0..<n] { total += f.count }
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: total, alignment: 8)
@@ -127,6 +131,15 @@ extension StoreDaemon {
             }
         case .acceptRetry:
             armAccept()
+        case .plasmaAccept:
+            if result >= 0 { plasmaAccepted(fd: result) } else {
+                warnings.warning(logger, key: "accept", "accept failed on the Plasma socket: errno \(-result)", now: monotonicNanos())
+            }
+            armPlasmaAccept()
+        case .plasmaRead:
+            if retired.removeValue(forKey: client) != nil { return }
+            guard let c = connections[client] else { return }
+            plasmaReadable(c, result: result)
         case .retry:
             retryArmed = false
         case .heartbeat:
@@ -290,6 +303,11 @@ extension StoreDaemon {
         shutdownSocket(c.fd)   // completes an outstanding recv
         close(c.fd)
         if c.recvArmed { retired[c.id] = c }
+        if c.notifyOnly {
+            if let o = c.owner, let owner = connections[o], owner.plasma?.subscriber == c.id { owner.plasma?.subscriber = nil }
+            return
+        }
+        if let sub = c.plasma?.subscriber, let s = connections[sub] { drop(s, why: "its Plasma client left") }
         endpoints[c.id] = nil   // unmaps its ring file
         dispatch(core.handle(.local(.disconnected(c.id)), now: monotonicNanos()))
     }

@@ -46,6 +46,13 @@ public final class StoreDaemon {
         public var socketMode: mode_t = 0o600
         /// Uids (besides the daemon's own) that may change the store.
         public var writerUIDs: Set<uid_t> = []
+        /// Also serve Plasma 11's client protocol on this socket (SPEC §11).
+        public var plasmaSocketPath: String?
+        /// The capacity Plasma clients are told (default: `memory`).
+        public var plasmaCapacity: Int?
+        /// Keep evicted objects' bytes in this process, up to this many bytes,
+        /// and bring them back on a Plasma get (`-e hashtable://`, SPEC §11.6).
+        public var spillLimit: Int?
         public init(socketPath: String, memory: Int) {
             self.socketPath = socketPath
             self.memory = memory
@@ -87,6 +94,12 @@ public final class StoreDaemon {
         var writable = false
         /// The peer is gone: close as soon as no send is in flight.
         var dropped = false
+        /// A Plasma client (SPEC §11): its frames are Plasma's.
+        var plasma: PlasmaSession?
+        /// A Plasma subscriber's notification socket: written, never read;
+        /// not a core client. `owner` is the client that subscribed.
+        var notifyOnly = false
+        var owner: UInt64?
         init(id: UInt64, fd: Int32) { self.id = id; self.fd = fd }
         deinit {
             buffer.deallocate()
@@ -95,7 +108,7 @@ public final class StoreDaemon {
         }
     }
 
-    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry }
+    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry, plasmaAccept, plasmaRead }
 
     /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
     /// replies and notifications out, in a memory file only this client and
@@ -177,6 +190,14 @@ public final class StoreDaemon {
     var retrySpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var retryArmed = false
     var warnings = LogLimiter()
+    /// The Plasma socket (SPEC §11), and the one this daemon bound.
+    var plasmaListenFD: Int32 = -1
+    var plasmaSocketIdentity: (UInt64, UInt64)?
+    /// Evicted objects kept for Plasma's `-e hashtable://` (SPEC §11.6):
+    /// bytes by id, oldest first, and their total.
+    var spilled: [ObjectID: (data: [UInt8], metadata: [UInt8])] = [:]
+    var spillOrder: [ObjectID] = []
+    var spilledBytes = 0
     var signalInfo = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
     var running = true
     let logger: Logger
@@ -257,6 +278,7 @@ public final class StoreDaemon {
         guard rc == 0 else { throw DaemonError.system(SystemCallError("io_uring_queue_init", errno: -rc, hint: "the kernel must allow io_uring (/proc/sys/kernel/io_uring_disabled = 0)")) }
         defer { io_uring_queue_exit(&ring) }
         armAccept()
+        if plasmaListenFD >= 0 { armPlasmaAccept() }
         armSignal()
         if peers != nil {
             try openBell()
@@ -318,19 +340,32 @@ public final class StoreDaemon {
 
 
     func listen() throws {
-        try Self.claimSocketPath(options.socketPath)
-        listenFD = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard listenFD >= 0 else { throw DaemonError.system(.last("socket")) }
+        (listenFD, socketIdentity) = try bindSocket(options.socketPath)
+        if let plasma = options.plasmaSocketPath { (plasmaListenFD, plasmaSocketIdentity) = try bindSocket(plasma) }
+    }
+
+    /// A listening Unix socket at `path` (refusing a live one), and the
+    /// identity of the file it made.
+    func bindSocket(_ path: String) throws -> (Int32, (UInt64, UInt64)?) {
+        try Self.claimSocketPath(path)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw DaemonError.system(.last("socket")) }
         let old = umask(0o777 & ~options.socketMode)  // socket file 0600 by default
         let ok: Int32
-        do { ok = try UnixSocket.withAddress(options.socketPath) { bind(listenFD, $0, $1) } } catch {
+        do { ok = try UnixSocket.withAddress(path) { bind(fd, $0, $1) } } catch {
             umask(old)
+            close(fd)
             throw DaemonError.badOption(error.description)
         }
         umask(old)
-        guard ok == 0 else { throw DaemonError.system(.last("bind", subject: options.socketPath, hint: "is another store using this socket path?")) }
-        socketIdentity = Self.identity(options.socketPath)
-        guard Glibc.listen(listenFD, 128) == 0 else { throw DaemonError.system(.last("listen")) }
+        guard ok == 0 else {
+            let e = DaemonError.system(.last("bind", subject: path, hint: "is another store using this socket path?"))
+            close(fd)
+            throw e
+        }
+        let identity = Self.identity(path)
+        guard Glibc.listen(fd, 128) == 0 else { throw DaemonError.system(.last("listen")) }
+        return (fd, identity)
     }
 
     func shutdown() {
@@ -340,6 +375,10 @@ public final class StoreDaemon {
             close(listenFD)
             // Only the socket this daemon bound: never one that replaced it.
             if let mine = socketIdentity, let now = Self.identity(options.socketPath), mine == now { unlink(options.socketPath) }
+        }
+        if plasmaListenFD >= 0, let path = options.plasmaSocketPath {
+            close(plasmaListenFD)
+            if let mine = plasmaSocketIdentity, let now = Self.identity(path), mine == now { unlink(path) }
         }
         if signalFD >= 0 { close(signalFD) }
         if bellFD >= 0, let me = options.cluster.flatMap({ $0.config.node($0.node) }) { close(bellFD); unlink(me.bell) }

@@ -59,11 +59,15 @@ extension StoreCore {
         return (nil, largest)
     }
 
-    /// Evicts LRU candidates until `bytes` are freed (the `evict` request).
+    /// The `evict` request, as Plasma counts it: LRU candidates go until
+    /// their object bytes (data + metadata, not the padded reservation) reach
+    /// `bytes`; returns that sum. Empty objects cost nothing to evict, so a
+    /// request for 1 byte takes them all up to the first non-empty one.
     mutating func evict(atLeast bytes: Int, into out: inout [StoreAction]) -> Int {
         var freed = 0
         while freed < bytes, let id = lru.head ?? mutantCandidates().first {
-            freed += objects[id]!.location.reserved
+            let l = objects[id]!.location
+            freed += l.dataSize + l.metadataSize
             evict(id, into: &out)
         }
         return freed
@@ -73,6 +77,7 @@ extension StoreCore {
         guard let e = objects[id] else { return }
         evictions += 1
         evictedBytes += e.location.reserved
+        out.append(.evicted(id, e.location))
         remove(id)
         notifyDeleted(id, into: &out)
         out.append(.removed(id))

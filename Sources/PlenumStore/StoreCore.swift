@@ -74,6 +74,7 @@ public struct StoreCore: Sendable {
     /// Whether `id` exists and is sealed.
     public func isSealed(_ id: ObjectID) -> Bool { objects[id]?.state == .sealed }
 
+
     /// The sealed object's digest, if it is sealed.
     public func digest(_ id: ObjectID) -> UInt64? { objects[id]?.digest }
 
@@ -210,7 +211,7 @@ public struct StoreCore: Sendable {
 
     mutating func create(_ id: ObjectID, _ dataSize: Int, _ metadataSize: Int, client c: ClientID, now: UInt64,
                          into out: inout [StoreAction]) -> StoreResponse {
-        guard dataSize >= 0, metadataSize >= 0, dataSize <= Int.max - metadataSize, dataSize + metadataSize > 0 else {
+        guard dataSize >= 0, metadataSize >= 0, dataSize <= Int.max - metadataSize else {
             return .error(.invalidSize(data: dataSize, metadata: metadataSize))
         }
         let total = dataSize + metadataSize

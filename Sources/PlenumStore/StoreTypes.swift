@@ -135,6 +135,10 @@ public enum StoreAction: Equatable, Sendable {
     /// A sealed object left the store (delete or eviction). Single-node
     /// shells ignore it; the cluster core unpublishes the id (SPEC §10.4).
     case removed(ObjectID)
+    /// An object is being evicted: its bytes are still in place at `location`
+    /// until the shell returns (a shell with a spill store copies them out;
+    /// SPEC §11.6). A `.removed` follows.
+    case evicted(ObjectID, ObjectLocation)
 }
 
 public enum StoreEvent: Equatable, Sendable {
@@ -180,7 +184,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .inUse(let id, let n): return "object \(id) is in use (\(n) reference(s)): release it first"
         case .notCreator(let id): return "object \(id) was created by another client: only its creator may seal or abort it"
         case .noReference(let id): return "this client holds no reference to \(id): get it before releasing it"
-        case .invalidSize(let d, let m): return "invalid object size (data \(d), metadata \(m)): sizes must be ≥ 0 and not both 0"
+        case .invalidSize(let d, let m): return "invalid object size (data \(d), metadata \(m)): sizes must be ≥ 0 and their sum must fit in an Int"
         case .tooLarge(let r, let c): return "object of \(r) bytes exceeds the store's capacity of \(c) bytes: start the store with a larger --memory"
         case .outOfMemory(let r, let e): return "out of memory: \(r) bytes needed, only \(e) bytes could be freed by evicting unused objects; release or delete objects"
         case .fragmented(let r, let l): return "out of memory: no contiguous block of \(r) bytes can be made — objects in use (referenced or unsealed) split the memory, and evicting every unused object would leave at most \(l) contiguous bytes; nothing was evicted; release objects or start the store with a larger --memory"

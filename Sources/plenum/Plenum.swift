@@ -3,7 +3,18 @@ import Glibc
 import Logging
 import PlenumMemory
 
+/// `plenum …`, or Plasma's `plasma-store-server …` when started under that
+/// name (a symlink or copy), so scripts that launch Plasma's server run
+/// Plenum unchanged (SPEC §11.7).
 @main
+enum Entry {
+    static func main() {
+        let name = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
+        if name == "plasma-store-server" { PlasmaStoreServer.main(Array(CommandLine.arguments.dropFirst())) }
+        Plenum.main()
+    }
+}
+
 struct Plenum: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "plenum",
@@ -13,7 +24,7 @@ struct Plenum: ParsableCommand {
         with writer-owned commit words and cache-line flushes after every post.
         See README.md and SPEC.md.
         """,
-        subcommands: [StoreCommand.self, ClusterCommand.self, StatusCommand.self, BarrierCommand.self, ClientWorkload.self, PutCommand.self, GetCommand.self, ListCommand.self, RemoveCommand.self, StatCommand.self, RegionCommand.self, RingCommand.self, BenchCommand.self, DemoCommand.self, SimCommand.self, FuzzCommand.self]
+        subcommands: [StoreCommand.self, ClusterCommand.self, StatusCommand.self, BarrierCommand.self, ClientWorkload.self, PutCommand.self, GetCommand.self, ListCommand.self, RemoveCommand.self, StatCommand.self, PlasmaStoreServer.self, RegionCommand.self, RingCommand.self, BenchCommand.self, DemoCommand.self, SimCommand.self, FuzzCommand.self]
     )
 }
 

@@ -22,6 +22,7 @@ struct StoreCommand: ParsableCommand {
     @Option(help: "Socket file mode (octal): 600 admits this uid only; 660/666 admit others, who may only read unless named by --writer-uid.") var socketMode = "600"
     @Option(help: "A uid besides this daemon's own that may change the store (repeatable).") var writerUid: [UInt32] = []
     @Option(help: "Disconnect a ring client that takes none of its waiting replies for this long (ms).") var replyStallMs: UInt64 = 10_000
+    @Option(help: "Also serve Plasma 11 clients (pyarrow.plasma, libplasma) on this socket (SPEC §11).") var plasmaSocket: String?
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -46,6 +47,7 @@ struct StoreCommand: ParsableCommand {
         }
         o.socketMode = mode
         o.writerUIDs = Set(writerUid.map { uid_t($0) })
+        o.plasmaSocketPath = plasmaSocket
         o.replyStallNanos = replyStallMs.multipliedReportingOverflow(by: 1_000_000).overflow ? .max : replyStallMs * 1_000_000
         let daemon = try StoreDaemon(o, logger: logger)
         try daemon.run()

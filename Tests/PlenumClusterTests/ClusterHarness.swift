@@ -47,7 +47,7 @@ struct ClusterHarness {
             switch a {
             case .local(.reply(let c, let rid, let r)): replies[Int(i)].append((c, rid, r))
             case .local(.notify(let c, let n)): notes[Int(i)].append((c, n))
-            case .local(.removed): break
+            case .local(.removed), .local(.evicted): break
             case .send(let to, let corr, let m):
                 queues[Int(to)].append(PeerLink(from: i, to: to, corr: corr, kind: m.kind.rawValue, body: m.encodeBody()))
             case .checkDigest(let token, _, _, _):

@@ -59,7 +59,6 @@ struct Harness {
     @Test func errorsAreSpecificAndTheCoreServesOn() {
         var h = Harness()
         let id = oid(2)
-        #expect(h.ask(1, .create(id, dataSize: 0, metadataSize: 0)) == .error(.invalidSize(data: 0, metadata: 0)))
         #expect(h.ask(1, .create(id, dataSize: -1, metadataSize: 5)) == .error(.invalidSize(data: -1, metadata: 5)))
         #expect(h.ask(1, .create(id, dataSize: Int.max, metadataSize: 1)) == .error(.invalidSize(data: Int.max, metadata: 1)))
         #expect(h.ask(1, .create(id, dataSize: 1 << 40, metadataSize: 0)) == .error(.tooLarge(requested: 1 << 40, capacity: 64 * 128)))
@@ -132,6 +131,27 @@ struct Harness {
         // Nothing evictable is big enough: a clear out-of-memory error.
         #expect(h.ask(1, .create(oid(21), dataSize: 1024, metadataSize: 0)) == .error(.outOfMemory(requested: 1024, evictable: 512)))
         #expect(h.ask(1, .evict(bytes: 100)) == .evicted(bytes: 256))
+    }
+
+    /// Plasma's semantics: empty objects exist (one line reserved), and
+    /// `evict` counts object bytes, so evicting 1 byte takes every empty
+    /// object up to the first non-empty one, in LRU order, each announced
+    /// with its location before it goes.
+    @Test func emptyObjectsExistAndEvictCountsObjectBytes() {
+        var h = Harness()
+        for i in 0..<3 { h.put(1, oid(UInt8(40 + i)), size: 0) }
+        h.put(1, oid(43), size: 100)
+        h.put(1, oid(44), size: 0)
+        #expect(h.ask(2, .contains(oid(40))) == .contains(true))
+        #expect(h.core.location(oid(40))?.reserved == 128)
+        let l41 = h.core.location(oid(41))!
+        let out = h.send(2, .evict(bytes: 1))
+        #expect(out.contains(.reply(2, requestId: h.rid, .evicted(bytes: 100))))
+        #expect(out.contains(.evicted(oid(41), l41)))
+        #expect(out.filter { if case .removed = $0 { return true } else { return false } }.count == 4)
+        #expect(h.ask(2, .contains(oid(43))) == .contains(false))
+        #expect(h.ask(2, .contains(oid(44))) == .contains(true))
+        #expect(h.core.checkInvariants() == nil)
     }
 
     @Test func subscribersHearSealsAndDeletes() {
