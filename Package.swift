@@ -115,7 +115,7 @@ let package = Package(
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(
             name: "PlenumProcessTests",
-            dependencies: ["plenum", "PlenumRing", "PlenumRegion", "PlenumMemory", "PlenumClient", "PlenumStore", "PlenumWire", "PlenumPlasma"]
+            dependencies: ["plenum", "PlenumRing", "PlenumRegion", "PlenumMemory", "PlenumClient", "PlenumStore", "PlenumWire", "PlenumPlasma", "CPlenumShim"]
         ),
     ]
 )

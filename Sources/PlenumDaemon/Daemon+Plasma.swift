@@ -258,7 +258,13 @@ extension StoreDaemon {
         case (.get(let ids), .objects(let locations)):
             var specs: [PlasmaObjectSpec] = [], fds: [Int32] = [], sizes: [Int64] = [], regions: [Int] = []
             for (id, l) in zip(ids, locations) {
-                guard let l, let (fd, size) = storeFD(for: l.region) else { specs.append(.missing); continue }
+                guard let l else { specs.append(.missing); continue }
+                guard let (fd, size) = storeFD(for: l.region) else {
+                    // The region went away meanwhile: not returned, and the reference the get took goes back.
+                    dispatch(core.handle(.local(.request(c.id, requestId: s.track(.silent), .release(id))), now: monotonicNanos()))
+                    specs.append(.missing)
+                    continue
+                }
                 took(id, c, s)
                 specs.append(spec(l, storeFD: fd))
                 if !fds.contains(fd) { fds.append(fd); sizes.append(size); regions.append(l.region) }

@@ -252,7 +252,7 @@ extension StoreDaemon {
     func sendSocket(_ c: Connection, _ frame: [UInt8]) {
         guard !c.dropped else { return }
         var frame = frame
-        if frame.count > Frame.maxBytes {
+        if frame.count > Frame.maxBytes, c.plasma == nil {
             // A reply larger than any frame (a list of a huge store): say so.
             let rid = frame[8..<16].enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * $1.offset) }
             frame = Wire.error(.frameTooLarge, "reply of \(frame.count) bytes exceeds the \(Frame.maxBytes)-byte frame limit (too many objects to list in one reply)", requestId: rid)

@@ -35,6 +35,7 @@ public struct PlasmaInlineObject: Equatable, Sendable {
     public var id: ObjectID
     public var data: [UInt8]
     public var metadata: [UInt8]
+    public init(id: ObjectID, data: [UInt8], metadata: [UInt8]) { self.id = id; self.data = data; self.metadata = metadata }
 }
 
 /// What a Plasma client asks (SPEC §11.3).

@@ -8,6 +8,7 @@ import PlenumWire
 
 /// `plenum fuzz`: mutation fuzzing of every decoder that reads bytes a peer
 /// or client controls — client frames (requests, replies, the greeting),
+/// Plasma frames (SPEC §11),
 /// peer messages, and ring slots and control words in shared memory. A
 /// crash or a hang is the failure (the process dies or never prints); the
 /// properties checked in-process are counted and make the exit status 1.
@@ -20,23 +21,24 @@ struct FuzzCommand: ParsableCommand {
 
     func run() throws {
         var rng = SplitMix(seed: seed)
-        var frames = FrameFuzz(), ring = try RingFuzz()
+        var frames = FrameFuzz(), ring = try RingFuzz(), plasma = PlasmaFuzz()
         let start = Date(), deadline = start.addingTimeInterval(seconds)
         var lastReport = start
         while Date() < deadline {
             for _ in 0..<2_000 { frames.one(&rng) }
             for _ in 0..<200 { ring.one(&rng) }
+            for _ in 0..<1_000 { plasma.one(&rng) }
             if !json, Date().timeIntervalSince(lastReport) >= 5 {
                 lastReport = Date()
                 FileHandle.standardError.write(Data("… \(frames.iterations) frames, \(ring.polls) ring polls\n".utf8))
             }
         }
         let elapsed = Date().timeIntervalSince(start)
-        let failures = frames.roundTripFailures + ring.badDeliveries
+        let failures = frames.roundTripFailures + ring.badDeliveries + plasma.roundTripFailures
         if json {
-            print(#"{"seconds":\#(elapsed),"seed":\#(seed),"frames":\#(frames.iterations),"frames_rejected":\#(frames.rejected),"round_trip_failures":\#(frames.roundTripFailures),"peer_messages":\#(frames.peerMessages),"ring_polls":\#(ring.polls),"ring_corrupt":\#(ring.corrupt),"ring_delivered":\#(ring.delivered),"ring_bad_deliveries":\#(ring.badDeliveries),"ring_producer_errors":\#(ring.producerErrors),"failures":\#(failures)}"#)
+            print(#"{"seconds":\#(elapsed),"seed":\#(seed),"frames":\#(frames.iterations),"frames_rejected":\#(frames.rejected),"round_trip_failures":\#(frames.roundTripFailures),"peer_messages":\#(frames.peerMessages),"ring_polls":\#(ring.polls),"ring_corrupt":\#(ring.corrupt),"ring_delivered":\#(ring.delivered),"ring_bad_deliveries":\#(ring.badDeliveries),"ring_producer_errors":\#(ring.producerErrors),"plasma_frames":\#(plasma.iterations),"plasma_rejected":\#(plasma.rejected),"plasma_round_trip_failures":\#(plasma.roundTripFailures),"failures":\#(failures)}"#)
         } else {
-            print("\(frames.iterations) frames (\(frames.rejected) rejected, \(frames.roundTripFailures) round-trip failures), \(frames.peerMessages) peer messages, \(ring.polls) ring polls (\(ring.corrupt) corrupt, \(ring.delivered) delivered, \(ring.badDeliveries) bad), \(ring.producerErrors) producer errors in \(String(format: "%.1f", elapsed)) s: \(failures == 0 ? "no failures" : "FAILURES")")
+            print("\(frames.iterations) frames (\(frames.rejected) rejected, \(frames.roundTripFailures) round-trip failures), \(frames.peerMessages) peer messages, \(ring.polls) ring polls (\(ring.corrupt) corrupt, \(ring.delivered) delivered, \(ring.badDeliveries) bad), \(ring.producerErrors) producer errors, \(plasma.iterations) Plasma frames (\(plasma.rejected) rejected, \(plasma.roundTripFailures) round-trip failures) in \(String(format: "%.1f", elapsed)) s: \(failures == 0 ? "no failures" : "FAILURES")")
         }
         if failures > 0 { throw ExitCode(1) }
     }

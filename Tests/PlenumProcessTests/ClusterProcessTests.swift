@@ -14,9 +14,12 @@ final class TestCluster {
     let file: String
     var config: ClusterConfig
     var processes: [NodeID: PlenumProcess.Running] = [:]
+    /// Each node also serves Plasma clients at `plasmaSocket(n)` (SPEC §11.8).
+    let plasma: Bool
 
     init(nodes: Int, memory: Int = 16 << 20, tag: String = #function, reach: ((NodeID, NodeID) -> Bool)? = nil,
-         deadAfterMs: Int = 1500, requestTimeoutMs: Int = 3000) throws {
+         deadAfterMs: Int = 1500, requestTimeoutMs: Int = 3000, plasma: Bool = false) throws {
+        self.plasma = plasma
         let t = "\(getpid())-\(tag.filter { $0.isLetter }.prefix(16))"
         dir = "/tmp/plenum-ctest-\(t)"
         try? FileManager.default.removeItem(atPath: dir)
@@ -35,8 +38,10 @@ final class TestCluster {
     }
 
     func start(_ n: NodeID) throws {
-        processes[n] = try PlenumProcess.Running(["store", "--cluster", file, "--node", "\(n)"])
+        processes[n] = try PlenumProcess.Running(["store", "--cluster", file, "--node", "\(n)"] + (plasma ? ["--plasma-socket", plasmaSocket(n)] : []))
     }
+
+    func plasmaSocket(_ n: NodeID) -> String { socket(n) + ".plasma" }
 
     func socket(_ n: NodeID) -> String { config.node(n)!.socket }
     func client(_ n: NodeID) throws -> PlenumClient { try PlenumClient(socketPath: socket(n)) }

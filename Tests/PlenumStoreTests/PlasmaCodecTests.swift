@@ -1,0 +1,129 @@
+import PlenumPlasma
+import PlenumStore
+import Testing
+
+/// The Plasma codec (SPEC §11) against bytes captured from Plasma 11 itself
+/// (libplasma's client and plasma-store-server from the pyarrow 11.0.0
+/// wheel, relayed through a logging proxy), round trips, and hostile input.
+@Suite struct PlasmaCodecTests {
+    static func hex(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = s.startIndex
+        while i < s.endIndex {
+            let j = s.index(i, offsetBy: 2)
+            out.append(UInt8(s[i..<j], radix: 16)!)
+            i = j
+        }
+        return out
+    }
+
+    let a = ObjectID(bytes: [UInt8](repeating: 0x61, count: 20))!
+    let b = ObjectID(bytes: [UInt8](repeating: 0x62, count: 20))!
+    let z = ObjectID(bytes: [UInt8](repeating: 0x7A, count: 20))!
+
+    @Test func decodesRequestsAsLibplasmaSendsThem() throws {
+        // client.create(a, 100, b"meta")
+        let create = Self.hex("14000000000000000c002000080007000c0014000c0000000000000118000000640000000000000004000000000000000000000014000000616161616161616161616161616161616161616100000000")
+        #expect(try PlasmaCodec.decodeRequest(type: 1, body: create) == .create(a, evictIfFull: true, dataSize: 100, metadataSize: 4, deviceNum: 0))
+        // client.seal(a), with the client's XXH64 digest (ignored by this store)
+        let seal = Self.hex("0c00000008000c000400080008000000080000002000000014000000616161616161616161616161616161616161616100000000080000000d3adf03df0a5eff00000000")
+        #expect(try PlasmaCodec.decodeRequest(type: 7, body: seal) == .seal(a))
+        // client.get_buffers([a, z], timeout_ms=0)
+        let get = Self.hex("0c00000000000600080004000600000004000000020000002400000004000000140000007a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a0000000014000000616161616161616161616161616161616161616100000000")
+        #expect(try PlasmaCodec.decodeRequest(type: 9, body: get) == .get([a, z], timeoutMs: 0))
+        #expect(try PlasmaCodec.decodeRequest(type: 19, body: Self.hex("080000000400040004000000")) == .connect)
+    }
+
+    @Test func decodesRepliesAsPlasmasStoreSendsThem() throws {
+        let get = Self.hex("180000000000000000000e001800040008000c00100014000e0000001400000054000000b8000000bc000000c8000000020000002400000004000000140000007a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a7a000000001400000061616161616161616161616161616161616161610000000002000000040000000000000040000000000000006400000000000000a4000000000000000400000000000000000000000000000000000000000000000000000000000000ffffffffffffffff000000000000000000000000000000000000000000000000000000000100000004000000010000000800f605000000000000000000000000")
+        let found = PlasmaObjectSpec(segmentIndex: 4, dataOffset: 64, dataSize: 100, metadataOffset: 164, metadataSize: 4)
+        #expect(try PlasmaCodec.decodeReply(type: 10, body: get) == .get([a, z], [found, .missing], storeFDs: [4], mmapSizes: [100_007_944]))
+        let delete = Self.hex("1000000000000a001000040008000c000a0000000100000008000000280000000100000004000000140000006262626262626262626262626262626262626262000000000100000000000000")
+        #expect(try PlasmaCodec.decodeReply(type: 14, body: delete) == .delete([b], [.ok]))
+        let list = Self.hex("0c00000000000600080004000600000004000000020000007c0000001800000000001200240004000c00140000001c0000000800120000002000000038000000640000000000000004000000000000000f7a046b0000000014000000616161616161616161616161616161616161616100000000080000000d3adf03df0a5eff00001200280004000c00140000001c000000080012000000240000003c000000050000000000000001000000000000000f7a046b0000000000000000140000006262626262626262626262626262626262626262000000000800000025d6f26e4149176e00000000")
+        guard case .list(let rows)? = try PlasmaCodec.decodeReply(type: 18, body: list) else { Issue.record("list"); return }
+        #expect(rows.map(\.id) == [b, a])   // the store's hash order
+        #expect(rows.map(\.dataSize) == [5, 100])
+        #expect(rows.map(\.metadataSize) == [1, 4])
+        #expect(rows.allSatisfy { $0.createTime == 0x6B04_7A0F && $0.constructDuration == 0 && $0.digest.count == 8 && !$0.isDeletion })
+    }
+
+    @Test func everyMessageRoundTrips() throws {
+        let spec = PlasmaObjectSpec(segmentIndex: 1, dataOffset: 4096, dataSize: 0, metadataOffset: 4096, metadataSize: 0)
+        let requests: [PlasmaRequest] = [
+            .connect, .create(a, evictIfFull: false, dataSize: 1 << 40, metadataSize: 3, deviceNum: 0),
+            .createAndSeal([PlasmaInlineObject(id: a, data: Array(repeating: 7, count: 300), metadata: [1])], batch: false),
+            .createAndSeal([PlasmaInlineObject(id: a, data: [], metadata: []), PlasmaInlineObject(id: b, data: [9], metadata: [8, 7])], batch: true),
+            .abort(a), .seal(b), .get([a, b, z], timeoutMs: -1), .release(z), .delete([a, b]), .contains(a), .list, .evict(bytes: .max),
+            .subscribe, .setOptions(clientName: Array("x".utf8), outputMemoryQuota: -1), .debugString, .refreshLRU([b]), .disconnect,
+        ]
+        for q in requests {
+            let f = PlasmaCodec.encode(q)
+            let h = try #require(try PlasmaCodec.header(f, from: 0))
+            #expect(h.length == f.count - PlasmaCodec.headerBytes)
+            #expect(try PlasmaCodec.decodeRequest(type: h.type, body: Array(f[24...])) == q)
+        }
+        let info = PlasmaObjectInfo(id: z, dataSize: -1, metadataSize: -1, refCount: 3, createTime: 1_700_000_000, constructDuration: -1,
+                                    digest: [], isDeletion: true)
+        let replies: [PlasmaReply] = [
+            .connect(memoryCapacity: 10_000), .create(a, spec, .ok, storeFD: 1, mmapSize: 1 << 30), .create(b, .missing, .objectExists, storeFD: -1, mmapSize: 0),
+            .createAndSeal(.outOfMemory, batch: true), .abort(a), .seal(a, .ok), .get([], [], storeFDs: [], mmapSizes: []),
+            .get([a, b], [spec, .missing], storeFDs: [1, 3], mmapSizes: [8, 9]), .delete([a, z], [.objectInUse, .objectNonexistent]),
+            .contains(z, false), .list([info, info]), .evict(bytes: 998), .setOptions(.ok), .debugString(Array("text".utf8)), .refreshLRU,
+        ]
+        for r in replies {
+            let f = PlasmaCodec.encode(r)
+            let h = try #require(try PlasmaCodec.header(f, from: 0))
+            #expect(try PlasmaCodec.decodeReply(type: h.type, body: Array(f[24...])) == r)
+        }
+        let n = PlasmaCodec.notification([info])
+        #expect(try PlasmaCodec.decodeNotification(Array(n[8...])) == [info])
+    }
+
+    /// Structs of 8-byte fields must sit at 8-byte aligned offsets in the
+    /// body (the client reads them in place).
+    @Test func structsAndWideFieldsAreAligned() throws {
+        let spec = PlasmaObjectSpec(segmentIndex: 1, dataOffset: 64, dataSize: 5, metadataOffset: 69, metadataSize: 0)
+        let f = PlasmaCodec.encode(.get([a, b, z], [spec, spec, spec], storeFDs: [1], mmapSizes: [77]))
+        let body = Array(f[24...])
+        // The spec vector: find its length word (3) followed by the first spec.
+        let first = spec.bytes
+        let at = try #require((0...(body.count - first.count)).first { Array(body[$0..<($0 + first.count)]) == first })
+        #expect(at % 8 == 0)
+    }
+
+    @Test func hostileInputThrowsAndNeverTraps() {
+        // Every truncation of every valid body, and a body pointing outside itself.
+        let frames = [PlasmaCodec.encode(.get([a, b], timeoutMs: 5)), PlasmaCodec.encode(.create(a, evictIfFull: true, dataSize: 1, metadataSize: 1, deviceNum: 0)),
+                      PlasmaCodec.encode(.list([PlasmaObjectInfo(id: a, dataSize: 1, metadataSize: 2)]))]
+        for f in frames {
+            let body = Array(f[24...])
+            let type = Int64(f[8])
+            for n in 0..<body.count {
+                _ = try? PlasmaCodec.decodeRequest(type: type, body: Array(body[0..<n]))
+                _ = try? PlasmaCodec.decodeReply(type: type, body: Array(body[0..<n]))
+            }
+        }
+        #expect(throws: PlasmaDecodeError.self) { try PlasmaCodec.decodeRequest(type: 19, body: [0xFF, 0xFF, 0xFF, 0x7F]) }
+        #expect(throws: PlasmaDecodeError.self) { try PlasmaCodec.decodeRequest(type: 19, body: []) }
+        // A vector claiming 2^30 strings in a 40-byte body.
+        var get = Array(PlasmaCodec.encode(.get([a], timeoutMs: 0))[24...])
+        let count = try! #require((0..<(get.count - 4)).first { get[$0..<($0 + 4)] == [1, 0, 0, 0] })
+        get[count + 3] = 0x40
+        #expect(throws: PlasmaDecodeError.self) { try PlasmaCodec.decodeRequest(type: 9, body: get) }
+        // Ids must be 20 bytes.
+        let short = FlatBufferWriter.build([.string([1, 2, 3])])
+        #expect(throws: PlasmaDecodeError.badValue("object ids are 20 bytes, got 3")) { try PlasmaCodec.decodeRequest(type: 15, body: short) }
+        #expect(throws: PlasmaDecodeError.badValue("unknown message type 99")) { try PlasmaCodec.decodeRequest(type: 99, body: short) }
+        // Headers: a wrong version, a negative or oversized length.
+        var h = PlasmaCodec.frame(.connectRequest, [])
+        h[0] = 1
+        #expect(throws: PlasmaDecodeError.self) { try PlasmaCodec.header(h, from: 0) }
+        for length: Int64 in [-1, Int64(PlasmaCodec.maxBodyBytes) + 1] {
+            var f = PlasmaCodec.frame(.connectRequest, [])
+            for i in 0..<8 { f[16 + i] = UInt8(truncatingIfNeeded: UInt64(bitPattern: length) >> (8 * i)) }
+            #expect(throws: PlasmaDecodeError.self) { try PlasmaCodec.header(f, from: 0) }
+        }
+        #expect(try! PlasmaCodec.header(Array(h[0..<23]), from: 0) == nil)
+    }
+}
