@@ -60,6 +60,7 @@ extension StoreDaemon {
     func plasmaReadable(_ c: Connection, result: Int32) {
         c.recvArmed = false
         guard let session = c.plasma else { return }
+        if result < 0 { return drop(c, why: "poll errno \(-result)") }
         var fds = [Int32](repeating: -1, count: Int(PLENUM_MAX_FDS))
         while true {
             var n: Int32 = 0

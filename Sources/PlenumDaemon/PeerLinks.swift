@@ -1,3 +1,4 @@
+import CURing  // in release builds MSG_DONTWAIT resolves through liburing's <sys/socket.h>
 import Glibc
 import Logging
 import PlenumCluster
