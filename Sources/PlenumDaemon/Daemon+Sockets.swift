@@ -132,9 +132,19 @@ extension StoreDaemon {
         case .acceptRetry:
             armAccept()
         case .plasmaAccept:
-            if result >= 0 { plasmaAccepted(fd: result) } else {
-                warnings.warning(logger, key: "accept", "accept failed on the Plasma socket: errno \(-result)", now: monotonicNanos())
+            if result >= 0 {
+                plasmaAccepted(fd: result)
+                armPlasmaAccept()
+            } else {
+                // As for Plenum's socket: retry in 10 ms, never spin.
+                warnings.warning(logger, key: "plasma-accept", "accept failed on the Plasma socket: errno \(-result); retrying in 10 ms", now: monotonicNanos())
+                acceptRetry.pointee.tv_sec = 0
+                acceptRetry.pointee.tv_nsec = 10_000_000
+                let s = sqe()
+                io_uring_prep_timeout(s, acceptRetry, 0, 0)
+                io_uring_sqe_set_data64(s, Self.data(.plasmaAcceptRetry))
             }
+        case .plasmaAcceptRetry:
             armPlasmaAccept()
         case .plasmaRead:
             if retired.removeValue(forKey: client) != nil { return }

@@ -17,19 +17,26 @@ extension StoreDaemon {
         // Written back by its writer at seal; read as this node sees it now.
         let bytes = memory.read(at: l.offset, count: l.dataSize + l.metadataSize) { Array($0) }
         spillDrop(id)
-        spilled[id] = (Array(bytes[0..<l.dataSize]), Array(bytes[l.dataSize...]))
-        spillOrder.append(id)
+        spillSerial += 1
+        spilled[id] = (Array(bytes[0..<l.dataSize]), Array(bytes[l.dataSize...]), spillSerial)
+        spillOrder.append((spillSerial, id))
         spilledBytes += bytes.count
-        while spilledBytes > limit, !spillOrder.isEmpty {
-            let old = spillOrder.removeFirst()
-            if let o = spilled.removeValue(forKey: old) { spilledBytes -= o.data.count + o.metadata.count }
+        // Oldest first; entries dropped meanwhile are skipped (their serial
+        // no longer matches), so each costs O(1) amortised.
+        while spilledBytes > limit, spillHead < spillOrder.count {
+            let (serial, old) = spillOrder[spillHead]
+            spillHead += 1
+            if spilled[old]?.serial == serial { spillDrop(old) }
+        }
+        if spillHead > 1024, spillHead * 2 > spillOrder.count {
+            spillOrder.removeFirst(spillHead)
+            spillHead = 0
         }
     }
 
     func spillDrop(_ id: ObjectID) {
         guard let o = spilled.removeValue(forKey: id) else { return }
         spilledBytes -= o.data.count + o.metadata.count
-        if let i = spillOrder.firstIndex(of: id) { spillOrder.remove(at: i) }
     }
 
     /// Brings spilled objects back (each may evict, and so spill, others).

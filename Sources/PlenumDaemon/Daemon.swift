@@ -108,7 +108,7 @@ public final class StoreDaemon {
         }
     }
 
-    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry, plasmaAccept, plasmaRead }
+    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry, plasmaAccept, plasmaAcceptRetry, plasmaRead }
 
     /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
     /// replies and notifications out, in a memory file only this client and
@@ -195,8 +195,10 @@ public final class StoreDaemon {
     var plasmaSocketIdentity: (UInt64, UInt64)?
     /// Evicted objects kept for Plasma's `-e hashtable://` (SPEC §11.6):
     /// bytes by id, oldest first, and their total.
-    var spilled: [ObjectID: (data: [UInt8], metadata: [UInt8])] = [:]
-    var spillOrder: [ObjectID] = []
+    var spilled: [ObjectID: (data: [UInt8], metadata: [UInt8], serial: UInt64)] = [:]
+    var spillOrder: [(serial: UInt64, id: ObjectID)] = []
+    var spillHead = 0
+    var spillSerial: UInt64 = 0
     var spilledBytes = 0
     var signalInfo = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
     var running = true
