@@ -120,14 +120,7 @@ extension StoreDaemon {
                 accepted(fd: result)
                 armAccept()
             } else {
-                // Out of descriptors (EMFILE) and the like: retry in 10 ms
-                // instead of spinning on a listen socket that stays readable.
-                warnings.warning(logger, key: "accept", "accept failed: errno \(-result); retrying in 10 ms", now: monotonicNanos())
-                acceptRetry.pointee.tv_sec = 0
-                acceptRetry.pointee.tv_nsec = 10_000_000
-                let s = sqe()
-                io_uring_prep_timeout(s, acceptRetry, 0, 0)
-                io_uring_sqe_set_data64(s, Self.data(.acceptRetry))
+                acceptFailed(errno: -result, socket: "Plenum", retry: .acceptRetry)
             }
         case .acceptRetry:
             armAccept()
@@ -136,13 +129,7 @@ extension StoreDaemon {
                 plasmaAccepted(fd: result)
                 armPlasmaAccept()
             } else {
-                // As for Plenum's socket: retry in 10 ms, never spin.
-                warnings.warning(logger, key: "plasma-accept", "accept failed on the Plasma socket: errno \(-result); retrying in 10 ms", now: monotonicNanos())
-                acceptRetry.pointee.tv_sec = 0
-                acceptRetry.pointee.tv_nsec = 10_000_000
-                let s = sqe()
-                io_uring_prep_timeout(s, acceptRetry, 0, 0)
-                io_uring_sqe_set_data64(s, Self.data(.plasmaAcceptRetry))
+                acceptFailed(errno: -result, socket: "Plasma", retry: .plasmaAcceptRetry)
             }
         case .plasmaAcceptRetry:
             armPlasmaAccept()
@@ -206,6 +193,17 @@ extension StoreDaemon {
         case nil:
             break
         }
+    }
+
+    /// Out of descriptors (EMFILE) and the like: the accept is re-armed by
+    /// `retry` in 10 ms instead of spinning on a listen socket that stays readable.
+    func acceptFailed(errno: Int32, socket: String, retry: Tag) {
+        warnings.warning(logger, key: "accept-\(socket)", "accept failed on the \(socket) socket: errno \(errno); retrying in 10 ms", now: monotonicNanos())
+        acceptRetry.pointee.tv_sec = 0
+        acceptRetry.pointee.tv_nsec = 10_000_000
+        let s = sqe()
+        io_uring_prep_timeout(s, acceptRetry, 0, 0)
+        io_uring_sqe_set_data64(s, Self.data(retry))
     }
 
     func accepted(fd: Int32) {
