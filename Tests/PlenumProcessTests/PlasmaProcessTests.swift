@@ -99,6 +99,11 @@ final class PlasmaTestClient {
         for i in 0..<104 { base.storeBytes(of: UInt8(i), toByteOffset: Int(spec.dataOffset) + i, as: UInt8.self) }
         a.send(.seal(x))
         #expect(try a.reply() == .seal(x, .ok))
+        // Refusals a Plasma client can read: a GPU object, a seal of nothing it created.
+        a.send(.create(missing, evictIfFull: true, dataSize: 8, metadataSize: 0, deviceNum: 1))
+        #expect(try a.reply() == .create(missing, .missing, .outOfMemory, storeFD: -1, mmapSize: 0))
+        a.send(.seal(missing))
+        #expect(try a.reply() == .seal(missing, .objectNonexistent))
         a.send(.create(empty, evictIfFull: true, dataSize: 0, metadataSize: 0, deviceNum: 0))
         guard case .create(empty, _, .ok, _, _) = try a.reply() else { Issue.record("an empty object is an object"); return }
         a.send(.seal(empty))
@@ -185,6 +190,7 @@ final class PlasmaTestClient {
         bad.append(PlasmaCodec.frame(.containsRequest, FlatBufferWriter.build([.string([1, 2])])))  // a 2-byte id
         bad.append(PlasmaCodec.frame(.dataRequest, FlatBufferWriter.build([])))                  // not served
         var unknown = PlasmaCodec.encode(.connect); unknown[8] = 99; bad.append(unknown)
+        bad.append(PlasmaCodec.encode(.get((0..<4097).map { _ in Self.id(5) }, timeoutMs: 0)))  // a get reply has no error field
         for frame in bad {
             let c = try PlasmaTestClient(store.plasma)
             c.send(frame)
