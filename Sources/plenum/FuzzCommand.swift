@@ -17,14 +17,17 @@ struct FuzzCommand: ParsableCommand {
         commandName: "fuzz", abstract: "Fuzz the frame, peer-message and ring decoders (longer runs than CI's).")
     @Option(help: "How long to run (seconds).") var seconds: Double = 10
     @Option(help: "Seed (runs are reproducible per seed and iteration count).") var seed: UInt64 = 1
+    @Option(help: "Run at least this many rounds (2,000 frames, 200 ring polls, 1,000 Plasma frames each), however long they take.")
+    var minRounds = 0
     @Flag var json = false
 
     func run() throws {
         var rng = SplitMix(seed: seed)
         var frames = FrameFuzz(), ring = try RingFuzz(), plasma = PlasmaFuzz()
         let start = Date(), deadline = start.addingTimeInterval(seconds)
-        var lastReport = start
-        while Date() < deadline {
+        var lastReport = start, rounds = 0
+        while rounds < minRounds || Date() < deadline {
+            rounds += 1
             for _ in 0..<2_000 { frames.one(&rng) }
             for _ in 0..<200 { ring.one(&rng) }
             for _ in 0..<1_000 { plasma.one(&rng) }
@@ -36,7 +39,7 @@ struct FuzzCommand: ParsableCommand {
         let elapsed = Date().timeIntervalSince(start)
         let failures = frames.roundTripFailures + ring.badDeliveries + plasma.roundTripFailures
         if json {
-            print(#"{"seconds":\#(elapsed),"seed":\#(seed),"frames":\#(frames.iterations),"frames_rejected":\#(frames.rejected),"round_trip_failures":\#(frames.roundTripFailures),"peer_messages":\#(frames.peerMessages),"ring_polls":\#(ring.polls),"ring_corrupt":\#(ring.corrupt),"ring_delivered":\#(ring.delivered),"ring_bad_deliveries":\#(ring.badDeliveries),"ring_producer_errors":\#(ring.producerErrors),"plasma_frames":\#(plasma.iterations),"plasma_rejected":\#(plasma.rejected),"plasma_round_trip_failures":\#(plasma.roundTripFailures),"failures":\#(failures)}"#)
+            print(#"{"seconds":\#(elapsed),"seed":\#(seed),"rounds":\#(rounds),"frames":\#(frames.iterations),"frames_rejected":\#(frames.rejected),"round_trip_failures":\#(frames.roundTripFailures),"peer_messages":\#(frames.peerMessages),"ring_polls":\#(ring.polls),"ring_corrupt":\#(ring.corrupt),"ring_delivered":\#(ring.delivered),"ring_bad_deliveries":\#(ring.badDeliveries),"ring_producer_errors":\#(ring.producerErrors),"plasma_frames":\#(plasma.iterations),"plasma_rejected":\#(plasma.rejected),"plasma_round_trip_failures":\#(plasma.roundTripFailures),"failures":\#(failures)}"#)
         } else {
             print("\(frames.iterations) frames (\(frames.rejected) rejected, \(frames.roundTripFailures) round-trip failures), \(frames.peerMessages) peer messages, \(ring.polls) ring polls (\(ring.corrupt) corrupt, \(ring.delivered) delivered, \(ring.badDeliveries) bad), \(ring.producerErrors) producer errors, \(plasma.iterations) Plasma frames (\(plasma.rejected) rejected, \(plasma.roundTripFailures) round-trip failures) in \(String(format: "%.1f", elapsed)) s: \(failures == 0 ? "no failures" : "FAILURES")")
         }
