@@ -17,6 +17,10 @@ let package = Package(
         .executable(name: "plenum", targets: ["plenum"]),
         .library(name: "PlenumRing", targets: ["PlenumRing"]),
         .library(name: "PlenumRegion", targets: ["PlenumRegion"]),
+        // For the gRPC baseline package (Baseline/), which adds transports.
+        .library(name: "PlenumCLI", targets: ["PlenumCLI"]),
+        .library(name: "PlenumDaemon", targets: ["PlenumDaemon"]),
+        .library(name: "PlenumCluster", targets: ["PlenumCluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -96,8 +100,9 @@ let package = Package(
             // assumes accesses nest per thread, which coroutines break.
             swiftSettings: optimise + [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
         ),
-        .executableTarget(
-            name: "plenum",
+        // Every `plenum` command; the executables are thin mains around it.
+        .target(
+            name: "PlenumCLI",
             dependencies: [
                 "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench", "PlenumSimulator",
                 "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire", "PlenumCluster", "PlenumPlasma",
@@ -106,6 +111,7 @@ let package = Package(
             ],
             swiftSettings: optimise
         ),
+        .executableTarget(name: "plenum", dependencies: ["PlenumCLI"], swiftSettings: optimise),
         .testTarget(name: "PlenumMemoryTests", dependencies: ["PlenumMemory", "PlenumRegion"]),
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),

@@ -10,6 +10,9 @@ public struct ClusterConfig: Equatable, Sendable {
         public var numaNode: Int?
         /// Peers whose memory this node maps, with the path on this node.
         public var reach: [NodeID: String]
+        /// `host:port` of this node's gRPC peer endpoint (transports
+        /// `grpc-unary` and `grpc-stream` only; SPEC §10.11).
+        public var grpc: String?
         /// The doorbell datagram socket (peers on the same host wake a
         /// sleeping store through it; SPEC §10.3).
         public var bell: String { socket + ".bell" }
@@ -30,6 +33,9 @@ public struct ClusterConfig: Equatable, Sendable {
     public var ringSlotSize = 1024
     /// A peer request unanswered this long fails with `nodeUnavailable`.
     public var requestTimeoutMillis = 5000
+    /// What carries peer messages (SPEC §10.11): the rings, or the gRPC
+    /// baseline (built separately, `plenum-grpc`).
+    public var transport = PeerTransport.rings
     public var nodes: [Node]
 
     public init(nodes: [Node]) { self.nodes = nodes }
@@ -38,13 +44,19 @@ public struct ClusterConfig: Equatable, Sendable {
 
     /// N nodes on this host: regions in `shm`, sockets and logs in `dir`,
     /// every node reaching every other (the embedded default).
-    public static func local(nodes count: Int, memory: Int, dir: String, shm: String = "/dev/shm", tag: String) -> ClusterConfig {
+    /// With a gRPC transport, node i listens on 127.0.0.1:`grpcPortBase`+i.
+    public static func local(nodes count: Int, memory: Int, dir: String, shm: String = "/dev/shm", tag: String,
+                             transport: PeerTransport = .rings, grpcPortBase: Int = 7400) -> ClusterConfig {
         let regions = (0..<count).map { "\(shm)/plenum-\(tag)-node\($0).region" }
-        return ClusterConfig(nodes: (0..<count).map { i in
+        var c = ClusterConfig(nodes: (0..<count).map { i in
             var reach: [NodeID: String] = [:]
             for j in 0..<count where j != i { reach[NodeID(j)] = regions[j] }
-            return Node(id: NodeID(i), socket: "\(dir)/node\(i).sock", region: regions[i], memory: memory, reach: reach)
+            var n = Node(id: NodeID(i), socket: "\(dir)/node\(i).sock", region: regions[i], memory: memory, reach: reach)
+            if transport != .rings { n.grpc = "127.0.0.1:\(grpcPortBase + i)" }
+            return n
         })
+        c.transport = transport
+        return c
     }
 
     // MARK: TOML
@@ -59,11 +71,13 @@ public struct ClusterConfig: Equatable, Sendable {
         ring_slots = \(ringSlots)
         ring_slot_size = \(ringSlotSize)
         request_timeout_ms = \(requestTimeoutMillis)
+        transport = "\(transport.rawValue)"
 
         """
         for n in nodes {
             s += "\n[[node]]\nid = \(n.id)\nsocket = \"\(n.socket)\"\nregion = \"\(n.region)\"\nmemory = \(n.memory)\n"
             if let numa = n.numaNode { s += "numa_node = \(numa)\n" }
+            if let g = n.grpc { s += "grpc = \"\(g)\"\n" }
             if !n.reach.isEmpty {
                 s += "[node.reach]\n"
                 for (p, path) in n.reach.sorted(by: { $0.key < $1.key }) { s += "\(p) = \"\(path)\"\n" }
@@ -82,6 +96,13 @@ public struct ClusterConfig: Equatable, Sendable {
         var c = ClusterConfig(nodes: [])
         if case .table(let t)? = root["cluster"] {
             for (k, v) in t {
+                if k == "transport" {
+                    guard case .string(let name) = v, let tr = PeerTransport(rawValue: name) else {
+                        throw .badValue("cluster.transport must be one of \(PeerTransport.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+                    }
+                    c.transport = tr
+                    continue
+                }
                 guard case .int(let i) = v else { throw .badValue("cluster.\(k) must be an integer") }
                 switch k {
                 case "line_size": c.lineSize = i
@@ -115,6 +136,11 @@ public struct ClusterConfig: Equatable, Sendable {
             case nil: break
             default: throw .badValue("node \(id): numa_node must be an integer")
             }
+            switch t["grpc"] {
+            case .string(let g)?: node.grpc = g
+            case nil: break
+            default: throw .badValue("node \(id): grpc must be \"host:port\"")
+            }
             if let r = t["reach"], case .table = r {} else if t["reach"] != nil { throw .badValue("node \(id): reach must be a table") }
             if case .table(let reach)? = t["reach"] {
                 for (k, v) in reach {
@@ -124,7 +150,7 @@ public struct ClusterConfig: Equatable, Sendable {
                     node.reach[peer] = path
                 }
             }
-            for k in t.keys where !["id", "socket", "region", "memory", "numa_node", "reach"].contains(k) { throw .unknownKey("node.\(k)") }
+            for k in t.keys where !["id", "socket", "region", "memory", "numa_node", "reach", "grpc"].contains(k) { throw .unknownKey("node.\(k)") }
             c.nodes.append(node)
         }
         try c.validate()
@@ -163,7 +189,32 @@ public struct ClusterConfig: Equatable, Sendable {
             throw .badValue("ring_slot_size must be a multiple of line_size in 1024…65536 (a list chunk needs 1024)")
         }
         _ = try RingPlan(self)
+        if transport != .rings {
+            for n in nodes {
+                guard let g = n.grpc else { throw .badValue("transport \"\(transport.rawValue)\" needs grpc = \"host:port\" on every [[node]] (node \(n.id) has none)") }
+                guard Self.hostPort(g) != nil else { throw .badValue("node \(n.id): grpc = \"\(g)\" is not host:port (port 1…65535)") }
+            }
+        }
     }
+
+    /// `host:port` → its parts, or nil.
+    public static func hostPort(_ s: String) -> (host: String, port: Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), port > 0, port < 65536 else { return nil }
+        let host = String(s[..<colon])
+        return host.isEmpty ? nil : (host, port)
+    }
+}
+
+/// What carries the peer messages of §10.5 between stores (SPEC §10.11).
+/// Liveness (heartbeats, hellos) and object memory stay in shared memory
+/// whichever it is.
+public enum PeerTransport: String, CaseIterable, Sendable {
+    /// The per-pair rings in shared memory (the default).
+    case rings
+    /// gRPC over HTTP/2, one unary call per message (the baseline).
+    case grpcUnary = "grpc-unary"
+    /// gRPC over HTTP/2, one bidirectional stream per pair of nodes.
+    case grpcStream = "grpc-stream"
 }
 
 public enum ClusterConfigError: Error, CustomStringConvertible, Equatable {

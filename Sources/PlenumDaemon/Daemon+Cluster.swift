@@ -174,6 +174,16 @@ extension StoreDaemon {
                 }
             }
             j.field("forwarded_for_others", peers?.forwarded ?? 0)
+            j.field("transport") {
+                j.object {
+                    j.field("name", peers?.config.transport.rawValue ?? "rings")
+                    if let peers, let carrier = peers.carrier {
+                        for (k, v) in carrier.counters.sorted(by: { $0.key < $1.key }) { j.field(k, v) }
+                        j.field("refused", peers.carrierRefused)
+                        j.field("inbox_dropped", peers.inbox?.dropped ?? 0)
+                    }
+                }
+            }
         }
         return j.text
     }

@@ -282,8 +282,9 @@ public final class StoreDaemon {
         armAccept()
         if plasmaListenFD >= 0 { armPlasmaAccept() }
         armSignal()
-        if peers != nil {
+        if let peers, let me = options.cluster.flatMap({ $0.config.node($0.node) }) {
             try openBell()
+            try peers.startCarrier(bell: me.bell)
             heartbeat()
         }
         logger.info("serving", metadata: ["socket": "\(options.socketPath)", "region": "\(regionPath)", "capacity": "\(core.store.config.capacity)",
@@ -371,6 +372,7 @@ public final class StoreDaemon {
     }
 
     func shutdown() {
+        peers?.stopCarrier()
         for c in connections.values { close(c.fd) }
         connections.removeAll()
         if listenFD >= 0 {

@@ -80,6 +80,12 @@ final class PeerLinks {
     /// The heartbeat this node last published (for a block attached between ticks).
     var lastLoad: Heartbeat?
     var bellSender: Int32 = -1
+    /// The transport's carrier when it is not the rings (SPEC §10.11), and
+    /// where it leaves what arrives.
+    var carrier: PeerCarrier?
+    var inbox: PeerInbox?
+    /// Messages the carrier delivered from a node that is not up (dropped).
+    var carrierRefused = 0
     var blockBytes: Int { LinkBlock.bytes(line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize) }
     var deadAfter: UInt64 { UInt64(config.deadAfterMillis) * 1_000_000 }
 
@@ -285,6 +291,13 @@ final class PeerLinks {
     static let maxQueued = 1 << 16
 
     func send(_ m: PeerMessage, to n: NodeID, correlation: UInt64) {
+        if let carrier, m.kind != .hello {
+            // Every pair talks directly over a carrier; only liveness (the
+            // hellos) stays on the rings and relays.
+            guard isUp(n) else { return }
+            carrier.send(m, correlation: correlation, to: n)
+            return
+        }
         if let r = relayed[n] {
             // Hellos go out while waiting too: they are what brings it up.
             if case .hello = m {} else { guard case .up = r.state else { return } }
@@ -308,9 +321,38 @@ final class PeerLinks {
         return true
     }
 
+    /// Whether the link (direct or relayed) to `n` is up.
+    func isUp(_ n: NodeID) -> Bool {
+        if case .up? = links[n]?.state { return true }
+        if case .up? = relayed[n]?.state { return true }
+        return false
+    }
+
+    /// Starts the carrier the cluster file names (SPEC §10.11).
+    func startCarrier(bell: String) throws {
+        guard config.transport != .rings else { return }
+        let box = PeerInbox(bell: bell)
+        carrier = try PeerCarriers.make(config.transport, PeerCarrierContext(config: config, me: me, inbox: box, logger: logger))
+        inbox = box
+        logger.info("peer messages over \(config.transport.rawValue)")
+    }
+
+    func stopCarrier() {
+        carrier?.stop()
+        carrier = nil
+    }
+
     /// Posts what waits, takes what arrived. Returns messages handled.
     func poll(into events: inout [ClusterEvent], budget: Int = 64) -> Int {
         var handled = 0
+        if let inbox {
+            handled += inbox.take(max: 4 * budget) { from, corr, m in
+                // Hellos and relays are the rings' alone; a node not up is
+                // refused as its ring messages would be.
+                guard m.kind != .hello, m.kind != .relay, isUp(from) else { carrierRefused += 1; return }
+                events.append(.message(from: from, correlation: corr, m))
+            }
+        }
         for l in links.values where l.attached {
             handled += flush(l)
             var n = 0
@@ -391,6 +433,7 @@ final class PeerLinks {
     /// Publishes (or clears) "this node sleeps" in every inbound block's
     /// doorbell line (writer: this node): store; fence(.full); flush; fence.
     func setSleeping(_ sleeping: Bool) {
+        inbox?.setSleeping(sleeping)
         for l in links.values where l.attached {
             guard let ib = l.inBlock, let im = l.inMemory else { continue }
             // Acknowledge what was taken before sleeping (SPEC §5.4 step 6),

@@ -25,7 +25,8 @@ final class TestCluster {
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         file = dir + "/cluster.toml"
-        config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: "ctest-\(t)")
+        config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: "ctest-\(t)", transport: Self.transport,
+                                     grpcPortBase: 20_000 + Int.random(in: 0..<4_000) * 10)
         config.deadAfterMillis = deadAfterMs
         config.requestTimeoutMillis = requestTimeoutMs
         if let reach {
@@ -35,6 +36,13 @@ final class TestCluster {
         try config.toml().write(toFile: file, atomically: true, encoding: .utf8)
         for n in config.nodes { try start(n.id) }
         try waitAllAlive()
+    }
+
+    /// What carries peer messages: `$PLENUM_TEST_TRANSPORT` (SPEC §10.11),
+    /// rings by default. Every test of this suite runs on each transport
+    /// (Baseline/Scripts/test).
+    static var transport: PeerTransport {
+        PeerTransport(rawValue: ProcessInfo.processInfo.environment["PLENUM_TEST_TRANSPORT"] ?? "") ?? .rings
     }
 
     func start(_ n: NodeID) throws {

@@ -2,8 +2,11 @@ import Foundation
 
 /// Runs the real `plenum` executable built beside this test bundle.
 enum PlenumProcess {
-    /// `.build/<triple>/debug/plenum`, next to PlenumPackageTests.xctest.
+    /// `.build/<triple>/debug/plenum`, next to PlenumPackageTests.xctest,
+    /// or `$PLENUM_TEST_BINARY` (the gRPC baseline's `plenum-grpc`, which
+    /// Baseline/Scripts/test runs the cluster tests with).
     static var executable: String {
+        if let b = ProcessInfo.processInfo.environment["PLENUM_TEST_BINARY"], !b.isEmpty { return b }
         let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("plenum").path
     }

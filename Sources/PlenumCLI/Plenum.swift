@@ -3,15 +3,17 @@ import Glibc
 import Logging
 import PlenumMemory
 
-/// `plenum …`, or Plasma's `plasma-store-server …` when started under that
-/// name (a symlink or copy), so scripts that launch Plasma's server run
-/// Plenum unchanged (SPEC §11.7).
-@main
-enum Entry {
-    static func main() {
+/// The `plenum` command line, as a library so that other executables (the
+/// gRPC baseline's `plenum-grpc`) run the same commands.
+public enum PlenumCLI {
+    /// `plenum …`, or Plasma's `plasma-store-server …` when started under
+    /// that name (a symlink or copy), so scripts that launch Plasma's server
+    /// run Plenum unchanged (SPEC §11.7).
+    public static func main() -> Never {
         let name = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
         if name == "plasma-store-server" { PlasmaStoreServer.main(Array(CommandLine.arguments.dropFirst())) }
         Plenum.main()
+        exit(0)
     }
 }
 

@@ -1,0 +1,4 @@
+import PlenumCLI
+
+// The whole command line lives in PlenumCLI (shared with `plenum-grpc`).
+PlenumCLI.main()
