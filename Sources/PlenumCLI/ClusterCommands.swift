@@ -11,6 +11,8 @@ func loadCluster(_ path: String) throws -> ClusterConfig {
     do { return try ClusterConfig.parse(String(decoding: data, as: UTF8.self)) } catch { throw CLIError("\(path): \(error)") }
 }
 
+extension PeerTransport: ExpressibleByArgument {}
+
 /// The one-host default: N nodes, regions in /dev/shm, the rest in a directory.
 enum LocalCluster {
     static var defaultDir: String { "/tmp/plenum-cluster-\(getuid())" }
@@ -94,9 +96,10 @@ extension LocalCluster {
     }
 
     /// Writes the local default file into `dir` and starts every node.
-    static func start(nodes: Int, memory: Int, dir: String, tag: String, deadAfterMs: Int = 1000, verbose: Bool = false) throws -> ClusterConfig {
+    static func start(nodes: Int, memory: Int, dir: String, tag: String, deadAfterMs: Int = 1000, verbose: Bool = false,
+                      transport: PeerTransport = .rings, grpcPortBase: Int = 7400) throws -> ClusterConfig {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        var config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: tag)
+        var config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: tag, transport: transport, grpcPortBase: grpcPortBase)
         config.deadAfterMillis = deadAfterMs
         do { try config.validate() } catch { throw CLIError("\(error)") }
         try config.toml().write(toFile: file(dir), atomically: true, encoding: .utf8)
@@ -116,6 +119,9 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "Directory for the cluster file, sockets, pid files and logs.") var dir = LocalCluster.defaultDir
         @Option(help: "A cluster file: start its nodes instead of the local default.") var file: String?
         @Option(help: "Declare a silent node dead after this long (ms).") var deadAfterMs = 1000
+        @Option(help: "What carries peer messages (ignored with --file): rings, or grpc-unary / grpc-stream with `plenum-grpc` (SPEC §10.11).")
+        var transport = PeerTransport.rings
+        @Option(help: "With a gRPC transport, node i listens on 127.0.0.1:BASE+i.") var grpcPortBase = 7400
         @Option(help: "Seconds to wait for every node to see every other.") var wait = 20
         @Flag(name: .shortAndLong, help: "Nodes log their progress.") var verbose = false
 
@@ -129,7 +135,8 @@ struct ClusterCommand: ParsableCommand {
                 config = try loadCluster(file)
             } else {
                 path = LocalCluster.file(dir)
-                config = ClusterConfig.local(nodes: nodes, memory: memory.bytes, dir: dir, tag: "cluster-\(getuid())")
+                config = ClusterConfig.local(nodes: nodes, memory: memory.bytes, dir: dir, tag: "cluster-\(getuid())", transport: transport,
+                                             grpcPortBase: grpcPortBase)
                 config.deadAfterMillis = deadAfterMs
                 do { try config.validate() } catch { throw CLIError("\(error)") }
                 try config.toml().write(toFile: path, atomically: true, encoding: .utf8)

@@ -84,8 +84,11 @@ final class PeerLinks {
     /// where it leaves what arrives.
     var carrier: PeerCarrier?
     var inbox: PeerInbox?
-    /// Messages the carrier delivered from a node that is not up (dropped).
+    /// Messages the carrier delivered from a node that is not a peer, or
+    /// that did not come up in time (dropped).
     var carrierRefused = 0
+    /// Carried messages from a node whose hello has not arrived yet.
+    var parked: [NodeID: [(UInt64, PeerMessage, UInt64)]] = [:]
     var blockBytes: Int { LinkBlock.bytes(line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize) }
     var deadAfter: UInt64 { UInt64(config.deadAfterMillis) * 1_000_000 }
 
@@ -216,6 +219,7 @@ final class PeerLinks {
     /// peer's, attaches what can be attached, declares the silent dead.
     func tick(now: UInt64, load: Heartbeat, into events: inout [ClusterEvent]) {
         beat += 1
+        if !parked.isEmpty { expireParked(now: now) }
         var hb = load
         hb.beat = beat
         hb.incarnation = incarnation
@@ -345,14 +349,6 @@ final class PeerLinks {
     /// Posts what waits, takes what arrived. Returns messages handled.
     func poll(into events: inout [ClusterEvent], budget: Int = 64) -> Int {
         var handled = 0
-        if let inbox {
-            handled += inbox.take(max: 4 * budget) { from, corr, m in
-                // Hellos and relays are the rings' alone; a node not up is
-                // refused as its ring messages would be.
-                guard m.kind != .hello, m.kind != .relay, isUp(from) else { carrierRefused += 1; return }
-                events.append(.message(from: from, correlation: corr, m))
-            }
-        }
         for l in links.values where l.attached {
             handled += flush(l)
             var n = 0
@@ -386,7 +382,41 @@ final class PeerLinks {
                 }
             }
         }
+        if inbox != nil { handled += takeCarried(into: &events, max: 4 * budget) }
         return handled
+    }
+
+    /// What the carrier delivered, after the rings' hellos of this pass.
+    /// A carrier is not ordered with the rings: a message can overtake the
+    /// hello that brings its sender up, so it waits (`parked`, at most
+    /// `maxParked` per node and `dead_after_ms`) instead of being refused.
+    func takeCarried(into events: inout [ClusterEvent], max: Int) -> Int {
+        for (node, waiting) in parked where isUp(node) {
+            for (corr, m, _) in waiting { events.append(.message(from: node, correlation: corr, m)) }
+            parked[node] = nil
+        }
+        return inbox?.take(max: max) { from, corr, m in
+            // Hellos and relays are the rings' alone.
+            guard m.kind != .hello, m.kind != .relay, links[from] != nil || relayed[from] != nil else { carrierRefused += 1; return }
+            if isUp(from) {
+                events.append(.message(from: from, correlation: corr, m))
+            } else if parked[from, default: []].count < Self.maxParked {
+                parked[from, default: []].append((corr, m, monotonicNanos()))
+            } else {
+                carrierRefused += 1
+            }
+        } ?? 0
+    }
+
+    static let maxParked = 4096
+
+    /// Parked messages whose sender did not come up in time are refused.
+    func expireParked(now: UInt64) {
+        for (node, waiting) in parked {
+            let kept = waiting.filter { now &- $0.2 <= deadAfter }
+            carrierRefused += waiting.count - kept.count
+            parked[node] = kept.isEmpty ? nil : kept
+        }
     }
 
     /// Posts queued messages while the ring has room; rings the peer's

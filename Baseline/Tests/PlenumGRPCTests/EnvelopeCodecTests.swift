@@ -59,7 +59,7 @@ import Testing
         #expect(refused { $0.acquire = .with { $0.id = Data(count: 21) } })
         #expect(refused { $0.result = .with { $0.code = 0x1_0000 } })
         #expect(refused { $0.lookupReply = .with { $0.state = 3 } })
-        #expect(refused { $0.allocate = .with { $0.id = Data(Self.id.bytes); $0.dataSize = -1 } })
+        #expect(refused { $0.publish = .with { $0.id = Data(Self.id.bytes); $0.location = .with { $0.metadataSize = -1 } } })
         #expect(refused { $0.allocateReply = .with { $0.location = .with { $0.offset = -4096 } } })
         #expect(refused { $0.acquireReply = .with { $0.location = .with { $0.offset = .max; $0.dataSize = 10 } } })
         #expect(refused {
