@@ -44,6 +44,22 @@ public enum PeerCarriers {
         factories.withLock { $0[transport] = factory }
     }
 
+    /// Benchmarks: `count` sequential pings of the carrier endpoint at
+    /// `address` (host:port) from this process, each one's time in ns.
+    public typealias Pinger = @Sendable (_ address: String, _ count: Int) throws -> [UInt64]
+    static let pingers = Mutex<[PeerTransport: Pinger]>([:])
+
+    public static func registerPinger(_ transport: PeerTransport, _ pinger: @escaping Pinger) {
+        pingers.withLock { $0[transport] = pinger }
+    }
+
+    public static func pinger(_ transport: PeerTransport) -> Pinger? { pingers.withLock { $0[transport] } }
+
+    /// The transports this binary can run: the rings, and what is registered.
+    public static var available: [PeerTransport] {
+        [.rings] + factories.withLock { f in PeerTransport.allCases.filter { f[$0] != nil } }
+    }
+
     static func make(_ transport: PeerTransport, _ context: PeerCarrierContext) throws -> PeerCarrier {
         guard let f = factories.withLock({ $0[transport] }) else {
             throw DaemonError.badOption(

@@ -43,6 +43,27 @@ final class ClusterConfigTests: XCTestCase {
         for p in 0..<4 { for q in 0..<4 where p != q { XCTAssertEqual(lp.site(from: NodeID(p), to: NodeID(q))?.host, NodeID(q), "the consumer's memory") } }
     }
 
+    /// SPEC §10.11: the transport key, and a gRPC address on every node.
+    func testTheTransportAndGRPCAddressesAreReadAndChecked() throws {
+        XCTAssertEqual(try ClusterConfig.parse(good).transport, .rings)
+        let grpc = good.replacingOccurrences(of: "dead_after_ms = 800", with: "dead_after_ms = 800\ntransport = \"grpc-stream\"")
+        let both = grpc.replacingOccurrences(of: "numa_node = 0", with: "numa_node = 0\ngrpc = \"127.0.0.1:7400\"")
+            .replacingOccurrences(of: "memory = 1_048_576", with: "memory = 1_048_576\ngrpc = \"10.0.0.2:7401\"")
+        let c = try ClusterConfig.parse(both)
+        XCTAssertEqual(c.transport, .grpcStream)
+        XCTAssertEqual(c.nodes.map(\.grpc), ["127.0.0.1:7400", "10.0.0.2:7401"])
+        XCTAssertEqual(try ClusterConfig.parse(c.toml()), c)
+        XCTAssertThrowsError(try ClusterConfig.parse(grpc)) { XCTAssertTrue("\($0)".contains("needs grpc = \"host:port\" on every [[node]] (node 0 has none)"), "\($0)") }
+        XCTAssertThrowsError(try ClusterConfig.parse(both.replacingOccurrences(of: ":7401", with: ":70000"))) { XCTAssertTrue("\($0)".contains("is not host:port"), "\($0)") }
+        XCTAssertThrowsError(try ClusterConfig.parse(good.replacingOccurrences(of: "dead_after_ms = 800", with: "transport = \"grpc\""))) {
+            XCTAssertTrue("\($0)".contains("\"rings\", \"grpc-unary\", \"grpc-stream\""), "\($0)")
+        }
+        XCTAssertThrowsError(try ClusterConfig.parse(good.replacingOccurrences(of: "dead_after_ms = 800", with: "transport = 1")))
+        let local = ClusterConfig.local(nodes: 3, memory: 1 << 20, dir: "/tmp/x", tag: "t", transport: .grpcUnary, grpcPortBase: 9000)
+        XCTAssertEqual(local.nodes.map(\.grpc), ["127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"])
+        XCTAssertNoThrow(try local.validate())
+    }
+
     func testPairsThatShareNoMemoryGetARelayOrAreRefused() throws {
         var c = ClusterConfig.local(nodes: 4, memory: 1 << 20, dir: "/tmp/x", tag: "t")
         // 0 and 3 share nothing; 1 and 2 share memory with both: 1 relays.

@@ -1,4 +1,5 @@
 import Foundation
+import PlenumCluster
 @testable import PlenumClient
 import PlenumRing
 import PlenumStore
@@ -284,6 +285,20 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         try c.refreshRegions()
         #expect(c.regions.count == 1)
         #expect(store.stop().status == 0)
+    }
+
+    /// SPEC §10.11: `plenum` has no gRPC carrier; a cluster file asking for
+    /// one is refused at start, naming the binary that has it, and nothing
+    /// is left behind.
+    @Test func aClusterFileAskingForGRPCIsRefusedByTheCoreBinary() throws {
+        let dir = "/tmp/plenum-nogrpc-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = ClusterConfig.local(nodes: 2, memory: 1 << 20, dir: dir, tag: "nogrpc-\(getpid())", transport: .grpcUnary, grpcPortBase: 7400)
+        try config.toml().write(toFile: dir + "/c.toml", atomically: true, encoding: .utf8)
+        let r = try PlenumProcess.run(["store", "--cluster", dir + "/c.toml", "--node", "0"], timeout: 60)
+        #expect(r.status != 0 && r.stderr.contains("plenum-grpc") && r.stderr.contains("grpc-unary"), "\(r.stderr)")
+        #expect(access(config.nodes[0].region, F_OK) != 0 && access(config.nodes[0].socket, F_OK) != 0, "nothing left behind")
     }
 
     /// CI's short run of `plenum fuzz` (README: longer runs). A count of

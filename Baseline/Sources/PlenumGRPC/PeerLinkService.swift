@@ -49,4 +49,12 @@ struct PeerLinkService: Plenum_Peer_V1_PeerLink.SimpleServiceProtocol {
             group.cancelAll()
         }
     }
+
+    /// Benchmarks: an echo with no store work (the ping row).
+    func ping(request: Plenum_Peer_V1_Envelope, context: ServerContext) async throws -> Plenum_Peer_V1_Envelope { request }
+
+    func pingStream(request: RPCAsyncSequence<Plenum_Peer_V1_Envelope, any Error>, response: RPCWriter<Plenum_Peer_V1_Envelope>,
+                    context: ServerContext) async throws {
+        for try await e in request { try await response.write(e) }
+    }
 }

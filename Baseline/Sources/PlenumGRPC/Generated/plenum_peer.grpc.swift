@@ -50,10 +50,38 @@ public enum Plenum_Peer_V1_PeerLink: Sendable {
                 type: .bidirectionalStreaming
             )
         }
+        /// Namespace for "Ping" metadata.
+        public enum Ping: Sendable {
+            /// Request type for "Ping".
+            public typealias Input = Plenum_Peer_V1_Envelope
+            /// Response type for "Ping".
+            public typealias Output = Plenum_Peer_V1_Envelope
+            /// Descriptor for "Ping".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "plenum.peer.v1.PeerLink"),
+                method: "Ping",
+                type: .unary
+            )
+        }
+        /// Namespace for "PingStream" metadata.
+        public enum PingStream: Sendable {
+            /// Request type for "PingStream".
+            public typealias Input = Plenum_Peer_V1_Envelope
+            /// Response type for "PingStream".
+            public typealias Output = Plenum_Peer_V1_Envelope
+            /// Descriptor for "PingStream".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "plenum.peer.v1.PeerLink"),
+                method: "PingStream",
+                type: .bidirectionalStreaming
+            )
+        }
         /// Descriptors for all methods in the "plenum.peer.v1.PeerLink" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Call.descriptor,
-            Stream.descriptor
+            Stream.descriptor,
+            Ping.descriptor,
+            PingStream.descriptor
         ]
     }
 }
@@ -118,6 +146,39 @@ extension Plenum_Peer_V1_PeerLink {
             request: GRPCCore.StreamingServerRequest<Plenum_Peer_V1_Envelope>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope>
+
+        /// Handle the "Ping" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Benchmarks only (`plenum bench transports`, the ping row): the request
+        /// > comes back unchanged, with no store work.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Plenum_Peer_V1_Envelope` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Plenum_Peer_V1_Envelope` messages.
+        func ping(
+            request: GRPCCore.StreamingServerRequest<Plenum_Peer_V1_Envelope>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope>
+
+        /// Handle the "PingStream" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Plenum_Peer_V1_Envelope` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Plenum_Peer_V1_Envelope` messages.
+        func pingStream(
+            request: GRPCCore.StreamingServerRequest<Plenum_Peer_V1_Envelope>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope>
     }
 
     /// Service protocol for the "plenum.peer.v1.PeerLink" service.
@@ -163,6 +224,39 @@ extension Plenum_Peer_V1_PeerLink {
         ///     to an internal error.
         /// - Returns: A streaming response of `Plenum_Peer_V1_Envelope` messages.
         func stream(
+            request: GRPCCore.StreamingServerRequest<Plenum_Peer_V1_Envelope>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope>
+
+        /// Handle the "Ping" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Benchmarks only (`plenum bench transports`, the ping row): the request
+        /// > comes back unchanged, with no store work.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Plenum_Peer_V1_Envelope` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Plenum_Peer_V1_Envelope` message.
+        func ping(
+            request: GRPCCore.ServerRequest<Plenum_Peer_V1_Envelope>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Plenum_Peer_V1_Envelope>
+
+        /// Handle the "PingStream" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Plenum_Peer_V1_Envelope` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Plenum_Peer_V1_Envelope` messages.
+        func pingStream(
             request: GRPCCore.StreamingServerRequest<Plenum_Peer_V1_Envelope>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope>
@@ -213,6 +307,40 @@ extension Plenum_Peer_V1_PeerLink {
             response: GRPCCore.RPCWriter<Plenum_Peer_V1_Envelope>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "Ping" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Benchmarks only (`plenum bench transports`, the ping row): the request
+        /// > comes back unchanged, with no store work.
+        ///
+        /// - Parameters:
+        ///   - request: A `Plenum_Peer_V1_Envelope` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Plenum_Peer_V1_Envelope` to respond with.
+        func ping(
+            request: Plenum_Peer_V1_Envelope,
+            context: GRPCCore.ServerContext
+        ) async throws -> Plenum_Peer_V1_Envelope
+
+        /// Handle the "PingStream" method.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Plenum_Peer_V1_Envelope` messages.
+        ///   - response: A response stream of `Plenum_Peer_V1_Envelope` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func pingStream(
+            request: GRPCCore.RPCAsyncSequence<Plenum_Peer_V1_Envelope, any Swift.Error>,
+            response: GRPCCore.RPCWriter<Plenum_Peer_V1_Envelope>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -242,6 +370,28 @@ extension Plenum_Peer_V1_PeerLink.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Plenum_Peer_V1_PeerLink.Method.Ping.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Plenum_Peer_V1_Envelope>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Plenum_Peer_V1_Envelope>(),
+            handler: { request, context in
+                try await self.ping(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Plenum_Peer_V1_PeerLink.Method.PingStream.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Plenum_Peer_V1_Envelope>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Plenum_Peer_V1_Envelope>(),
+            handler: { request, context in
+                try await self.pingStream(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -253,6 +403,17 @@ extension Plenum_Peer_V1_PeerLink.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Replies> {
         let response = try await self.call(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func ping(
+        request: GRPCCore.StreamingServerRequest<Plenum_Peer_V1_Envelope>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope> {
+        let response = try await self.ping(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -284,6 +445,36 @@ extension Plenum_Peer_V1_PeerLink.SimpleServiceProtocol {
             metadata: [:],
             producer: { writer in
                 try await self.stream(
+                    request: request.messages,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func ping(
+        request: GRPCCore.ServerRequest<Plenum_Peer_V1_Envelope>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Plenum_Peer_V1_Envelope> {
+        return GRPCCore.ServerResponse<Plenum_Peer_V1_Envelope>(
+            message: try await self.ping(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func pingStream(
+        request: GRPCCore.StreamingServerRequest<Plenum_Peer_V1_Envelope>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope> {
+        return GRPCCore.StreamingServerResponse<Plenum_Peer_V1_Envelope>(
+            metadata: [:],
+            producer: { writer in
+                try await self.pingStream(
                     request: request.messages,
                     response: writer,
                     context: context
@@ -345,6 +536,49 @@ extension Plenum_Peer_V1_PeerLink {
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func stream<Result>(
+            request: GRPCCore.StreamingClientRequest<Plenum_Peer_V1_Envelope>,
+            serializer: some GRPCCore.MessageSerializer<Plenum_Peer_V1_Envelope>,
+            deserializer: some GRPCCore.MessageDeserializer<Plenum_Peer_V1_Envelope>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Ping" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Benchmarks only (`plenum bench transports`, the ping row): the request
+        /// > comes back unchanged, with no store work.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Plenum_Peer_V1_Envelope` message.
+        ///   - serializer: A serializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - deserializer: A deserializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func ping<Result>(
+            request: GRPCCore.ClientRequest<Plenum_Peer_V1_Envelope>,
+            serializer: some GRPCCore.MessageSerializer<Plenum_Peer_V1_Envelope>,
+            deserializer: some GRPCCore.MessageDeserializer<Plenum_Peer_V1_Envelope>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "PingStream" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Plenum_Peer_V1_Envelope` messages.
+        ///   - serializer: A serializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - deserializer: A deserializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func pingStream<Result>(
             request: GRPCCore.StreamingClientRequest<Plenum_Peer_V1_Envelope>,
             serializer: some GRPCCore.MessageSerializer<Plenum_Peer_V1_Envelope>,
             deserializer: some GRPCCore.MessageDeserializer<Plenum_Peer_V1_Envelope>,
@@ -437,6 +671,69 @@ extension Plenum_Peer_V1_PeerLink {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Ping" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Benchmarks only (`plenum bench transports`, the ping row): the request
+        /// > comes back unchanged, with no store work.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Plenum_Peer_V1_Envelope` message.
+        ///   - serializer: A serializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - deserializer: A deserializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func ping<Result>(
+            request: GRPCCore.ClientRequest<Plenum_Peer_V1_Envelope>,
+            serializer: some GRPCCore.MessageSerializer<Plenum_Peer_V1_Envelope>,
+            deserializer: some GRPCCore.MessageDeserializer<Plenum_Peer_V1_Envelope>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Plenum_Peer_V1_PeerLink.Method.Ping.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "PingStream" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Plenum_Peer_V1_Envelope` messages.
+        ///   - serializer: A serializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - deserializer: A deserializer for `Plenum_Peer_V1_Envelope` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func pingStream<Result>(
+            request: GRPCCore.StreamingClientRequest<Plenum_Peer_V1_Envelope>,
+            serializer: some GRPCCore.MessageSerializer<Plenum_Peer_V1_Envelope>,
+            deserializer: some GRPCCore.MessageDeserializer<Plenum_Peer_V1_Envelope>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.bidirectionalStreaming(
+                request: request,
+                descriptor: Plenum_Peer_V1_PeerLink.Method.PingStream.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -494,6 +791,59 @@ extension Plenum_Peer_V1_PeerLink.ClientProtocol {
         onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result
     ) async throws -> Result where Result: Sendable {
         try await self.stream(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Plenum_Peer_V1_Envelope>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Plenum_Peer_V1_Envelope>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Ping" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Benchmarks only (`plenum bench transports`, the ping row): the request
+    /// > comes back unchanged, with no store work.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Plenum_Peer_V1_Envelope` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func ping<Result>(
+        request: GRPCCore.ClientRequest<Plenum_Peer_V1_Envelope>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.ping(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Plenum_Peer_V1_Envelope>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Plenum_Peer_V1_Envelope>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PingStream" method.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Plenum_Peer_V1_Envelope` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func pingStream<Result>(
+        request: GRPCCore.StreamingClientRequest<Plenum_Peer_V1_Envelope>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.pingStream(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Plenum_Peer_V1_Envelope>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Plenum_Peer_V1_Envelope>(),
@@ -568,6 +918,68 @@ extension Plenum_Peer_V1_PeerLink.ClientProtocol {
             producer: producer
         )
         return try await self.stream(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Ping" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Benchmarks only (`plenum bench transports`, the ping row): the request
+    /// > comes back unchanged, with no store work.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func ping<Result>(
+        _ message: Plenum_Peer_V1_Envelope,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Plenum_Peer_V1_Envelope>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.ping(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "PingStream" method.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func pingStream<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Plenum_Peer_V1_Envelope>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Plenum_Peer_V1_Envelope>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Plenum_Peer_V1_Envelope>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.pingStream(
             request: request,
             options: options,
             onResponse: handleResponse
