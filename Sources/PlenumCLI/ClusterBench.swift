@@ -59,14 +59,7 @@ struct ClusterBench: ParsableCommand {
         var floors: [RingBenchReport] = []
         func measureFloor() throws {
             log("floor: flushed cache-line ping-pong between two processes")
-            let child = try Peer.Child(arguments: ["bench", "ring", "--messages", "20000", "--throughput-messages", "20000", "--rounds", "1", "--json"])
-            let (status, output) = child.wait()
-            let d = JSONDecoder()
-            d.keyDecodingStrategy = .convertFromSnakeCase
-            guard status == 0, let r = try? d.decode(RingBenchReport.self, from: Data(output.utf8)) else {
-                throw CLIError("the floor benchmark failed (exit \(status)): \(output.suffix(400))")
-            }
-            floors.append(r)
+            floors.append(try TransportBench.ringReport(messages: 20000))
         }
 
         log("starting a \(nodes)-node cluster")

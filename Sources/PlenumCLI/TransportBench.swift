@@ -21,7 +21,7 @@ struct TransportBench: ParsableCommand {
     @Option(help: "Nodes per cluster (3…8).") var nodes = 4
     @Option(help: "Lookups per thread for the throughput series.") var throughputOperations = 400
     @Option(help: "Transports, comma-separated (default: every one this binary has).") var transports: String?
-    @Option(help: "First gRPC port; each cluster takes the next \(16).") var grpcPortBase = 27400
+    @Option(help: "First gRPC port; each cluster (one per transport and round) takes the next 16.") var grpcPortBase = 27400
     @Flag(help: "Print the report as JSON instead of the table.") var json = false
     @Option(help: "Also write the JSON report to this file.") var output: String?
 
@@ -71,13 +71,9 @@ struct TransportBench: ParsableCommand {
         }
         if wanted.count == 1 { log("note: only rings in this binary; `plenum-grpc bench transports` adds gRPC (Scripts/bench-transports)") }
 
-        // One cluster per transport, all running; each measured in turn.
-        var runs: [TransportRun] = []
-        defer { for r in runs { r.stop() } }
-        for (i, t) in wanted.enumerated() {
-            log("starting a \(nodes)-node cluster over \(t.rawValue)")
-            runs.append(try TransportRun(transport: t, nodes: nodes, index: i, grpcPort: grpcPortBase + 16 * i))
-        }
+        // One cluster at a time: on a small machine the idle stores of other
+        // clusters (and gRPC's threads) would take the CPUs the measured one
+        // needs. Each round starts a fresh cluster per transport, in turn.
         let names = ["ping", "lookup (contains)", "get+release", "alloc (create on a peer)", "free (delete on a peer)", "barrier (\(nodes) nodes)"]
         var hists: [String: [PeerTransport: Histogram<UInt64>]] = [:]
         for n in names { hists[n] = Dictionary(uniqueKeysWithValues: wanted.map { ($0, Histogram<UInt64>.latency()) }) }
@@ -88,8 +84,10 @@ struct TransportBench: ParsableCommand {
             let ring = try Self.ringReport(messages: operations * 4)
             _ = floor.record(ring.floor.flushedRttNs.p50)
             for s in try Self.tcpRoundTrips(count: operations) { _ = tcp.record(s) }
-            for r in runs {
-                log("round \(round)/\(rounds): \(r.transport.rawValue)")
+            for (i, t) in wanted.enumerated() {
+                log("round \(round)/\(rounds): a \(nodes)-node cluster over \(t.rawValue)")
+                let r = try TransportRun(transport: t, nodes: nodes, index: i, grpcPort: grpcPortBase + 16 * ((round - 1) * wanted.count + i))
+                defer { r.stop() }
                 // ping: the transport alone between two processes.
                 if r.transport == .rings {
                     _ = hists["ping"]![.rings]!.record(ring.ring.rttNs.p50)

@@ -133,7 +133,8 @@ final class GRPCPeerCarrier: PeerCarrier {
     static func pumpCalls(to node: NodeID, client: GRPCClient<HTTP2ClientTransport.Posix>, shared: CarrierShared) async {
         let stub = Plenum_Peer_V1_PeerLink.Client(wrapping: client)
         guard let out = shared.outboxes[node] else { return }
-        await withTaskGroup(of: Void.self) { group in
+        // Discarding: a long-lived daemon must not keep every finished call.
+        await withDiscardingTaskGroup { group in
             while let e = await out.next() {
                 group.addTask {
                     do {
