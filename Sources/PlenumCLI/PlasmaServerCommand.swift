@@ -67,6 +67,9 @@ struct PlasmaStoreServer: ParsableCommand {
         o.plasmaSocketPath = socket
         o.plasmaCapacity = memory
         o.regionPath = "\(values["d"] ?? "/dev/shm")/plenum-plasma-\(getuid())-\(getpid()).region"
+        // As Plasma's own files: gone from the directory once mapped, so a
+        // server killed with SIGKILL (pyarrow's tests do) leaves nothing.
+        o.unlinkRegionAtStart = true
         if let e = values["e"], !e.isEmpty {
             guard e.hasPrefix("hashtable://") else {
                 fail("external store '\(e)' is not supported; only hashtable:// (objects kept in this process) is")

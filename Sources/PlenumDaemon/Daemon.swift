@@ -41,6 +41,10 @@ public final class StoreDaemon {
         /// Reformat an existing `regionPath` that is not this node's own
         /// stale region (never one a running store holds).
         public var forceRegion = false
+        /// Remove the region file as soon as it is made (clients get it as a
+        /// descriptor): nothing is left in /dev/shm even after SIGKILL.
+        /// Single stores only (peers map regions by path). SPEC §11.7.
+        public var unlinkRegionAtStart = false
         /// Mode of the socket file: 0600 admits this uid only; 0660/0666
         /// admit others, who then may only read unless listed below.
         public var socketMode: mode_t = 0o600
@@ -157,7 +161,7 @@ public final class StoreDaemon {
     /// The region file, locked (flock) for this daemon's life.
     let regionLockFD: Int32
     /// Whether exit deletes the region file (this daemon made it).
-    let ownsRegionFile: Bool
+    var ownsRegionFile: Bool
     /// The socket this daemon bound (device, inode): exit removes only it.
     var socketIdentity: (UInt64, UInt64)?
     var core: ClusterCore
@@ -249,6 +253,10 @@ public final class StoreDaemon {
         }
         region = made.region
         peers = made.peers
+        if options.unlinkRegionAtStart, options.cluster == nil, ownsRegionFile {
+            unlink(path)
+            ownsRegionFile = false
+        }
         let segment = made.segment, reachable = made.reachable
         var cc = ClusterCore.Config(node: me, incarnation: incarnation, reachable: reachable)
         if let config = options.cluster?.config { cc.requestTimeout = UInt64(config.requestTimeoutMillis) * 1_000_000 }

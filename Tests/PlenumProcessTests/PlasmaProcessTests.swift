@@ -144,6 +144,34 @@ final class PlasmaTestClient {
         #expect(store.stop() == 0)
     }
 
+    /// SPEC §11.7: `plasma-store-server`'s region is in no directory once
+    /// the store runs (pyarrow's tests SIGKILL the server), yet clients map
+    /// it through the descriptor they are passed.
+    @Test func thePlasmaServerEntryLeavesNoRegionFileEvenWhenKilled() throws {
+        let dir = "/tmp/plenum-plasma-entry-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let sock = dir + "/plasma.sock"
+        let server = try PlenumProcess.Running(["plasma-store-server", "-m", "1000000", "-s", sock, "-d", dir])
+        let deadline = Date().addingTimeInterval(20)
+        while access(sock, F_OK) != 0, Date() < deadline, server.process.isRunning { usleep(20_000) }
+        let c = try PlasmaTestClient(sock)
+        c.send(.connect)
+        #expect(try c.reply() == .connect(memoryCapacity: 1_000_000))
+        let x = Self.id(9)
+        c.send(.create(x, evictIfFull: true, dataSize: 64, metadataSize: 0, deviceNum: 0))
+        guard case .create(x, let spec, .ok, let storeFD, let size) = try c.reply() else { Issue.record("create"); return }
+        let base = try c.map(storeFD: storeFD, mmapSize: size)
+        base.storeBytes(of: 0xAB, toByteOffset: Int(spec.dataOffset), as: UInt8.self)
+        c.send(.seal(x))
+        #expect(try c.reply() == .seal(x, .ok))
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(files.filter { $0.hasSuffix(".region") }.isEmpty, "\(files)")
+        kill(server.process.processIdentifier, SIGKILL)
+        _ = server.finish(timeout: 10)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".region") }.isEmpty)
+    }
+
     @Test func subscribersHearSealsAndEvictionsOnTheirSocket() throws {
         let store = try Store()
         let a = try PlasmaTestClient(store.plasma)
