@@ -136,11 +136,8 @@ struct StoreBench: ParsableCommand {
         var samples: [UInt64] = []
         samples.reserveCapacity(operations)
         for _ in 0..<operations {
-            let t0 = monotonicNanos()
-            _ = buf.withUnsafeBytes { send(conn, $0.baseAddress, 64, 0) }
-            var got = 0
-            while got < 64 { let n = buf.withUnsafeMutableBytes { recv(conn, $0.baseAddress! + got, 64 - got, 0) }; if n <= 0 { break }; got += n }
-            samples.append(monotonicNanos() - t0)
+            guard let t = PingPong64.roundTrip(conn, &buf) else { throw CLIError("the socket echo process went away") }
+            samples.append(t)
         }
         _ = peer.wait()
         samples.sort()
@@ -155,11 +152,6 @@ struct SocketEcho: ParsableCommand {
     func run() throws {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard try UnixSocket.withAddress(path, { connect(fd, $0, $1) }) == 0 else { throw CLIError("cannot connect to \(path)") }
-        var buf = [UInt8](repeating: 0, count: 64)
-        for _ in 0..<count {
-            var got = 0
-            while got < 64 { let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 64 - got, 0) }; if n <= 0 { return }; got += n }
-            _ = buf.withUnsafeBytes { send(fd, $0.baseAddress, 64, 0) }
-        }
+        PingPong64.echo(fd, count: count)
     }
 }

@@ -194,11 +194,8 @@ struct TransportBench: ParsableCommand {
         setsockopt(c, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         var buf = [UInt8](repeating: 1, count: 64), samples: [UInt64] = []
         for i in 0..<count + 100 {
-            let t0 = monotonicNanos()
-            _ = buf.withUnsafeBytes { send(c, $0.baseAddress, 64, 0) }
-            var got = 0
-            while got < 64 { let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress! + got, 64 - got, 0) }; if n <= 0 { break }; got += n }
-            if i >= 100 { samples.append(monotonicNanos() &- t0) }
+            guard let t = PingPong64.roundTrip(c, &buf) else { throw CLIError("the TCP echo child went away") }
+            if i >= 100 { samples.append(t) }
         }
         _ = child.wait()
         return samples
@@ -219,11 +216,6 @@ struct TCPEcho: ParsableCommand {
         guard ok == 0 else { throw CLIError("cannot connect to 127.0.0.1:\(port)") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        var buf = [UInt8](repeating: 0, count: 64)
-        for _ in 0..<count {
-            var got = 0
-            while got < 64 { let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, 64 - got, 0) }; if n <= 0 { return }; got += n }
-            _ = buf.withUnsafeBytes { send(fd, $0.baseAddress, 64, 0) }
-        }
+        PingPong64.echo(fd, count: count)
     }
 }
