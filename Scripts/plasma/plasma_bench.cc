@@ -3,6 +3,9 @@
 // Prints {"rows":[{"name":..,"kind":..,"unit":..,"value":..}, ...]}.
 #include <plasma/client.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -24,7 +27,7 @@ static void check(const arrow::Status& s, const char* what) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE [ROUND]\n"); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE [ROUND [CLIENTS]]\n"); return 2; }
   std::string socket = argv[1];
   int repeats = atoi(argv[2]), operations = atoi(argv[3]), scale = atoi(argv[4]);
   plasma::PlasmaClient client;
@@ -115,6 +118,45 @@ int main(int argc, char** argv) {
   }
   rows.push_back({"get+release 64B", "throughput", "ops/s", median(gr)});
   rows.push_back({"contains", "throughput", "ops/s", median(co)});
+  // Many clients: CLIENTS processes, each its own connection, get+release of
+  // one 64-byte object OPERATIONS times from a common start instant;
+  // ops/s = all operations / (last end - start). As `plenum bench store`.
+  int clients = argc > 6 ? atoi(argv[6]) : 0;
+  if (clients > 0) {
+    std::vector<double> rates;
+    for (int r = 0; r < repeats; r++) {
+      auto start = Clock::now() + std::chrono::milliseconds(300 + 60 * clients);
+      int fds[2];
+      if (pipe(fds) != 0) { perror("pipe"); return 1; }
+      fflush(stdout);
+      for (int k = 0; k < clients; k++) {
+        if (fork() == 0) {
+          close(fds[0]);
+          plasma::PlasmaClient mine;
+          check(mine.Connect(socket, "", 0), "connect");
+          while (Clock::now() < start) usleep(1000);
+          for (int i = 0; i < operations; i++) {
+            std::vector<plasma::ObjectBuffer> out;
+            check(mine.Get({small}, 0, &out), "get");
+          }
+          bool has;
+          check(mine.Contains(small, &has), "contains");
+          double end = ns(start, Clock::now());
+          if (write(fds[1], &end, sizeof end) != sizeof end) _exit(1);
+          _exit(0);
+        }
+      }
+      close(fds[1]);
+      double last = 0, end;
+      int got = 0;
+      while (read(fds[0], &end, sizeof end) == sizeof end) { last = std::max(last, end); got++; }
+      close(fds[0]);
+      while (wait(nullptr) > 0) {}
+      if (got != clients) { fprintf(stderr, "plasma many-client: %d of %d clients finished\n", got, clients); return 1; }
+      rates.push_back(double(clients) * operations / (last / 1e9));
+    }
+    rows.push_back({"get+release 64B, " + std::to_string(clients) + " clients", "throughput", "ops/s", median(rates)});
+  }
   printf("{\"rows\":[");
   for (size_t i = 0; i < rows.size(); i++)
     printf("%s{\"name\":\"%s\",\"kind\":\"%s\",\"unit\":\"%s\",\"value\":%.3f}", i ? "," : "", rows[i].name.c_str(),

@@ -16,7 +16,7 @@ struct PlasmaStoreServer: ParsableCommand {
           -s PATH    Plasma socket (required); Plenum clients connect at PATH.plenum
           -d DIR     directory of the memory file (default /dev/shm)
           -e hashtable://NAME   keep evicted objects in this process and bring them back on get
-          -h         huge pages: not supported (refused with a message)
+          -h         huge pages: transparent huge pages over the memory file (MADV_HUGEPAGE)
         """)
 
     @Argument(parsing: .captureForPassthrough) var flags: [String] = []
@@ -50,9 +50,9 @@ struct PlasmaStoreServer: ParsableCommand {
                 }
                 values[name] = value
             case "h":
-                if value == nil || value == "true" || value == "1" {
-                    fail("-h (huge pages) is not supported by this store; start it without -h (its memory file lives in -d, /dev/shm by default)")
-                }
+                guard let v = value else { values["h"] = "true"; break }
+                guard ["true", "false", "1", "0"].contains(v) else { fail("-h takes no value, or true/false") }
+                values["h"] = v == "true" || v == "1" ? "true" : nil
             case "help", "helpshort":
                 print(configuration.discussion)
                 Glibc.exit(0)
@@ -70,6 +70,7 @@ struct PlasmaStoreServer: ParsableCommand {
         // As Plasma's own files: gone from the directory once mapped, so a
         // server killed with SIGKILL (pyarrow's tests do) leaves nothing.
         o.unlinkRegionAtStart = true
+        o.hugePages = values["h"] != nil
         if let e = values["e"], !e.isEmpty {
             guard e.hasPrefix("hashtable://") else {
                 fail("external store '\(e)' is not supported; only hashtable:// (objects kept in this process) is")

@@ -6,14 +6,17 @@ import PlenumMemory
 import PlenumStore
 import PlenumWire
 
-/// `plenum bench store`: the Plenum side of the Plasma comparison (SPEC §9.5)
+/// `plenum bench store`: the Plenum side of the Plasma comparison (SPEC §8)
 /// and the bare Unix-socket round trip of this machine (the floor of any
-/// operation that crosses a socket), in one run.
+/// operation that crosses a socket), in one run. Every row runs twice: on
+/// the client's default path (shared-memory rings) and socket-only.
 struct StoreBench: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "store", abstract: "Store benchmark: the seeds' table, small-object round trips, and the socket floor.")
+    static let configuration = CommandConfiguration(commandName: "store", abstract: "Store benchmark: the seeds' table, small-object round trips, many clients, and the socket floor.")
     @Option(help: "Repetitions; each row reports the median.") var repeats = 3
-    @Option(help: "Operations for the small-object and socket rows.") var operations = 20_000
+    @Option(help: "Operations for the small-object and socket rows (per client in the many-client row).") var operations = 20_000
     @Option(help: "Scale object counts down by this factor (1 = the seeds' table).") var scale = 1
+    @Option(help: "Client processes of the many-client row (0: no such row).") var clients = 8
+    @Option(help: "Use the store already serving at this socket instead of starting one.") var socket: String?
     @Flag var json = false
 
     struct Row: Codable { var name: String; var kind: String; var unit: String; var plenum: Double }
@@ -24,20 +27,28 @@ struct StoreBench: ParsableCommand {
     ]
 
     func run() throws {
-        guard repeats > 0, operations > 0, scale > 0 else { throw ValidationError("counts must be positive") }
-        let socket = "/tmp/plenum-bench-\(getpid()).sock"
-        let daemon = try Peer.Child(arguments: ["store", "--socket", socket, "--memory", "2G"])
-        defer { daemon.kill(); _ = daemon.wait() }
-        var maybe: PlenumClient?
-        let deadline = Date().addingTimeInterval(30)
-        while maybe == nil { maybe = try? PlenumClient(socketPath: socket); if maybe == nil { guard Date() < deadline else { throw CLIError("store did not start") }; usleep(20_000) } }
-        let c = maybe!
+        guard repeats > 0, operations > 0, scale > 0, clients >= 0 else { throw ValidationError("counts must be positive") }
+        var daemon: Peer.Child?
+        let path: String
+        if let socket { path = socket } else {
+            path = "/tmp/plenum-bench-\(getpid()).sock"
+            daemon = try Peer.Child(arguments: ["store", "--socket", path, "--memory", "2G"])
+        }
+        defer { daemon?.kill(); _ = daemon?.wait() }
         var rows: [Row] = []
         var serial: UInt32 = 0
-        // Every row once through the socket, then once through shared-memory rings.
-        for (suffix, rings) in [("", false), (", rings", true)] {
-            if rings { try c.useRings() }
+        // Every row on the default path (rings), then socket-only.
+        for (suffix, rings) in [("", true), (", socket", false)] {
+            var maybe: PlenumClient?
+            let deadline = Date().addingTimeInterval(60)
+            while maybe == nil {
+                maybe = try? PlenumClient(socketPath: path, rings: rings)
+                if maybe == nil { guard Date() < deadline else { throw CLIError("no store answers at \(path)") }; usleep(20_000) }
+            }
+            let c = maybe!
+            guard c.usesRings == rings else { throw CLIError("the store gave no rings: the default-path rows would measure the socket") }
             rows += try measure(c, suffix: suffix, serial: &serial)
+            if clients > 0 { rows.append(try manyClients(c, socket: path, rings: rings, suffix: suffix, serial: &serial)) }
         }
         let floor = try socketFloor(operations: operations)
         rows.append(Row(name: "unix socket 64B round trip (floor)", kind: "latency", unit: "ns", plenum: floor))
@@ -120,12 +131,43 @@ struct StoreBench: ParsableCommand {
         return rows
     }
 
+    /// `clients` processes doing get+release of one 64-byte object, started
+    /// together at a common instant; ops/s = all operations / (last end −
+    /// common start). The median over `repeats`.
+    func manyClients(_ c: PlenumClient, socket: String, rings: Bool, suffix: String, serial: inout UInt32) throws -> Row {
+        serial += 1
+        var b = [UInt8](repeating: 0xC1, count: 20)
+        withUnsafeBytes(of: serial.bigEndian) { for i in 0..<4 { b[16 + i] = $0[i] } }
+        let id = ObjectID(bytes: b)!
+        try c.put(id, data: [UInt8](repeating: 1, count: 64))
+        defer { _ = try? c.delete([id]) }
+        var rates: [Double] = []
+        for _ in 0..<repeats {
+            // Far enough ahead for every child to start and connect.
+            let startAt = monotonicNanos() + UInt64(300 + 60 * clients) * 1_000_000
+            let children = try (0..<clients).map { _ in
+                try Peer.Child(arguments: ["bench", "_store-client", "--socket", socket, "--id", id.hex, "--operations", "\(operations)",
+                                           "--start-at", "\(startAt)"] + (rings ? [] : ["--socket-only"]))
+            }
+            var ends: [UInt64] = []
+            for child in children {
+                let (status, out) = child.wait()
+                guard status == 0, let end = UInt64(out.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                    throw CLIError("a many-client child failed (exit \(status)): \(out)")
+                }
+                ends.append(end)
+            }
+            rates.append(Double(clients * operations) / (Double(ends.max()! - startAt) / 1e9))
+        }
+        return Row(name: "get+release 64B, \(clients) clients\(suffix)", kind: "throughput", unit: "ops/s", plenum: median(rates))
+    }
+
     /// Median round trip of a 64-byte ping-pong with a second process over a
     /// Unix stream socket.
     func socketFloor(operations: Int) throws -> Double {
         let path = "/tmp/plenum-floor-\(getpid()).sock"
         unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard try UnixSocket.withAddress(path, { bind(fd, $0, $1) }) == 0 else { throw CLIError("cannot bind \(path)") }
         Glibc.listen(fd, 1)
         defer { close(fd); unlink(path) }
@@ -142,6 +184,30 @@ struct StoreBench: ParsableCommand {
         _ = peer.wait()
         samples.sort()
         return Double(samples[samples.count / 2])
+    }
+}
+
+/// One client of the many-client row: connects, waits for the common start
+/// instant, does get+release `operations` times, prints when it finished
+/// (monotonic ns).
+struct StoreBenchClient: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_store-client", abstract: "Internal: a client of the many-client row.", shouldDisplay: false)
+    @Option var socket: String
+    @Option var id: String
+    @Option var operations: Int
+    @Option var startAt: UInt64
+    @Flag var socketOnly = false
+    func run() throws {
+        guard let id = ObjectID(hex: id) else { throw ValidationError("--id is 40 hex digits") }
+        let c = try PlenumClient(socketPath: socket, rings: !socketOnly)
+        while monotonicNanos() < startAt { usleep(1000) }
+        for _ in 0..<operations {
+            guard let b = try c.get([id], timeoutMs: 0)[0] else { throw CLIError("object \(id) is gone") }
+            try c.release(b)
+        }
+        // The last release is applied before this reply: the work is done.
+        _ = try c.contains(id)
+        print(monotonicNanos())
     }
 }
 

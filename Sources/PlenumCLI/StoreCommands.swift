@@ -23,6 +23,8 @@ struct StoreCommand: ParsableCommand {
     @Option(help: "A uid besides this daemon's own that may change the store (repeatable).") var writerUid: [UInt32] = []
     @Option(help: "Disconnect a ring client that takes none of its waiting replies for this long (ms).") var replyStallMs: UInt64 = 10_000
     @Option(help: "Also serve Plasma 11 clients (pyarrow.plasma, libplasma) on this socket (SPEC §11).") var plasmaSocket: String?
+    @Flag(inversion: .prefixedNo, help: "Allocate and map the whole region at start: no page faults on later writes, and a /dev/shm too small fails now.") var prefault = true
+    @Flag(help: "Ask for transparent huge pages over the region (tmpfs: needs /sys/kernel/mm/transparent_hugepage/shmem_enabled = advise).") var hugePages = false
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -42,6 +44,8 @@ struct StoreCommand: ParsableCommand {
             o.lineSize = lineSize
         }
         o.forceRegion = force
+        o.prefault = prefault
+        o.hugePages = hugePages
         guard let mode = mode_t(socketMode, radix: 8), mode & ~0o777 == 0, mode & 0o600 == 0o600 else {
             throw ValidationError("--socket-mode is an octal mode such as 600 or 660 (the owner keeps read and write)")
         }

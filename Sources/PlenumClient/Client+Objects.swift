@@ -77,12 +77,28 @@ extension PlenumClient {
         return out
     }
 
+    /// Releases a buffer got from this client. Nothing answers it (SPEC
+    /// §9.2 `releaseQuietly`): it costs one post, and the store applies it
+    /// before this client's next request. A second release of the same
+    /// buffer throws `released` here.
     public func release(_ buffer: ObjectBuffer) throws(ClientError) {
-        guard !buffer.isReleased else { throw .released(buffer.id) }
-        guard case .released = try call(.release(buffer.id)) else { throw .unexpected("release") }
-        buffer.isReleased = true
+        try release([buffer])
     }
 
+    /// Releases several buffers in one quiet request.
+    public func release(_ buffers: [ObjectBuffer]) throws(ClientError) {
+        if let b = buffers.first(where: \.isReleased) { throw .released(b.id) }
+        var start = 0
+        while start < buffers.count {
+            let chunk = buffers[start..<min(buffers.count, start + Frame.maxIds)]
+            try sendOneWay { Wire.encodeReleaseQuietly(chunk.map(\.id), requestId: $0) }
+            for b in chunk { b.isReleased = true }
+            start += chunk.count
+        }
+    }
+
+    /// Releases one reference to `id` and waits for the store's answer
+    /// (`noReference` when this client holds none).
     public func release(_ id: ObjectID) throws(ClientError) {
         guard case .released = try call(.release(id)) else { throw .unexpected("release") }
     }

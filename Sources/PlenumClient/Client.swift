@@ -92,13 +92,23 @@ public final class PlenumClient {
     /// The ring file the store passed (SPEC §9.6): rings and doorbell.
     var ringMemory: MappedMemory?
     var doorbell = 0
+    /// This client's sleeping word in the ring file (SPEC §9.6) and the
+    /// number of its current sleep (0: awake).
+    var sleepWord = 0
+    var sleeps: UInt64 = 0
+    var asleep = false
+    /// The pieces of a reply frame longer than a slot (SPEC §9.6).
+    var assembler = PieceAssembler(limit: Frame.maxBytes)
     public var usesRings: Bool { requests != nil }
     /// Peer regions (SPEC §10.7), by handle; kept mapped while connected.
     var peerRegions: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:]
     /// Descriptors received with frames, in arrival order.
     var receivedFDs: [Int32] = []
 
-    public init(socketPath: String, access: Access = .readWrite) throws(ClientError) {
+    /// Connects to the store at `socketPath`. With `rings` (the default) the
+    /// client asks for shared-memory rings (SPEC §9.6) and uses them for
+    /// every request; when the store has none to give it keeps to the socket.
+    public init(socketPath: String, access: Access = .readWrite, rings: Bool = true) throws(ClientError) {
         self.access = access
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
@@ -140,6 +150,12 @@ public final class PlenumClient {
         } catch { close(fd); throw .connect(error) }
         guard let line = try? LineSize(hello.lineSize) else { close(fd); throw .unexpected("line size \(hello.lineSize)") }
         memory = mapping.memory(lineSize: line)
+        if rings {
+            // Refused (no free ring pair, no memory for a ring file): the socket serves.
+            do throws(ClientError) { try useRings() } catch {
+                if case .remote = error {} else { throw error }
+            }
+        }
     }
 
     deinit {
@@ -185,21 +201,21 @@ public final class PlenumClient {
     }
 
     /// Sends the frame built for a fresh request id and waits for its reply,
-    /// queueing notifications that arrive meanwhile. With rings, a frame that
-    /// fits a slot goes through the request ring and the reply is polled
-    /// from the reply ring (larger replies still come by the socket).
+    /// queueing notifications that arrive meanwhile. With rings, the frame
+    /// goes through the request ring (in pieces if longer than a slot) and
+    /// the reply is polled from the reply ring.
     func exchange(_ frame: (UInt64) -> [UInt8]) throws(ClientError) -> StoreResponse {
         let rid = nextRequest
         nextRequest += 1
         let bytes = frame(rid)
-        let byRing = post(bytes)
+        let byRing = try post(bytes)
         if !byRing { try send(bytes) }
         while true {
-            // A request too big for a ring slot likely has a big reply, which
-            // comes by the socket: look there on every round, not every 64th.
+            // A request that went by the socket (the ring is unusable) is
+            // answered there: look on every round, not every 64th.
             switch try next(socketEvery: byRing ? 64 : 1) {
             case .notification(let n): notifications.append(n)
-            case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified: continue
+            case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .wake: continue
             case .reply(let r, let result):
                 guard r == rid else { continue }
                 switch result {
@@ -210,8 +226,18 @@ public final class PlenumClient {
         }
     }
 
-    /// Opens the shared-memory request/reply rings (SPEC §9.6). Requests that
-    /// fit a ring slot then bypass the socket.
+    /// Sends a frame nothing answers (a quiet release): by the request ring
+    /// when the client has one, else by the socket.
+    func sendOneWay(_ frame: (UInt64) -> [UInt8]) throws(ClientError) {
+        let rid = nextRequest
+        nextRequest += 1
+        let bytes = frame(rid)
+        if try !post(bytes) { try send(bytes) }
+    }
+
+    /// Opens the shared-memory request/reply rings (SPEC §9.6); from then on
+    /// every request but the few answered with descriptors bypasses the
+    /// socket. `PlenumClient.init` calls it unless asked not to.
     public func useRings() throws(ClientError) {
         guard requests == nil else { return }
         let pair = try socketCall(Wire.encodeOpenRings) { incoming, rid -> Wire.RingPair? in
@@ -236,6 +262,8 @@ public final class PlenumClient {
         } catch { throw .unexpected("ring setup: \(error)") }
         guard pair.doorbell >= 0, pair.doorbell + 8 <= m.size else { throw .unexpected("doorbell outside the ring file") }
         doorbell = pair.doorbell
+        sleepWord = m.size - line.bytes
+        guard sleepWord >= pair.replies + pair.length, sleepWord > doorbell else { throw .unexpected("no room for the sleeping word in the ring file") }
         ringMemory = m
     }
 
@@ -247,7 +275,7 @@ public final class PlenumClient {
         nextRequest += 1
         try send(frame(rid))
         while true {
-            let incoming = try receive()
+            let incoming = try receiveFromSocket()
             if let v = pick(incoming, rid) { return v }
             switch incoming {
             case .notification(let n): notifications.append(n)
@@ -257,47 +285,103 @@ public final class PlenumClient {
         }
     }
 
-    /// Posts a request frame to the request ring; false if it must go by socket.
-    func post(_ frame: [UInt8]) -> Bool {
-        guard var producer = requests, frame.count <= producer.layout.maxPayload else { return false }
+    /// Posts a request frame to the request ring, in pieces when it is
+    /// longer than a slot (SPEC §9.6); false if it must go by the socket
+    /// (no rings, or the ring refused its first piece).
+    func post(_ frame: [UInt8]) throws(ClientError) -> Bool {
+        guard var producer = requests else { return false }
         var backoff = Backoff()
+        var offset = 0
+        defer { requests = producer }
         while true {
-            let r = frame.withUnsafeBytes { try? producer.post(kind: 1, requestId: 0, payload: $0) }
-            if case .posted = r { break }
-            guard r != nil else { requests = producer; return false }
+            let reached: Int
+            do { reached = try RingPieces.post(frame, from: offset, into: &producer) } catch {
+                guard offset == 0 else { throw .unexpected("request ring: \(error)") }
+                return false
+            }
+            if reached == frame.count { break }
+            if reached > offset { backoff = Backoff() }
+            offset = reached
+            // The ring is full: the store must be awake to drain it.
+            try ringDoorbell()
             backoff.idle()
         }
-        requests = producer
-        // Doorbell (SPEC §9.6): post; fence; read the store's sleeping word.
-        guard let m = ringMemory else { return true }
-        m.fence(.full)
-        m.invalidate(at: doorbell, count: 8)
-        m.fence(.full)
-        if m.load64(at: doorbell, ordering: .acquiring) != 0 { try? send(Wire.wakeFrame) }
+        try ringDoorbell()
         return true
     }
 
+    /// Doorbell (SPEC §9.6): after a post, fence; read the store's
+    /// sleeping word (invalidated first: the store writes it); if set, wake
+    /// the store by the socket.
+    func ringDoorbell() throws(ClientError) {
+        guard let m = ringMemory else { return }
+        m.fence(.full)
+        m.invalidate(at: doorbell, count: 8)
+        m.fence(.full)
+        if m.load64(at: doorbell, ordering: .acquiring) != 0 { try send(Wire.wakeFrame) }
+    }
+
     /// The next incoming frame: from the reply ring if one is ready, else the
-    /// socket (polled without blocking while rings are in use).
+    /// socket (polled without blocking while rings are in use). Between
+    /// empty polls the client spins, then yields, then sleeps in poll(2) on
+    /// the socket after telling the store so through its sleeping word
+    /// (SPEC §9.6): a post to the reply ring then comes with a `wake`.
     func next(socketEvery: Int = 64) throws(ClientError) -> Wire.Incoming {
-        guard var consumer = replies else { return try receive() }
-        // A reply that crosses nodes takes tens of µs: yield (not sleep —
-        // a sleep rounds up to the timer slack, 50 µs) for a few ms first.
-        var backoff = Backoff(yields: 2000)
-        var rounds = 0
+        guard var consumer = replies else { return try receiveFromSocket() }
+        defer { if asleep { setAsleep(false) } }
+        var backoff = Backoff(spins: Self.spins, yields: Self.yields)
+        var idle = 0, rounds = 0
         while true {
-            let got = consumer.poll { Array($0.payload) }
+            let got = consumer.poll { self.assembler.add($0) }
             replies = consumer
             switch got {
-            case .delivered(let frame):
+            case .delivered(.complete(let frame)):
                 do { return try Wire.decodeIncoming(frame) } catch { throw .protocolError(error) }
+            case .delivered(.partial): idle = 0; continue
+            case .delivered(.tooLong(let n)): throw .unexpected("reply ring: a frame of more than \(n - 1) bytes (at most \(Frame.maxBytes))")
+            case .delivered(.badKind(let k)): throw .unexpected("reply ring: a message of kind \(k) (1 or 2, SPEC §9.6)")
             case .corrupt(let why): throw .unexpected("reply ring: \(why)")
             case .empty:
                 rounds += 1
-                if rounds % socketEvery == 0, let incoming = try receiveIfReady() { return incoming }
+                if asleep || rounds % socketEvery == 0, let incoming = try receiveIfReady() {
+                    if incoming == .wake { continue }
+                    return incoming
+                }
+                if asleep {
+                    // The ring was empty after the word was published: wait
+                    // for the store's wake (or any frame) on the socket. The
+                    // timeout only bounds the damage of a lost wake.
+                    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    _ = Glibc.poll(&p, 1, 50)
+                    continue
+                }
+                idle += 1
+                if idle > Self.spins + Self.yields {
+                    // Publish the word, then poll the ring once more before sleeping.
+                    setAsleep(true)
+                    continue
+                }
                 backoff.idle()
             }
         }
+    }
+
+    /// Spins and yields before a client sleeps waiting for a reply: about
+    /// 30–100 µs, the time a store takes to answer when it is busy.
+    static let spins = 200, yields = 100
+
+    /// Publishes this client's sleeping word (SPEC §9.6 "The client's
+    /// sleeping word"): store (releasing) — a fresh sleep number, or 0;
+    /// fence(.full); flush; fence(.full), so that the ring poll that follows
+    /// is ordered after it.
+    func setAsleep(_ on: Bool) {
+        guard let m = ringMemory else { return }
+        if on { sleeps &+= 1; if sleeps == 0 { sleeps = 1 } }
+        asleep = on
+        m.store64(on ? sleeps : 0, at: sleepWord, ordering: .releasing)
+        m.fence(.full)
+        m.flush(at: sleepWord, count: 8)
+        m.fence(.full)
     }
 
     /// A frame from the socket if one is complete or arrives without waiting.
@@ -313,8 +397,14 @@ public final class PlenumClient {
         }
     }
 
-    /// Reads the next frame from the store.
+    /// The next frame from the store, by the reply ring or the socket
+    /// (tests use this after `send`).
     public func receive() throws(ClientError) -> Wire.Incoming {
+        try next(socketEvery: 1)
+    }
+
+    /// The next frame from the socket, waiting for it.
+    func receiveFromSocket() throws(ClientError) -> Wire.Incoming {
         guard let incoming = try readFrame(blocking: true) else { throw .closed }
         return incoming
     }

@@ -24,30 +24,56 @@ extension StoreDaemon {
         if !endpoints.isEmpty { region.memory().fence(.store) }
     }
 
-    /// Serves every ring client's queued requests; returns how many.
+    /// Serves every ring client's queued requests and posts what waits for
+    /// room in its reply ring; returns how many ring messages moved (pieces
+    /// of a long frame count one each, so the loop keeps polling while a
+    /// long reply streams out).
     func pollRings() -> Int {
-        var handled = 0
+        var moved = 0
         for (id, e) in endpoints {
             guard let c = connections[id] else { continue }
-            flushPending(e, of: c)
-            var budget = 32
-            while budget > 0, !c.closing {
-                budget -= 1
-                let frame: [UInt8]?
-                switch e.requests.poll({ Array($0.payload) }) {
-                case .delivered(let f): frame = f
-                case .corrupt(let why):
-                    warnings.warning(logger, key: "request-ring-\(id)", "client \(id) request ring: \(why)", now: monotonicNanos())
-                    continue
-                case .empty: frame = nil
-                }
-                guard let frame else { break }
-                handled += 1
-                handle(frame: frame, from: c)
+            moved += flushPending(e, of: c)
+            moved += serveRing(e, of: c, budget: 32)
+        }
+        return moved
+    }
+
+    /// Takes up to `budget` messages from c's request ring, handling every
+    /// frame they complete (SPEC §9.6: a frame longer than a slot comes in
+    /// pieces). Returns how many messages it took.
+    @discardableResult
+    func serveRing(_ e: RingEndpoint, of c: Connection, budget: Int) -> Int {
+        var taken = 0
+        while taken < budget, !c.closing {
+            let outcome: PieceAssembler.Outcome
+            switch e.requests.poll({ e.assembler.add($0) }) {
+            case .delivered(let o): outcome = o
+            case .corrupt(let why):
+                warnings.warning(logger, key: "request-ring-\(c.id)", "client \(c.id) request ring: \(why)", now: monotonicNanos())
+                continue
+            case .empty: return taken
+            }
+            taken += 1
+            switch outcome {
+            case .complete(let frame): handle(frame: frame, from: c)
+            case .partial: continue
+            case .tooLong(let n):
+                drop(c, why: "sent a frame of more than \(n - 1) bytes through its request ring (at most \(Frame.maxBytes))", misbehaving: true)
+            case .badKind(let k):
+                drop(c, why: "posted a message of kind \(k) to its request ring (1 or 2, SPEC §9.6)", misbehaving: true)
             }
         }
-        return handled
+        return taken
     }
+
+    /// Before a socket frame of a ring client is handled, everything the
+    /// client posted to its request ring before sending it is handled
+    /// (SPEC §9.6 "Order"): the client flushed those posts before its send.
+    func drainRing(of c: Connection) {
+        guard let e = endpoints[c.id] else { return }
+        while serveRing(e, of: c, budget: 256) > 0, !c.closing {}
+    }
+
     /// Formats a fresh ring pair for client c in a memory file of its own
     /// and passes its descriptor (SPEC §9.6). From then on replies that fit
     /// a slot travel by ring.
@@ -61,7 +87,8 @@ extension StoreDaemon {
             return
         }
         let line = region.lineSize.bytes
-        let size = (line + 2 * ringBytes + 4095) / 4096 * 4096
+        // Room for the client's sleeping word in the last line (SPEC §9.6).
+        let size = (2 * line + 2 * ringBytes + 4095) / 4096 * 4096
         let fd = plenum_memfd("plenum-rings-\(c.id)", size)
         guard fd >= 0, let mapping = try? Mapping(fd: fd, size: size, subject: "ring file") else {
             if fd >= 0 { close(fd) }
@@ -78,51 +105,76 @@ extension StoreDaemon {
             sendSocket(c, Wire.error(.malformedFrame, "the reply ring could not be attached; keep using the socket", requestId: requestId))
             return
         }
-        endpoints[c.id] = RingEndpoint(memory: m, doorbell: 0, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
+        endpoints[c.id] = RingEndpoint(memory: m, doorbell: 0, sleepWord: size - line, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
         sendSocket(c, Wire.encode(Wire.RingPair(requests: req.base, replies: rep.base, length: ringBytes, doorbell: 0), requestId: requestId),
                    descriptors: [fd])
         lastRingActivity = monotonicNanos()
     }
 
     /// Posts queued replies into a ring client's reply ring while it has
-    /// room. A client that takes none of them for `maxReplyStallNanos` is
-    /// not reading: it is disconnected (SPEC §9.6 "Limits").
-    func flushPending(_ e: RingEndpoint, of c: Connection) {
-        guard !e.pending.isEmpty else { return }
+    /// room, a long frame piece by piece (SPEC §9.6); returns how many
+    /// pieces it posted. A client that takes none of them for
+    /// `replyStallNanos` is not reading: it is disconnected (SPEC §9.6
+    /// "Limits").
+    @discardableResult
+    func flushPending(_ e: RingEndpoint, of c: Connection) -> Int {
+        guard !e.pending.isEmpty else { return 0 }
         var posted = 0
         while let frame = e.pending.first {
-            let r: PostResult
-            do { r = try frame.withUnsafeBytes { try e.replies.post(kind: 1, requestId: 0, payload: $0) } } catch {
+            let reached: Int
+            do { reached = try RingPieces.post(frame, from: e.pendingOffset, into: &e.replies) } catch {
                 // The client corrupted its side of the reply ring (or wrote an
                 // absurd control word): it cannot be served.
                 e.pending.removeAll()
+                e.pendingBytes = 0
                 drop(c, why: "corrupt reply ring: \(error)", misbehaving: true)
-                return
+                return posted
             }
-            guard case .posted = r else { break }
+            let maxPiece = e.replies.layout.maxPayload
+            posted += (reached - e.pendingOffset + maxPiece - 1) / maxPiece
+            guard reached == frame.count else { e.pendingOffset = reached; break }
+            e.pendingOffset = 0
+            e.pendingBytes -= frame.count
             e.pending.removeFirst()
-            posted += 1
         }
+        if posted > 0 { wakeIfSleeping(e, c) }
         let now = monotonicNanos()
-        if e.pending.isEmpty || posted > 0 { e.stalledSince = e.pending.isEmpty ? nil : now; return }
-        guard let since = e.stalledSince else { e.stalledSince = now; return }
+        if e.pending.isEmpty || posted > 0 { e.stalledSince = e.pending.isEmpty ? nil : now; return posted }
+        guard let since = e.stalledSince else { e.stalledSince = now; return 0 }
         if now &- since > options.replyStallNanos {
             e.pending.removeAll()
+            e.pendingBytes = 0
             drop(c, why: "not reading its reply ring (no reply taken for \(options.replyStallNanos / 1_000_000) ms)", misbehaving: true)
         }
+        return 0
+    }
+
+    /// After posting to c's reply ring: if the client said it sleeps
+    /// (SPEC §9.6 "The client's sleeping word") and this sleep was not
+    /// woken yet, send it a `wake` frame by the socket. Its word is read
+    /// after the post: fence(.full); invalidate (the client writes it);
+    /// fence(.full); load (acquiring) — the mirror of the doorbell.
+    func wakeIfSleeping(_ e: RingEndpoint, _ c: Connection) {
+        e.memory.fence(.full)
+        e.memory.invalidate(at: e.sleepWord, count: 8)
+        e.memory.fence(.full)
+        let word = e.memory.load64(at: e.sleepWord, ordering: .acquiring)
+        guard word != 0, word != e.wokenSleep else { return }
+        e.wokenSleep = word
+        sendSocket(c, Wire.wakeFrame)
     }
 
     /// Replies and notifications: by the client's reply ring when it has
-    /// one and the frame fits a slot (in order behind anything pending),
-    /// else by the socket.
+    /// one (in order behind anything pending; a frame longer than a slot in
+    /// pieces), else by the socket.
     func enqueue(_ c: Connection, _ frame: [UInt8]) {
-        if let e = endpoints[c.id], frame.count <= Self.ringSlotSize - RingLayout.slotHeaderBytes {
-            e.pending.append(frame)
-            flushPending(e, of: c)
-            if e.pending.count > Self.maxPendingReplies { drop(c, why: "not reading its reply ring (\(e.pending.count) replies waiting)", misbehaving: true) }
-            return
+        guard let e = endpoints[c.id] else { return sendSocket(c, frame) }
+        e.pending.append(frame)
+        e.pendingBytes += frame.count
+        flushPending(e, of: c)
+        if e.pending.count > Self.maxPendingReplies || e.pendingBytes > Self.maxQueuedReplyBytes {
+            drop(c, why: "not reading its reply ring (\(e.pending.count) replies, \(e.pendingBytes) bytes waiting)", misbehaving: true)
         }
-        sendSocket(c, frame)
     }
 
 }

@@ -38,6 +38,17 @@ extension StoreDaemon {
                 sendSocket(c, Wire.encodeClusterStatus(statusJSON(), requestId: rid))
             case (let rid, .writeAccess):
                 grantWriteAccess(to: c, requestId: rid)
+            case (let rid, .releaseQuietly(let ids)):
+                // As `release`, once per id, with every reply to it dropped:
+                // a failure (no reference) is only logged at debug level.
+                for id in ids {
+                    let actions = core.handle(.local(.request(c.id, requestId: rid, .release(id))), now: now)
+                    dispatch(actions.filter { a in
+                        guard case .local(.reply(c.id, rid, let r)) = a else { return true }
+                        if case .error(let e) = r { logger.debug("quiet release of \(id) by client \(c.id): \(e)") }
+                        return false
+                    })
+                }
             case (let rid, .verify(let ids)):
                 var budget = Self.maxVerifyBytes
                 let results = ids.map { id -> StoreError? in

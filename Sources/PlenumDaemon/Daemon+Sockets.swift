@@ -241,6 +241,7 @@ extension StoreDaemon {
             guard let length else { break }
             let frame = Array(c.input[start..<(start + length)])
             start += length
+            drainRing(of: c)
             handle(frame: frame, from: c)
         }
         if start > 0 { c.input.removeFirst(min(start, c.input.count)) }

@@ -45,6 +45,12 @@ public final class StoreDaemon {
         /// descriptor): nothing is left in /dev/shm even after SIGKILL.
         /// Single stores only (peers map regions by path). SPEC §11.7.
         public var unlinkRegionAtStart = false
+        /// Allocate and map every page of the region at start (SPEC §9.4
+        /// "Memory"): creates then copy bytes without page faults, and a
+        /// /dev/shm too small for the region fails the start, not a later write.
+        public var prefault = true
+        /// Ask for transparent huge pages over the region (`MADV_HUGEPAGE`).
+        public var hugePages = false
         /// Mode of the socket file: 0600 admits this uid only; 0660/0666
         /// admit others, who then may only read unless listed below.
         public var socketMode: mode_t = 0o600
@@ -120,14 +126,25 @@ public final class StoreDaemon {
     final class RingEndpoint {
         let memory: MappedMemory
         let doorbell: Int
+        /// The client's sleeping word (client writes) and the last of its
+        /// values this store woke (SPEC §9.6).
+        let sleepWord: Int
+        var wokenSleep: UInt64 = 0
         var requests: RingConsumer<MappedMemory>
         var replies: RingProducer<MappedMemory>
+        /// Frames waiting for room in the reply ring; the first may be
+        /// posted up to `pendingOffset` already (SPEC §9.6 pieces).
         var pending: [[UInt8]] = []
+        var pendingOffset = 0
+        var pendingBytes = 0
+        /// The pieces of a request frame longer than a slot.
+        var assembler = PieceAssembler(limit: Frame.maxBytes)
         /// Since when replies wait for room without any being taken.
         var stalledSince: UInt64?
-        init(memory: MappedMemory, doorbell: Int, requests: RingConsumer<MappedMemory>, replies: RingProducer<MappedMemory>) {
+        init(memory: MappedMemory, doorbell: Int, sleepWord: Int, requests: RingConsumer<MappedMemory>, replies: RingProducer<MappedMemory>) {
             self.memory = memory
             self.doorbell = doorbell
+            self.sleepWord = sleepWord
             self.requests = requests
             self.replies = replies
         }
@@ -237,6 +254,8 @@ public final class StoreDaemon {
         let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>)
         do {
             let region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true)
+            if options.hugePages { try region.mapping.adviseHugePages(subject: path) }
+            if options.prefault { try region.mapping.populate(subject: path) }
             let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
             if let (config, node) = options.cluster, let plan {
                 let links = try SegmentTable.append(.raw, name: "peer-links", length: linkArea, in: region.memory(), header: region.header)

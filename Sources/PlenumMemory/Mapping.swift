@@ -49,6 +49,29 @@ public final class Mapping: @unchecked Sendable {
         MappedMemory(mapping: self, lineSize: lineSize.bytes, flushes: flushes)
     }
 
+    /// Populates every page of the mapping for writing now
+    /// (`MADV_POPULATE_WRITE`, Linux 5.14+): the pages are allocated and
+    /// mapped, so a later write takes no page fault — and a file that cannot
+    /// hold the mapping fails here, not with SIGBUS on some later write.
+    public func populate(subject: String) throws(SystemCallError) {
+        let madvPopulateWrite: Int32 = 23   // <linux/mman.h>; not in every libc's headers
+        guard madvise(base, size, madvPopulateWrite) == 0 else {
+            throw SystemCallError.last("madvise(MADV_POPULATE_WRITE)", subject: subject,
+                                       hint: "the file system may lack \(size) free bytes (df /dev/shm), or the kernel predates 5.14: pass --no-prefault")
+        }
+    }
+
+    /// Asks for transparent huge pages over this mapping (`MADV_HUGEPAGE`).
+    /// For a tmpfs file this takes effect only if
+    /// /sys/kernel/mm/transparent_hugepage/shmem_enabled is `advise`,
+    /// `within_size` or `always`.
+    public func adviseHugePages(subject: String) throws(SystemCallError) {
+        let madvHugepage: Int32 = 14
+        guard madvise(base, size, madvHugepage) == 0 else {
+            throw SystemCallError.last("madvise(MADV_HUGEPAGE)", subject: subject, hint: "the kernel lacks transparent huge pages: run without --huge-pages")
+        }
+    }
+
     /// Hands the raw range to `body` — for kernel calls such as `mbind`.
     public func withUnsafeRange<R>(_ body: (UnsafeMutableRawPointer, Int) throws -> R) rethrows -> R {
         try body(base, size)

@@ -21,6 +21,8 @@ public enum Frame {
         case createOn = 0x10, barrier, regions, clusterStatus
         // access and integrity (SPEC §9.7)
         case writeAccess = 0x14, verify
+        // a release nobody answers (SPEC §9.2)
+        case releaseQuietly = 0x16
         // replies
         case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
         case refreshed, createdAndSealed, ringsOpened

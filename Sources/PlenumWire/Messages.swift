@@ -74,6 +74,8 @@ public enum Wire {
         case writeAccess
         /// Check sealed objects against their seal-time digests.
         case verify([ObjectID])
+        /// Drop one reference per id, with no reply (SPEC §9.2 0x16).
+        case releaseQuietly([ObjectID])
     }
 
     /// One region a store maps and passes to its clients (SPEC §10.7): the
@@ -143,6 +145,8 @@ public enum Wire {
     public static func encodeVerified(_ results: [StoreError?], requestId: UInt64) -> [UInt8] {
         Frame.build(.verified, requestId: requestId) { perObject(&$0, results) }
     }
+    /// Releases without a reply: nothing answers it, not even an error.
+    public static func encodeReleaseQuietly(_ ids: [ObjectID], requestId: UInt64) -> [UInt8] { Frame.build(.releaseQuietly, requestId: requestId) { $0.ids(ids) } }
     public static let wakeFrame: [UInt8] = Frame.build(.wake, requestId: 0)
 
     public static func encode(_ p: RingPair, requestId: UInt64) -> [UInt8] {
@@ -203,6 +207,10 @@ public enum Wire {
             let ids = try r.ids(limit: Frame.maxIds)
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
             return (rid, .verify(ids))
+        case .releaseQuietly:
+            let ids = try r.ids(limit: Frame.maxIds)
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, .releaseQuietly(ids))
         case .createOn, .barrier:
             let c: ClusterRequest
             if k == .barrier {
@@ -326,6 +334,9 @@ public enum Wire {
         case clusterStatus(requestId: UInt64, String)
         case writeGranted(requestId: UInt64)
         case verified(requestId: UInt64, [StoreError?])
+        /// The store posted to the reply ring of a client that said it
+        /// sleeps (SPEC §9.6 "The client's sleeping word").
+        case wake
     }
 
     public static func decodeIncoming(_ frame: [UInt8]) throws(WireError) -> Incoming {
@@ -398,6 +409,9 @@ public enum Wire {
             return .notification(.deleted(try r.id()))
         case .ringsOpened:
             return .ringsOpened(requestId: rid, RingPair(requests: try r.size(), replies: try r.size(), length: try r.size(), doorbell: try r.size()))
+        case .wake:
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return .wake
         default: throw .unknownType(kind)
         }
         return .reply(requestId: rid, .success(response))

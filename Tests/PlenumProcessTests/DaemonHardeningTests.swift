@@ -76,7 +76,7 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
     @Test func aClientThatNeverReadsItsRepliesIsDisconnectedAndTheDaemonStaysSmall() throws {
         let store = try HardenedStore()
         let before = store.anonymousBytes
-        let evil = try PlenumClient(socketPath: store.socket)
+        let evil = try PlenumClient(socketPath: store.socket, rings: false)
         // 1 M stats requests (16 MB of requests, ~100 MB of replies), never read.
         var batch: [UInt8] = []
         for i in 1...4096 { batch += Wire.encode(.stats, requestId: UInt64(i)) }
@@ -95,7 +95,7 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         let store = try HardenedStore(["--reply-stall-ms", "3000"])
         let c = try PlenumClient(socketPath: store.socket)
         try c.useRings()
-        for i in 1...100 { _ = c.post(Wire.encode(.stats, requestId: UInt64(i))) }   // 64 replies fill the ring; 36 wait
+        for i in 1...100 { _ = try c.post(Wire.encode(.stats, requestId: UInt64(i))) }   // 64 replies fill the ring; 36 wait
         usleep(300_000)
         let cpu0 = store.cpuSeconds, t0 = Date()
         usleep(1_500_000)
@@ -115,7 +115,7 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         m.store64(.max, at: layout.resetRequestOffset, ordering: .releasing)
         m.flush(at: layout.resetRequestOffset, count: 8)
         m.fence(.store)
-        for i in 1...100 { _ = c.post(Wire.encode(.stats, requestId: UInt64(i))) }
+        for i in 1...100 { _ = try c.post(Wire.encode(.stats, requestId: UInt64(i))) }
         #expect(closedByStore(c, within: 30))
         #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1)
         let r = store.stop()

@@ -20,7 +20,7 @@ final class RunningStore {
         usleep(50_000)
     }
 
-    func client() throws -> PlenumClient { try PlenumClient(socketPath: socket) }
+    func client(rings: Bool = true) throws -> PlenumClient { try PlenumClient(socketPath: socket, rings: rings) }
 
     /// SIGTERM; the daemon must exit cleanly and remove its socket.
     func stop() -> Int32 {
@@ -176,7 +176,7 @@ final class RunningStore {
         #expect(e4.storeCode == .malformedFrame && e4.message.contains("reserved"))
         // A valid request and an impossible length in one write: the reply,
         // then the error, then the close.
-        let both = try store.client()
+        let both = try store.client(rings: false)   // the socket's own order
         try both.send(Wire.encode(.contains(ObjectID(hex: String(repeating: "04", count: 20))!), requestId: 5) + [0xFF, 0xFF, 0xFF, 0x7F])
         guard case .reply(5, .success(.contains(false))) = try both.receive() else { Issue.record("no reply before the error"); return }
         guard case .reply(_, .failure(let e5)) = try both.receive() else { Issue.record("error lost"); return }
