@@ -68,6 +68,8 @@ struct StoreBench: ParsableCommand {
         func nextID() -> ObjectID {
             serial += 1
             var b = [UInt8](repeating: 0xBE, count: 20)
+            // This process's id too: runs against one long-lived store (--socket) never collide.
+            withUnsafeBytes(of: UInt32(truncatingIfNeeded: getpid()).bigEndian) { for i in 0..<4 { b[12 + i] = $0[i] } }
             withUnsafeBytes(of: serial.bigEndian) { for i in 0..<4 { b[16 + i] = $0[i] } }
             return ObjectID(bytes: b)!
         }
@@ -117,6 +119,7 @@ struct StoreBench: ParsableCommand {
         // Small-object round trips.
         let small = nextID()
         try c.put(small, data: [UInt8](repeating: 1, count: 64))
+        defer { _ = try? c.delete([small]) }
         var getRelease: [Double] = [], contains: [Double] = []
         for _ in 0..<repeats {
             var t0 = monotonicNanos()
@@ -137,6 +140,7 @@ struct StoreBench: ParsableCommand {
     func manyClients(_ c: PlenumClient, socket: String, rings: Bool, suffix: String, serial: inout UInt32) throws -> Row {
         serial += 1
         var b = [UInt8](repeating: 0xC1, count: 20)
+        withUnsafeBytes(of: UInt32(truncatingIfNeeded: getpid()).bigEndian) { for i in 0..<4 { b[12 + i] = $0[i] } }
         withUnsafeBytes(of: serial.bigEndian) { for i in 0..<4 { b[16 + i] = $0[i] } }
         let id = ObjectID(bytes: b)!
         try c.put(id, data: [UInt8](repeating: 1, count: 64))

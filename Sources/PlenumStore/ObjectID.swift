@@ -16,6 +16,14 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
         }
     }
 
+    /// From exactly 20 raw bytes (no intermediate array).
+    public init(raw: UnsafeRawBufferPointer) {
+        precondition(raw.count == ObjectID.byteCount)
+        w0 = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+        w1 = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+        w2 = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
+    }
+
     /// Appends the 20 bytes to `out` (no intermediate array).
     public func append(to out: inout [UInt8]) {
         withUnsafeBytes(of: w0.littleEndian) { out += $0 }

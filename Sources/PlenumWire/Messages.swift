@@ -294,6 +294,7 @@ public enum Wire {
         case .sealed: return Frame.build(.sealed, requestId: requestId)
         case .aborted: return Frame.build(.aborted, requestId: requestId)
         case .objects(let ls): return Frame.build(.objects, requestId: requestId) { w in
+            w.reserve(4 + ls.count * 41)
             w.u32(UInt32(ls.count))
             for l in ls { if let l { w.u8(1); location(&w, l) } else { w.u8(0) } }
         }

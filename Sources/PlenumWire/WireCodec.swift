@@ -13,7 +13,12 @@ public struct WireWriter {
     public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
     public mutating func int(_ v: Int) { u64(UInt64(bitPattern: Int64(v))) }
     public mutating func id(_ v: ObjectID) { v.append(to: &bytes) }
-    public mutating func ids(_ v: [ObjectID]) { u32(UInt32(v.count)); for i in v { id(i) } }
+    public mutating func ids(_ v: [ObjectID]) {
+        bytes.reserveCapacity(bytes.count + 4 + v.count * ObjectID.byteCount)
+        u32(UInt32(v.count)); for i in v { id(i) }
+    }
+    /// Room for `n` more bytes (a frame whose size is known up front).
+    public mutating func reserve(_ n: Int) { bytes.reserveCapacity(bytes.count + n) }
     public mutating func bytes(_ b: [UInt8]) { bytes += b }
     public mutating func text(_ s: String) { let u = Array(s.utf8.prefix(4096)); u32(UInt32(u.count)); bytes += u }
 }
@@ -38,10 +43,11 @@ public struct WireReader {
     }
 
     mutating func fixed<T: FixedWidthInteger>(_: T.Type) throws(WireError) -> T {
-        let s = try take(MemoryLayout<T>.size)
-        var v: T = 0
-        for (i, b) in s.enumerated() { v |= T(b) << (8 * i) }
-        return v
+        let n = MemoryLayout<T>.size
+        guard n <= remaining else { throw .truncated(needed: n, available: remaining) }
+        let at = position
+        position += n
+        return T(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: T.self) })
     }
 
     public mutating func u8() throws(WireError) -> UInt8 { try fixed(UInt8.self) }
@@ -60,7 +66,12 @@ public struct WireReader {
     /// A signed quantity sent by `WireWriter.int` (may be negative).
     public mutating func int() throws(WireError) -> Int { Int(try i64()) }
 
-    public mutating func id() throws(WireError) -> ObjectID { ObjectID(bytes: Array(try take(ObjectID.byteCount)))! }
+    public mutating func id() throws(WireError) -> ObjectID {
+        guard ObjectID.byteCount <= remaining else { throw .truncated(needed: ObjectID.byteCount, available: remaining) }
+        let at = position
+        position += ObjectID.byteCount
+        return bytes.withUnsafeBytes { ObjectID(raw: UnsafeRawBufferPointer(rebasing: $0[at..<(at + ObjectID.byteCount)])) }
+    }
 
     public mutating func ids(limit: Int) throws(WireError) -> [ObjectID] {
         let n = Int(try u32())
