@@ -60,7 +60,7 @@ extension LocalCluster {
         while ready.count < config.nodes.count {
             for n in config.nodes where !ready.contains(n.id) {
                 if pid(dir, n.id) == nil { throw CLIError("node \(n.id) exited during start; see \(logFile(dir, n.id))") }
-                guard let c = try? PlenumClient(socketPath: n.socket), let json = try? c.clusterStatus(),
+                guard let c = try? PlenumClient(socketPath: n.socket, prefault: false), let json = try? c.clusterStatus(),
                       let doc = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
                       let peers = doc["peers"] as? [[String: Any]] else { continue }
                 if peers.allSatisfy({ $0["alive"] as? Bool == true }) { ready.insert(n.id) }
@@ -187,7 +187,7 @@ struct StatusCommand: ParsableCommand {
         var docs: [[String: Any]] = []
         for (id, s) in sockets {
             do {
-                let text = try PlenumClient(socketPath: s).clusterStatus()
+                let text = try PlenumClient(socketPath: s, prefault: false).clusterStatus()
                 docs.append((try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:])
             } catch {
                 docs.append(["node": id.map { Int($0) } ?? -1, "socket": s, "reachable": false, "error": "\(error)"])

@@ -102,7 +102,7 @@ struct DemoCommand: ParsableCommand {
             print("cluster: 3 stores in /dev/shm (\(dir)); \(clusterObjects) objects (\(bytes) bytes) created on node 0, read on node 2 in \(String(format: "%.2f", seconds)) s: \(remote) zero-copy from node 0's memory, \(mismatches) mismatches; node 2 lists \(listed) objects")
             print("cluster: node 1 reads \"\(String(decoding: back, as: UTF8.self))\"")
             for n in config.nodes {
-                if let text = try? PlenumClient(socketPath: n.socket).clusterStatus(),
+                if let text = try? PlenumClient(socketPath: n.socket, prefault: false).clusterStatus(),
                    let doc = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
                    let m = doc["memory"] as? [String: Any], let msgs = doc["messages"] as? [String: Any] {
                     print("  node \(n.id): \(m["objects"] ?? 0) objects, \(m["used"] ?? 0) B used; peer messages in \(msgs["in"] ?? 0), out \(msgs["out"] ?? 0)")

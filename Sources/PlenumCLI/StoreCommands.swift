@@ -62,7 +62,7 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Socket of the store.") var socket: String?
     @Option(name: .customLong("via"), help: "Talk to node N of the local cluster (`plenum cluster up`).") var via: Int?
     var socketPath: String { socket ?? via.map { LocalCluster.defaultDir + "/node\($0).sock" } ?? defaultSocket }
-    func connect(_ access: PlenumClient.Access = .readWrite) throws -> PlenumClient { try PlenumClient(socketPath: socketPath, access: access) }
+    func connect(_ access: PlenumClient.Access = .readWrite) throws -> PlenumClient { try PlenumClient(socketPath: socketPath, access: access, prefault: false) }
 }
 
 /// A runtime failure of a CLI command: printed as `Error: …`, exit 1, no usage.

@@ -97,6 +97,12 @@ public final class PlenumClient {
     var sleepWord = 0
     var sleeps: UInt64 = 0
     var asleep = false
+    /// Counters for diagnostics and tests: frames that came by the socket
+    /// (the greeting's excluded), and `wake` frames among them.
+    public private(set) var framesBySocket = 0
+    public private(set) var wakes = 0
+    /// How often this client slept waiting for the store (SPEC §9.6).
+    public var sleepCount: UInt64 { sleeps }
     /// The pieces of a reply frame longer than a slot (SPEC §9.6).
     var assembler = PieceAssembler(limit: Frame.maxBytes)
     public var usesRings: Bool { requests != nil }
@@ -108,7 +114,11 @@ public final class PlenumClient {
     /// Connects to the store at `socketPath`. With `rings` (the default) the
     /// client asks for shared-memory rings (SPEC §9.6) and uses them for
     /// every request; when the store has none to give it keeps to the socket.
-    public init(socketPath: String, access: Access = .readWrite, rings: Bool = true) throws(ClientError) {
+    /// With `prefault` (the default) it populates its mapping of a region the
+    /// store populated, so no later access takes a page fault: a long-lived
+    /// client's choice; a one-shot command passes false (populating a
+    /// gigabyte region takes about 0.1 s).
+    public init(socketPath: String, access: Access = .readWrite, rings: Bool = true, prefault: Bool = true) throws(ClientError) {
         self.access = access
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         self.fd = fd
@@ -150,6 +160,15 @@ public final class PlenumClient {
         } catch { close(fd); throw .connect(error) }
         guard let line = try? LineSize(hello.lineSize) else { close(fd); throw .unexpected("line size \(hello.lineSize)") }
         memory = mapping.memory(lineSize: line)
+        // When the store populated the region (SPEC §9.4 "Memory": every
+        // block of the file allocated), populating this process's page
+        // tables too spares every first touch of a page a fault later. Best
+        // effort: without it pages fault in as used. A store started with
+        // --no-prefault is left that way.
+        var st = stat()
+        if prefault, fstat(regionFD, &st) == 0, Int(st.st_blocks) * 512 >= hello.regionSize {
+            try? mapping.populate(subject: "store region", forWriting: access == .readWrite)
+        }
         if rings {
             // Refused (no free ring pair, no memory for a ring file): the socket serves.
             do throws(ClientError) { try useRings() } catch {
@@ -344,7 +363,7 @@ public final class PlenumClient {
             case .empty:
                 rounds += 1
                 if asleep || rounds % socketEvery == 0, let incoming = try receiveIfReady() {
-                    if incoming == .wake { continue }
+                    if incoming == .wake { wakes += 1; continue }
                     return incoming
                 }
                 if asleep {
@@ -352,7 +371,10 @@ public final class PlenumClient {
                     // for the store's wake (or any frame) on the socket. The
                     // timeout only bounds the damage of a lost wake.
                     var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                    _ = Glibc.poll(&p, 1, 50)
+                    if Glibc.poll(&p, 1, 50) > 0, let incoming = try receiveIfReady() {
+                        if incoming == .wake { wakes += 1; continue }
+                        return incoming
+                    }
                     continue
                 }
                 idle += 1
@@ -418,6 +440,7 @@ public final class PlenumClient {
                 if let length = try Frame.complete(input) {
                     let frame = Array(input[0..<length])
                     input.removeFirst(length)
+                    framesBySocket += 1
                     return try Wire.decodeIncoming(frame)
                 }
             } catch { throw .protocolError(error) }

@@ -170,9 +170,15 @@ public struct ClusterCore: Sendable {
     /// timeouts are not in it: the cluster shell ticks the core every
     /// heartbeat, which expires them (a loop iteration need not scan them).
     public var nextDeadline: UInt64? {
-        let d = [store.nextDeadline, gets.values.compactMap(\.deadline).min()].compactMap { $0 }
-        return d.min()
+        var best = store.nextDeadline
+        for g in gets.values { if let d = g.deadline, best.map({ d < $0 }) ?? true { best = d } }
+        return best
     }
+
+    /// `nextDeadline` for a caller that holds the core in a class property
+    /// (the daemon asks after every batch of events): a mutating call works
+    /// in place, where a getter made the caller copy the whole core first.
+    public mutating func earliestDeadline() -> UInt64? { nextDeadline }
     public var pendingRequests: Int { outstanding.count }
     /// References held here on each peer's objects (for status).
     public var referencesHeld: [NodeID: Int] {

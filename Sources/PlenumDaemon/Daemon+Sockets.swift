@@ -98,7 +98,7 @@ extension StoreDaemon {
     }
 
     func armTimer() {
-        guard let deadline = core.nextDeadline else { return }
+        guard let deadline = core.earliestDeadline() else { return }
         if let armed = timerArmedFor, armed <= deadline { return }
         let now = monotonicNanos()
         let wait = deadline > now ? deadline - now : 0

@@ -53,10 +53,13 @@ public final class Mapping: @unchecked Sendable {
     /// (`MADV_POPULATE_WRITE`, Linux 5.14+): the pages are allocated and
     /// mapped, so a later write takes no page fault — and a file that cannot
     /// hold the mapping fails here, not with SIGBUS on some later write.
-    public func populate(subject: String) throws(SystemCallError) {
-        let madvPopulateWrite: Int32 = 23   // <linux/mman.h>; not in every libc's headers
-        guard madvise(base, size, madvPopulateWrite) == 0 else {
-            throw SystemCallError.last("madvise(MADV_POPULATE_WRITE)", subject: subject,
+    /// `forWriting: false` (a read-only mapping) maps the pages for reading
+    /// (`MADV_POPULATE_READ`).
+    public func populate(subject: String, forWriting: Bool = true) throws(SystemCallError) {
+        // <linux/mman.h>; not in every libc's headers.
+        let advice: Int32 = forWriting ? 23 : 22   // MADV_POPULATE_WRITE : MADV_POPULATE_READ
+        guard madvise(base, size, advice) == 0 else {
+            throw SystemCallError.last(forWriting ? "madvise(MADV_POPULATE_WRITE)" : "madvise(MADV_POPULATE_READ)", subject: subject,
                                        hint: "the file system may lack \(size) free bytes (df /dev/shm), or the kernel predates 5.14: pass --no-prefault")
         }
     }

@@ -1,0 +1,82 @@
+import Foundation
+import PlenumClient
+import PlenumStore
+import PlenumWire
+import Testing
+
+/// The default client path (SPEC §9.6): rings from the start, frames longer
+/// than a slot in pieces, quiet releases, sleeping clients woken by the store.
+@Suite(.serialized) struct ClientRingPathTests {
+    static func ids(_ n: Int, base: Int) -> [ObjectID] { (0..<n).map { oid(n: base + $0) } }
+
+    /// A get of 4,096 ids (an 82 kB request, a 168 kB reply — both longer
+    /// than the 64-slot ring) travels in shared memory: no frame comes by
+    /// the socket, and every location is right.
+    @Test func aBatchedGetOf4096IdsNeverFallsBackToTheSocket() throws {
+        let store = try RunningStore()
+        let c = try store.client()
+        #expect(c.usesRings, "rings are the default")
+        let ids = Self.ids(4096, base: 1_000_000)
+        var batch: [Wire.InlineObject] = []
+        for (i, id) in ids.enumerated() { batch.append(.init(id: id, data: [UInt8(truncatingIfNeeded: i), UInt8(truncatingIfNeeded: i >> 8)])) }
+        // Frames by the socket other than the store's wakes (SPEC §9.6).
+        func replies() -> Int { c.framesBySocket - c.wakes }
+        let before = replies()
+        #expect(try c.createAndSeal(batch).allSatisfy { $0 == nil }, "a 45 kB create-and-seal, in pieces")
+        let buffers = try c.get(ids, timeoutMs: 0)
+        #expect(replies() == before, "\(replies() - before) replies came by the socket")
+        #expect(buffers.count == 4096)
+        for (i, b) in buffers.enumerated() {
+            #expect(try b?.data == [UInt8(truncatingIfNeeded: i), UInt8(truncatingIfNeeded: i >> 8)], "object \(i)")
+        }
+        // A reply of about 400 kB comes by the ring too.
+        #expect(try c.list().count == 4096)
+        #expect(replies() == before)
+        try c.release(buffers.compactMap { $0 })
+        #expect(try c.delete(ids).allSatisfy { $0 == nil }, "every reference was released before the delete")
+        #expect(store.stop() == 0)
+    }
+
+    /// A quiet release is applied before the same client's next request,
+    /// ring or socket; a second release of the buffer is refused here; a
+    /// quiet release the store refuses leaves no stray reply behind.
+    @Test func quietReleasesAreOrderedAndLeaveNoStrayReply() throws {
+        let store = try RunningStore()
+        for rings in [true, false] {
+            let c = try store.client(rings: rings)
+            let id = oid(n: rings ? 7001 : 7002)
+            try c.put(id, data: [1, 2, 3])
+            for _ in 0..<200 {
+                let b = try #require(try c.get([id], timeoutMs: 0).first ?? nil)
+                try c.release(b)
+                #expect(throws: ClientError.self) { try c.release(b) }
+            }
+            #expect(try c.delete([id]) == [nil], "rings \(rings): the last release was applied first")
+            // Releasing what this client does not hold: nothing answers, and
+            // the next request gets its own reply.
+            try c.send(Wire.encodeReleaseQuietly([oid(n: 7003)], requestId: 9_000))
+            #expect(try c.contains(oid(n: 7003)) == false)
+            #expect(try c.stats().objects == 0)
+        }
+        #expect(store.stop() == 0)
+    }
+
+    /// A client blocked in a long get sleeps (its sleeping word set), and
+    /// the store's post of the reply wakes it through the socket.
+    @Test func aSleepingClientIsWokenByTheStore() throws {
+        let store = try RunningStore()
+        let waiter = try store.client()
+        let id = oid(n: 8001), socket = store.socket
+        let sealed = Thread {
+            usleep(300_000)
+            try? PlenumClient(socketPath: socket).put(id, data: [42])
+        }
+        sealed.start()
+        let got = try waiter.get([id], timeoutMs: 20_000)
+        #expect(try got.first??.data == [42])
+        #expect(waiter.sleepCount >= 1, "the waiter slept instead of polling for 300 ms")
+        #expect(waiter.wakes >= 1, "the store woke it (not the 50 ms safety timeout)")
+        while !sealed.isFinished { usleep(10_000) }
+        #expect(store.stop() == 0)
+    }
+}
