@@ -69,9 +69,12 @@ extension StoreDaemon {
     /// Before a socket frame of a ring client is handled, everything the
     /// client posted to its request ring before sending it is handled
     /// (SPEC §9.6 "Order"): the client flushed those posts before its send.
+    /// They are at most a ring's worth of messages (the client cannot post
+    /// more before they are taken), so that bounds the drain: a client that
+    /// keeps posting cannot hold the loop here.
     func drainRing(of c: Connection) {
         guard let e = endpoints[c.id] else { return }
-        while serveRing(e, of: c, budget: 256) > 0, !c.closing {}
+        serveRing(e, of: c, budget: Self.ringSlots)
     }
 
     /// Formats a fresh ring pair for client c in a memory file of its own
