@@ -32,10 +32,12 @@ public enum Home {
 
 extension ObjectID {
     /// The first 8 bytes, little-endian, folded with the rest (hashing only).
+    /// SPEC §10.4 `key(id)`: XOR the bytes in at positions i mod 8, mix
+    /// after bytes 7 and 15 — that is, with the id's little-endian words,
+    /// mix(mix(w0) ⊕ w1) ⊕ w2 (no per-byte loop, no array).
     var prefix64: UInt64 {
-        var v: UInt64 = 0
-        for (i, b) in bytes.enumerated() { v ^= UInt64(b) << (8 * UInt64(i % 8)); if i % 8 == 7 { v = Home.mix(v) } }
-        return v
+        let (w0, w1, w2) = words
+        return Home.mix(Home.mix(w0) ^ w1) ^ UInt64(w2)
     }
 
     init(prefix: UInt64) {

@@ -24,6 +24,10 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
         w2 = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt32.self))
     }
 
+    /// Bytes 0..<8 and 8..<16 as little-endian words, bytes 16..<20 as a
+    /// little-endian 32-bit word.
+    public var words: (UInt64, UInt64, UInt32) { (w0, w1, w2) }
+
     /// Appends the 20 bytes to `out` (no intermediate array).
     public func append(to out: inout [UInt8]) {
         withUnsafeBytes(of: w0.littleEndian) { out += $0 }

@@ -163,8 +163,10 @@ public struct StoreCore: Sendable {
             return .aborted
         case .get(let ids, let timeoutMs):
             guard ids.count <= config.maxIdsPerRequest else { return .error(.tooManyIds(ids.count, limit: config.maxIdsPerRequest)) }
+            // A poll answers with what is there: no set of the missing ids.
+            if timeoutMs == 0 { return .objects(take(ids, client: c)) }
             let missing = Set(ids.filter { objects[$0]?.state != .sealed })
-            if missing.isEmpty || timeoutMs == 0 { return .objects(take(ids, client: c)) }
+            if missing.isEmpty { return .objects(take(ids, client: c)) }
             let waiting = waits.waitingIds[c, default: 0]
             guard waiting + ids.count <= config.maxWaitingIdsPerClient else {
                 return .error(.tooManyWaiting(waiting + ids.count, limit: config.maxWaitingIdsPerClient))
@@ -231,13 +233,23 @@ public struct StoreCore: Sendable {
 
     /// Takes a reference on every sealed id for client c.
     mutating func take(_ ids: [ObjectID], client c: ClientID) -> [ObjectLocation?] {
-        ids.map { id in
-            guard let e = objects[id], e.state == .sealed else { return nil }
-            if e.refCount == 0 { lru.remove(id) }
-            objects[id]!.refCount += 1
-            clients[c]!.references[id, default: 0] += 1
-            return e.location
+        // The client's reference table is moved out for the loop (unique,
+        // so no copy) and back after it: one client lookup, not one per id;
+        // each object is found once, by index.
+        guard clients[c] != nil else { return ids.map { _ in nil } }
+        var refs = clients[c]!.references
+        clients[c]!.references = [:]
+        defer { clients[c]!.references = refs }
+        var out: [ObjectLocation?] = []
+        out.reserveCapacity(ids.count)
+        for id in ids {
+            guard let i = objects.index(forKey: id), objects.values[i].state == .sealed else { out.append(nil); continue }
+            if objects.values[i].refCount == 0 { lru.remove(id) }
+            objects.values[i].refCount += 1
+            refs[id, default: 0] += 1
+            out.append(objects.values[i].location)
         }
+        return out
     }
 
     /// After a reference was dropped: an unreferenced sealed object becomes

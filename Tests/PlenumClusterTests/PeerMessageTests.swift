@@ -51,6 +51,34 @@ final class PeerMessageTests: XCTestCase {
         XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.acquireReply.rawValue, body: huge.encodeBody()))
     }
 
+    /// Home.of against SPEC §10.4's definition, written out byte by byte
+    /// here: every implementation must pick the same home.
+    func testHomeFollowsTheSpecsByteByByteDefinition() {
+        func mix(_ x: UInt64) -> UInt64 {
+            var z = x &+ 0x9E37_79B9_7F4A_7C15
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        func key(_ b: [UInt8]) -> UInt64 {
+            var v: UInt64 = 0
+            for i in 0..<20 { v ^= UInt64(b[i]) << UInt64(8 * (i % 8)); if i % 8 == 7 { v = mix(v) } }
+            return v
+        }
+        var seed: UInt64 = 0x1234_5678
+        for _ in 0..<500 {
+            let bytes = (0..<20).map { _ in seed = mix(seed); return UInt8(truncatingIfNeeded: seed) }
+            let id = ObjectID(bytes: bytes)!
+            let live: [NodeID] = [0, 1, 2, 5, 9]
+            let expected = live.max { a, b in
+                let wa = mix(key(bytes) ^ ((UInt64(a) &+ 1) &* 0x9E37_79B9_7F4A_7C15))
+                let wb = mix(key(bytes) ^ ((UInt64(b) &+ 1) &* 0x9E37_79B9_7F4A_7C15))
+                return wa < wb || (wa == wb && a > b)
+            }!
+            XCTAssertEqual(Home.of(id, among: live), expected)
+        }
+    }
+
     func testHomeIsStableAndMovesOnlyTheDeadNodesIds() {
         let ids = (0..<2000).map(oid)
         let four: [NodeID] = [0, 1, 2, 3]
