@@ -226,6 +226,7 @@ public final class StoreDaemon {
     let logger: Logger
 
     public init(_ options: Options, logger: Logger = Logger(label: "plenum.store")) throws {
+        Self.blockTerminatingSignals()
         self.options = options
         self.logger = logger
         guard options.memory > 0 else { throw DaemonError.badOption("--memory must be positive") }
@@ -254,6 +255,12 @@ public final class StoreDaemon {
         let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>)
         do {
             let region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true)
+            // Gone from the directory before anything slow (the populate
+            // below): a SIGKILL from here on leaves nothing in /dev/shm.
+            if options.unlinkRegionAtStart, options.cluster == nil, ownsRegionFile {
+                unlink(path)
+                ownsRegionFile = false
+            }
             if options.hugePages { try region.mapping.adviseHugePages(subject: path) }
             if options.prefault { try region.mapping.populate(subject: path) }
             let segment = try SegmentTable.append(.raw, name: "objects", length: heap, in: region.memory(), header: region.header)
@@ -272,10 +279,6 @@ public final class StoreDaemon {
         }
         region = made.region
         peers = made.peers
-        if options.unlinkRegionAtStart, options.cluster == nil, ownsRegionFile {
-            unlink(path)
-            ownsRegionFile = false
-        }
         let segment = made.segment, reachable = made.reachable
         var cc = ClusterCore.Config(node: me, incarnation: incarnation, reachable: reachable)
         if let config = options.cluster?.config { cc.requestTimeout = UInt64(config.requestTimeoutMillis) * 1_000_000 }
@@ -291,15 +294,25 @@ public final class StoreDaemon {
         heartbeatSpec.deallocate()
     }
 
+    /// Blocks the terminating signals (and SIGPIPE) in this thread; returns
+    /// the set. Called first thing in `init`, so a signal during the start
+    /// (populating a large region takes a second) waits for the signalfd
+    /// and ends in a clean shutdown instead of leaving the region behind.
+    @discardableResult
+    static func blockTerminatingSignals() -> sigset_t {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for s in terminatingSignals { sigaddset(&mask, s) }
+        sigaddset(&mask, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        return mask
+    }
+
     /// Serves until a terminating signal; then removes the socket and region.
     public func run() throws {
         defer { shutdown() }
         try listen()
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        for s in Self.terminatingSignals { sigaddset(&mask, s) }
-        sigaddset(&mask, SIGPIPE)
-        pthread_sigmask(SIG_BLOCK, &mask, nil)
+        var mask = Self.blockTerminatingSignals()
         sigdelset(&mask, SIGPIPE)
         signalFD = signalfd(-1, &mask, Int32(SFD_CLOEXEC))
         guard signalFD >= 0 else { throw DaemonError.system(.last("signalfd")) }

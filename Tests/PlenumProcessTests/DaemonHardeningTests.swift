@@ -312,6 +312,22 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         #expect((j["ring_delivered"] as? Int ?? 0) > 0 && (j["ring_corrupt"] as? Int ?? 0) > 0, "\(r.stdout)")
     }
 
+    /// A signal while the store still populates a large region (SPEC §9.4
+    /// "Memory") waits for the loop: the store shuts down cleanly and
+    /// leaves neither its socket nor its region.
+    @Test func aSignalDuringTheStartLeavesNothingBehind() throws {
+        let socket = "/tmp/plenum-hard-\(getpid())-startsignal.sock"
+        let p = try PlenumProcess.Running(["store", "--socket", socket, "--memory", "2G"])
+        let region = "/dev/shm/plenum-store-\(getuid())-\(p.process.processIdentifier).region"
+        let deadline = Date().addingTimeInterval(20)
+        while access(region, F_OK) != 0, Date() < deadline, p.process.isRunning { usleep(1_000) }
+        #expect(access(region, F_OK) == 0, "the region file exists while the store starts")
+        kill(p.process.processIdentifier, SIGTERM)
+        let r = p.finish(timeout: 60)
+        #expect(r.status == 0, "exit \(r.status): \(r.stderr.suffix(300))")
+        #expect(access(region, F_OK) != 0 && access(socket, F_OK) != 0, "region and socket removed")
+    }
+
     @Test(arguments: [SIGHUP, SIGQUIT, SIGUSR1, SIGINT])
     func everyTerminatingSignalShutsDownCleanly(signal: Int32) throws {
         let store = try HardenedStore(tag: "signal\(signal)")
