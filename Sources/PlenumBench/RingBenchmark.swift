@@ -99,7 +99,7 @@ public enum RingBenchmark {
                         throughputMessages: o.throughputMessages, payloadBytes: o.payloadBytes,
                         lost: check.lost, duplicated: check.duplicated + check.reordered,
                         corrupt: check.corrupt + ringCorrupt),
-            ratio: .init(perRound: ratios, median: median(ratios), target: 2.0, met: median(ratios) <= 2.0))
+            ratio: .init(perRound: ratios, median: median(ratios), target: 1.5, met: median(ratios) <= 1.5))
     }
 
     static func iterations(_ phase: Phase, _ o: Options) -> Int {

@@ -98,7 +98,10 @@ extension StoreDaemon {
             sendSocket(c, Wire.error(.outOfMemory, "no memory for a ring file (errno \(errno)); keep using the socket", requestId: requestId))
             return
         }
-        let m = mapping.memory(lineSize: region.lineSize)
+        // Flush rule of the ring file: none (SPEC §9.6 "Cache domain"): a
+        // memfd is mapped only by processes of this node, which share its
+        // cache domain; every fence of the §5 protocol is kept.
+        let m = mapping.memory(lineSize: region.lineSize, flushes: false)
         let req = try! RingLayout(base: line, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
         let rep = try! RingLayout(base: line + ringBytes, lineSize: line, slotCount: Self.ringSlots, slotSize: Self.ringSlotSize)
         Ring.format(req, producer: UInt32(c.id & 0xFFFF_FFFF), consumer: 0, epoch: 1, in: m)
