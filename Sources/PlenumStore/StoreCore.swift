@@ -240,6 +240,7 @@ public struct StoreCore: Sendable {
         var refs = clients[c]!.references
         clients[c]!.references = [:]
         defer { clients[c]!.references = refs }
+        refs.reserveCapacity(refs.count + ids.count)   // one growth, not one per doubling
         var out: [ObjectLocation?] = []
         out.reserveCapacity(ids.count)
         for id in ids {

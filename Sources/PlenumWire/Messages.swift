@@ -294,9 +294,22 @@ public enum Wire {
         case .sealed: return Frame.build(.sealed, requestId: requestId)
         case .aborted: return Frame.build(.aborted, requestId: requestId)
         case .objects(let ls): return Frame.build(.objects, requestId: requestId) { w in
-            w.reserve(4 + ls.count * 41)
             w.u32(UInt32(ls.count))
-            for l in ls { if let l { w.u8(1); location(&w, l) } else { w.u8(0) } }
+            // present u8, then five i64 (§9.2 `location`), written in place.
+            let size = ls.reduce(0) { $0 + ($1 == nil ? 1 : 41) }
+            w.raw(size) { b in
+                var at = 0
+                for l in ls {
+                    guard let l else { at += 1; continue }   // present 0: the byte is already zero
+                    b.storeBytes(of: 1, toByteOffset: at, as: UInt8.self)
+                    b.storeBytes(of: Int64(l.offset).littleEndian, toByteOffset: at + 1, as: Int64.self)
+                    b.storeBytes(of: Int64(l.dataSize).littleEndian, toByteOffset: at + 9, as: Int64.self)
+                    b.storeBytes(of: Int64(l.metadataSize).littleEndian, toByteOffset: at + 17, as: Int64.self)
+                    b.storeBytes(of: Int64(l.reserved).littleEndian, toByteOffset: at + 25, as: Int64.self)
+                    b.storeBytes(of: Int64(l.region).littleEndian, toByteOffset: at + 33, as: Int64.self)
+                    at += 41
+                }
+            }
         }
         case .released: return Frame.build(.released, requestId: requestId)
         case .contains(let b): return Frame.build(.containsReply, requestId: requestId) { $0.u8(b ? 1 : 0) }

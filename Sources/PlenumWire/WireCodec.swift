@@ -17,6 +17,14 @@ public struct WireWriter {
         bytes.reserveCapacity(bytes.count + 4 + v.count * ObjectID.byteCount)
         u32(UInt32(v.count)); for i in v { id(i) }
     }
+    /// Appends `count` bytes that `body` writes in place (zero-filled
+    /// first): one growth for a whole list instead of one append per field.
+    public mutating func raw(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) {
+        let start = bytes.count
+        bytes.append(contentsOf: repeatElement(0, count: count))
+        bytes.withUnsafeMutableBytes { body(UnsafeMutableRawBufferPointer(rebasing: $0[start..<(start + count)])) }
+    }
+
     /// Room for `n` more bytes (a frame whose size is known up front).
     public mutating func reserve(_ n: Int) { bytes.reserveCapacity(bytes.count + n) }
     public mutating func bytes(_ b: [UInt8]) { bytes += b }
