@@ -312,6 +312,33 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         #expect((j["ring_delivered"] as? Int ?? 0) > 0 && (j["ring_corrupt"] as? Int ?? 0) > 0, "\(r.stdout)")
     }
 
+    /// A request ring carrying a kind other than 1 or 2, or pieces that add
+    /// up to more than a frame (SPEC §9.6), is the client's fault: it is
+    /// disconnected with the reason logged, and the store serves on.
+    @Test(arguments: [false, true])
+    func aRingClientBreakingThePieceRulesIsDisconnected(tooLong: Bool) throws {
+        let store = try HardenedStore(tag: "pieces\(tooLong)")
+        let c = try PlenumClient(socketPath: store.socket)
+        var p = try #require(c.requests)
+        let piece = [UInt8](repeating: 7, count: p.layout.maxPayload)
+        // 600 pieces of 2016 bytes pass 1 MiB; one message of kind 7 is enough.
+        var left = tooLong ? 600 : 1
+        var backoff = Backoff()
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        func closedNow() -> Bool { recv(c.fd, &scratch, scratch.count, Int32(MSG_DONTWAIT)) == 0 }
+        let until = Date().addingTimeInterval(30)
+        while left > 0, !closedNow(), Date() < until {
+            let r = try piece.withUnsafeBytes { try p.post(kind: tooLong ? RingPieces.more : 7, requestId: 0, payload: $0) }
+            if case .posted = r { left -= 1; c.requests = p; try? c.ringDoorbell() } else { try? c.ringDoorbell(); backoff.idle() }
+        }
+        c.requests = p
+        #expect(closedByStore(c, within: 30))
+        #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1, "others are served")
+        let r = store.stop()
+        let why = tooLong ? "through its request ring (at most 1048576)" : "posted a message of kind 7"
+        #expect(r.status == 0 && r.stderr.contains(why), "\(r.stderr.suffix(400))")
+    }
+
     /// A signal while the store still populates a large region (SPEC §9.4
     /// "Memory") waits for the loop: the store shuts down cleanly and
     /// leaves neither its socket nor its region.
