@@ -17,6 +17,7 @@ struct StoreBench: ParsableCommand {
     @Option(help: "Scale object counts down by this factor (1 = the seeds' table).") var scale = 1
     @Option(help: "Client processes of the many-client row (0: no such row).") var clients = 8
     @Option(help: "Use the store already serving at this socket instead of starting one.") var socket: String?
+    @Option(help: "Run only the table rows whose size label contains this (e.g. 500x10kB), on the default path: for profiling.") var only: String?
     @Flag var json = false
 
     struct Row: Codable { var name: String; var kind: String; var unit: String; var plenum: Double }
@@ -38,7 +39,7 @@ struct StoreBench: ParsableCommand {
         var rows: [Row] = []
         var serial: UInt32 = 0
         // Every row on the default path (rings), then socket-only.
-        for (suffix, rings) in [("", true), (", socket", false)] {
+        for (suffix, rings) in only == nil ? [("", true), (", socket", false)] : [("", true)] {
             var maybe: PlenumClient?
             let deadline = Date().addingTimeInterval(60)
             while maybe == nil {
@@ -48,10 +49,13 @@ struct StoreBench: ParsableCommand {
             let c = maybe!
             guard c.usesRings == rings else { throw CLIError("the store gave no rings: the default-path rows would measure the socket") }
             rows += try measure(c, suffix: suffix, serial: &serial)
+            if only != nil { break }
             if clients > 0 { rows.append(try manyClients(c, socket: path, rings: rings, suffix: suffix, serial: &serial)) }
         }
-        let floor = try socketFloor(operations: operations)
-        rows.append(Row(name: "unix socket 64B round trip (floor)", kind: "latency", unit: "ns", plenum: floor))
+        if only == nil {
+            let floor = try socketFloor(operations: operations)
+            rows.append(Row(name: "unix socket 64B round trip (floor)", kind: "latency", unit: "ns", plenum: floor))
+        }
         if json {
             let e = JSONEncoder(); e.outputFormatting = [.sortedKeys]
             print(String(decoding: try e.encode(["rows": rows]), as: UTF8.self))
@@ -73,7 +77,7 @@ struct StoreBench: ParsableCommand {
             withUnsafeBytes(of: serial.bigEndian) { for i in 0..<4 { b[16 + i] = $0[i] } }
             return ObjectID(bytes: b)!
         }
-        for (count0, size, label) in Self.table {
+        for (count0, size, label) in Self.table where only.map({ label.contains($0) }) ?? true {
             let count = max(1, count0 / scale)
             var create: [Double] = [], getAll: [Double] = [], read: [Double] = []
             for _ in 0..<repeats {
@@ -104,6 +108,7 @@ struct StoreBench: ParsableCommand {
             rows.append(Row(name: "get all \(label)\(suffix)", kind: "latency", unit: "ns", plenum: median(getAll)))
             rows.append(Row(name: "read \(label)\(suffix)", kind: "bandwidth", unit: "bytes/s", plenum: median(read)))
         }
+        if only != nil { return rows }
         // Create-and-seal of 1 kB objects: one round trip each.
         var inline: [Double] = []
         for _ in 0..<repeats {

@@ -48,13 +48,12 @@ extension PlenumClient {
     /// longer than a slot (SPEC §9.6); false if it must go by the socket
     /// (no rings, or the ring refused its first piece).
     func post(_ frame: [UInt8]) throws(ClientError) -> Bool {
-        guard var producer = requests else { return false }
+        guard requests != nil else { return false }
         var backoff = Backoff()
         var offset = 0
-        defer { requests = producer }
         while true {
             let reached: Int
-            do { reached = try RingPieces.post(frame, from: offset, into: &producer) } catch {
+            do { reached = try RingPieces.post(frame, from: offset, into: &requests!) } catch {
                 guard offset == 0 else { throw .unexpected("request ring: \(error)") }
                 return false
             }
@@ -86,13 +85,14 @@ extension PlenumClient {
     /// the socket after telling the store so through its sleeping word
     /// (SPEC §9.6): a post to the reply ring then comes with a `wake`.
     func next(socketEvery: Int = 64) throws(ClientError) -> Wire.Incoming {
-        guard var consumer = replies else { return try receiveFromSocket() }
+        guard replies != nil else { return try receiveFromSocket() }
         defer { if asleep { setAsleep(false) } }
         var backoff = Backoff(spins: Self.spins, yields: Self.yields)
         var idle = 0, rounds = 0
         while true {
-            let got = consumer.poll { self.assembler.add($0) }
-            replies = consumer
+            // Polled in place: a copy of the consumer per poll costs more
+            // than the poll.
+            let got = replies!.poll { self.assembler.add($0) }
             switch got {
             case .delivered(.complete(let frame)):
                 do { return try Wire.decodeIncoming(frame) } catch { throw .protocolError(error) }

@@ -1,47 +1,70 @@
 /// Sealed, unreferenced objects in least-recently-used order (SPEC §9.1):
-/// the eviction candidates. A doubly linked list threaded through two
-/// dictionaries, so append, remove and move-to-back are O(1) and the oldest
-/// is the head. It also keeps the sum of the members' reserved bytes.
+/// the eviction candidates. A doubly linked list of nodes in one array,
+/// linked by index, with one dictionary from id to node: append, remove and
+/// move-to-back cost one lookup of the id (the neighbours are found by
+/// index), and the oldest is the head. It also keeps the sum of the
+/// members' reserved bytes.
 ///
 /// ```
 ///   head (least recent) ─▶ a ⇄ b ⇄ c ◀─ tail (most recent)
+///   nodes: [ a | b | free | c | … ]   slot ← node[id];  free slots chained through `next`
 ///   invariant: id ∈ list ⟺ the object is sealed and nothing references it
 /// ```
 struct LRUList: Sendable {
-    /// One entry per member: its neighbours and reserved bytes, so an
-    /// append or a remove costs one lookup of the id and one of each
-    /// neighbour.
-    private struct Link: Sendable { var prev: ObjectID?; var next: ObjectID?; var reserved: Int }
-    private var links: [ObjectID: Link] = [:]
-    private(set) var head: ObjectID?
-    private(set) var tail: ObjectID?
+    private struct Node: Sendable { var id: ObjectID; var prev: Int32; var next: Int32; var reserved: Int }
+    private static let none: Int32 = -1
+    private var nodes: [Node] = []
+    private var node: [ObjectID: Int32] = [:]
+    private var headSlot = LRUList.none
+    private var tailSlot = LRUList.none
+    /// First free slot of `nodes`; free slots are chained through `next`.
+    private var freeSlot = LRUList.none
     /// Σ reserved bytes of the members.
     private(set) var bytes = 0
 
-    var count: Int { links.count }
-    func contains(_ id: ObjectID) -> Bool { links[id] != nil }
-    func after(_ id: ObjectID) -> ObjectID? { links[id]?.next }
+    var count: Int { node.count }
+    var head: ObjectID? { headSlot == Self.none ? nil : nodes[Int(headSlot)].id }
+    var tail: ObjectID? { tailSlot == Self.none ? nil : nodes[Int(tailSlot)].id }
+    func contains(_ id: ObjectID) -> Bool { node[id] != nil }
+    func after(_ id: ObjectID) -> ObjectID? {
+        guard let s = node[id] else { return nil }
+        let n = nodes[Int(s)].next
+        return n == Self.none ? nil : nodes[Int(n)].id
+    }
 
     /// Appends `id` as the most recently used (no-op if present).
     mutating func append(_ id: ObjectID, reserved r: Int) {
-        guard links[id] == nil else { return }
-        links[id] = Link(prev: tail, next: nil, reserved: r)
+        let s: Int32
+        if freeSlot != Self.none { s = freeSlot } else {
+            precondition(nodes.count < Int(Int32.max), "LRU list full")
+            s = Int32(nodes.count)
+        }
+        // One lookup: insert, and put back what was there if id was a member.
+        if let old = node.updateValue(s, forKey: id) { node[id] = old; return }
+        let n = Node(id: id, prev: tailSlot, next: Self.none, reserved: r)
+        if s == freeSlot { freeSlot = nodes[Int(s)].next; nodes[Int(s)] = n } else { nodes.append(n) }
+        if tailSlot != Self.none { nodes[Int(tailSlot)].next = s } else { headSlot = s }
+        tailSlot = s
         bytes += r
-        if let t = tail { links[t]?.next = id } else { head = id }
-        tail = id
     }
 
     mutating func remove(_ id: ObjectID) {
-        guard let l = links.removeValue(forKey: id) else { return }
+        guard let s = node.removeValue(forKey: id) else { return }
+        let l = nodes[Int(s)]
+        assert(l.id == id)
         bytes -= l.reserved
-        if let p = l.prev { links[p]?.next = l.next } else { head = l.next }
-        if let n = l.next { links[n]?.prev = l.prev } else { tail = l.prev }
+        if l.prev != Self.none { nodes[Int(l.prev)].next = l.next } else { headSlot = l.next }
+        if l.next != Self.none { nodes[Int(l.next)].prev = l.prev } else { tailSlot = l.prev }
+        nodes[Int(s)].next = freeSlot
+        freeSlot = s
+        if node.isEmpty { nodes.removeAll(keepingCapacity: nodes.count <= 4096); freeSlot = Self.none }
     }
 
     /// Marks `id` as just used, if it is a member.
     mutating func touch(_ id: ObjectID) {
-        guard let l = links[id], tail != id else { return }
+        guard let s = node[id], s != tailSlot else { return }
+        let r = nodes[Int(s)].reserved
         remove(id)
-        append(id, reserved: l.reserved)
+        append(id, reserved: r)
     }
 }

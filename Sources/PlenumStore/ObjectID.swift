@@ -80,6 +80,25 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public var description: String { hex }
 
+    /// The hash Dictionary and Set use: a keyed multiply–fold of the three
+    /// words (two 64×64→128-bit multiplications), where the synthesized
+    /// `hash(into:)` runs SipHash over 20 bytes — several times the cost, on
+    /// every lookup of the store's tables (issue 12). The key comes from
+    /// the process's own `Hasher` seed, so it is random per process (and
+    /// fixed under SWIFT_DETERMINISTIC_HASHING); `seed` is the table's.
+    public func _rawHashValue(seed: Int) -> Int {
+        let k = ObjectID.hashKey ^ UInt64(UInt(bitPattern: seed))
+        let a = (w0 ^ k ^ 0xA076_1D64_78BD_642F).multipliedFullWidth(by: w1 ^ (k >> 32 | k << 32) ^ 0xE703_7ED1_A0B4_28DB)
+        let b = (a.high ^ a.low ^ UInt64(w2) ^ 0x8EBC_6AF0_9C88_C6E3).multipliedFullWidth(by: k ^ 0x5899_65CC_7537_4CC3)
+        return Int(truncatingIfNeeded: b.high ^ b.low)
+    }
+
+    static let hashKey: UInt64 = {
+        var h = Hasher()
+        h.combine(0x504C_454E_554D as UInt64)
+        return UInt64(UInt(bitPattern: h.finalize()))
+    }()
+
     /// Lexicographic order of the bytes: the words compared as big-endian numbers.
     public static func < (a: ObjectID, b: ObjectID) -> Bool {
         (a.w0.byteSwapped, a.w1.byteSwapped, a.w2.byteSwapped) < (b.w0.byteSwapped, b.w1.byteSwapped, b.w2.byteSwapped)

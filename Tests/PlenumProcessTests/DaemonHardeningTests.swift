@@ -193,7 +193,7 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
     @Test func anExistingRegionIsNeverReformattedWithoutForceAndIsKeptAfterwards() throws {
         let path = "/dev/shm/plenum-hard-\(getpid()).region"
         let contents = Data(repeating: 0x5A, count: 1 << 16)
-        FileManager.default.createFile(atPath: path, contents: contents, attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(atPath: path, contents: contents, attributes: [.posixPermissions: 0o644])
         defer { unlink(path) }
         let refused = try PlenumProcess.run(["store", "--socket", "/tmp/plenum-hard-\(getpid())-r.sock", "--memory", "16M", "--region", path], timeout: 60)
         #expect(refused.status != 0 && refused.stderr.contains("--force"), "\(refused.stderr)")
