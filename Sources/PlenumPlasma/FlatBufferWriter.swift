@@ -9,6 +9,8 @@
 /// Alignment: tables start at multiples of 8 and lay their fields out by
 /// natural alignment; vectors align their elements to the element's size;
 /// strings are NUL-terminated. Readers (flatc's and ours) accept any order.
+import PlenumStore
+
 public struct FlatBufferWriter {
     public indirect enum Value {
         case u8(UInt8)
@@ -25,13 +27,20 @@ public struct FlatBufferWriter {
         case structs([UInt8], size: Int, align: Int)
         case table([Value?])
         case tables([[Value?]])
+        /// `.strings` of 20-byte object ids, written without a byte array per id.
+        case ids([ObjectID])
+        /// `.tables` of `n` tables with no field present, written without a
+        /// field list per table (the same bytes).
+        case emptyTables(Int)
     }
 
     var bytes: [UInt8] = [0, 0, 0, 0]
 
     /// A finished buffer whose root table has `fields` (nil: absent, default).
-    public static func build(_ fields: [Value?]) -> [UInt8] {
+    /// `capacity`: the bytes to reserve up front (a guess is fine).
+    public static func build(_ fields: [Value?], capacity: Int = 0) -> [UInt8] {
         var w = FlatBufferWriter()
+        w.bytes.reserveCapacity(capacity)
         let root = w.table(fields)
         w.patch(0, to: root)
         return w.bytes
@@ -61,7 +70,7 @@ public struct FlatBufferWriter {
         case .i32: return (4, 4)
         case .i64, .u64: return (8, 8)
         case .inlineStruct(let b, let a): return (b.count, a)
-        case .string, .strings, .int32s, .int64s, .structs, .table, .tables: return (4, 4)
+        case .string, .strings, .int32s, .int64s, .structs, .table, .tables, .ids, .emptyTables: return (4, 4)
         }
     }
 
@@ -121,6 +130,35 @@ public struct FlatBufferWriter {
             return offsets(list.map { .table($0) })
         case .table(let fields):
             return table(fields)
+        case .ids(let list):
+            // As .strings: the offset vector, then each string (u32 length,
+            // 20 bytes, NUL), 4-aligned.
+            let at = vectorHeader(count: list.count, align: 4)
+            let first = bytes.count
+            bytes += repeatElement(0, count: 4 * list.count)
+            for (k, id) in list.enumerated() {
+                pad(to: 4)
+                patch(first + 4 * k, to: bytes.count)
+                append(UInt32(ObjectID.byteCount))
+                id.append(to: &bytes)
+                bytes.append(0)
+            }
+            return at
+        case .emptyTables(let n):
+            // As .tables of [] (see table(_:)): per table an 8-aligned
+            // table of one soffset (4) right after its vtable [4, 4].
+            let at = vectorHeader(count: n, align: 4)
+            let first = bytes.count
+            bytes += repeatElement(0, count: 4 * n)
+            for k in 0..<n {
+                let start = (bytes.count + 4 + 7) / 8 * 8
+                while bytes.count < start - 4 { bytes.append(0) }
+                append(UInt16(4))
+                append(UInt16(4))
+                append(Int32(4))
+                patch(first + 4 * k, to: start)
+            }
+            return at
         case .int32s(let list):
             let at = vectorHeader(count: list.count, align: 4)
             for x in list { append(x) }

@@ -127,8 +127,13 @@ public enum PlasmaCodec {
         case .abort(let id): return build(.abortReply, [.string(id.bytes)])
         case .seal(let id, let error): return build(.sealReply, [.string(id.bytes), .i32(error.rawValue)])
         case .get(let ids, let specs, let fds, let sizes):
-            return build(.getReply, [.strings(ids.map(\.bytes)), .structs(specs.flatMap(\.bytes), size: PlasmaObjectSpec.size, align: 8),
-                                     .int32s(fds), .int64s(sizes), .tables(ids.map { _ in [] })])
+            var specBytes: [UInt8] = []
+            specBytes.reserveCapacity(specs.count * PlasmaObjectSpec.size)
+            for s in specs { s.append(to: &specBytes) }
+            // About 32 + 8 + 4·(#fds, #sizes) + 8 bytes per object, and the root.
+            let capacity = 128 + 48 * ids.count + PlasmaObjectSpec.size * specs.count + 4 * fds.count + 8 * sizes.count
+            return frame(.getReply, FlatBufferWriter.build([.ids(ids), .structs(specBytes, size: PlasmaObjectSpec.size, align: 8),
+                                                            .int32s(fds), .int64s(sizes), .emptyTables(ids.count)], capacity: capacity))
         case .delete(let ids, let errors):
             return build(.deleteReply, [.i32(Int32(ids.count)), .strings(ids.map(\.bytes)), .int32s(errors.map(\.rawValue))])
         case .contains(let id, let has): return build(.containsReply, [.string(id.bytes), .i32(has ? 1 : 0)])

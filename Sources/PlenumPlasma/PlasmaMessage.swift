@@ -90,9 +90,14 @@ public struct PlasmaObjectSpec: Equatable, Sendable {
     public var bytes: [UInt8] {
         var b: [UInt8] = []
         b.reserveCapacity(Self.size)
+        append(to: &b)
+        return b
+    }
+
+    /// Appends the struct's bytes to `b`.
+    public func append(to b: inout [UInt8]) {
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
         put(segmentIndex); put(Int32(0)); put(dataOffset); put(dataSize); put(metadataOffset); put(metadataSize); put(deviceNum); put(Int32(0))
-        return b
     }
 
     public init(bytes s: ArraySlice<UInt8>) {

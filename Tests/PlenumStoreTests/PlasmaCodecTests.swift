@@ -82,6 +82,19 @@ import Testing
 
     /// Structs of 8-byte fields must sit at 8-byte aligned offsets in the
     /// body (the client reads them in place).
+    /// The get reply's writers for ids and empty tables lay out the very
+    /// bytes of the generic `.strings` and `.tables`, at every alignment.
+    @Test func theGetReplysFastWritersWriteTheGenericBytes() {
+        for n in [0, 1, 2, 7, 100] {
+            let ids = (0..<n).map { _ in ObjectID(bytes: (0..<20).map { _ in UInt8.random(in: 0...255) })! }
+            for lead in [[], [FlatBufferWriter.Value.int32s([1, 2, 3])], [.string([1])]] {
+                let fast = FlatBufferWriter.build(lead + [.ids(ids), .i64(5), .emptyTables(n)])
+                let generic = FlatBufferWriter.build(lead + [.strings(ids.map(\.bytes)), .i64(5), .tables(ids.map { _ in [] })])
+                #expect(fast == generic, "\(n) ids after \(lead.count) leading fields")
+            }
+        }
+    }
+
     @Test func structsAndWideFieldsAreAligned() throws {
         let spec = PlasmaObjectSpec(segmentIndex: 1, dataOffset: 64, dataSize: 5, metadataOffset: 69, metadataSize: 0)
         let f = PlasmaCodec.encode(.get([a, b, z], [spec, spec, spec], storeFDs: [1], mmapSizes: [77]))
