@@ -1,3 +1,5 @@
+import PlenumStore
+
 /// Builds FlatBuffers front to back for the Plasma replies (SPEC §11.2):
 /// root offset, then each table as vtable + table, then its children, so
 /// every uoffset points forward as the format requires.
@@ -9,8 +11,6 @@
 /// Alignment: tables start at multiples of 8 and lay their fields out by
 /// natural alignment; vectors align their elements to the element's size;
 /// strings are NUL-terminated. Readers (flatc's and ours) accept any order.
-import PlenumStore
-
 public struct FlatBufferWriter {
     public indirect enum Value {
         case u8(UInt8)

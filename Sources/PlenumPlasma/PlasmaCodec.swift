@@ -130,7 +130,9 @@ public enum PlasmaCodec {
             var specBytes: [UInt8] = []
             specBytes.reserveCapacity(specs.count * PlasmaObjectSpec.size)
             for s in specs { s.append(to: &specBytes) }
-            // About 32 + 8 + 4·(#fds, #sizes) + 8 bytes per object, and the root.
+            // Per object: an offset and a 28-byte string (id), a struct, a
+            // descriptor, a size, an offset and an 8-byte empty table; plus
+            // the root table and padding.
             let capacity = 128 + 48 * ids.count + PlasmaObjectSpec.size * specs.count + 4 * fds.count + 8 * sizes.count
             return frame(.getReply, FlatBufferWriter.build([.ids(ids), .structs(specBytes, size: PlasmaObjectSpec.size, align: 8),
                                                             .int32s(fds), .int64s(sizes), .emptyTables(ids.count)], capacity: capacity))
