@@ -144,21 +144,90 @@ static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t n) {
     return crc;
 }
 
+#if defined(__x86_64__) || defined(__aarch64__)
 #if defined(__x86_64__)
-__attribute__((target("sse4.2")))
-static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n) {
-    uint64_t c = crc;
-    while (n >= 8) { uint64_t v; __builtin_memcpy(&v, p, 8); c = __builtin_ia32_crc32di(c, v); p += 8; n -= 8; }
-    uint32_t c32 = (uint32_t)c;
-    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
-    return c32;
+#define CRC_TARGET __attribute__((target("sse4.2")))
+#define CRC_STEP64(c, v) __builtin_ia32_crc32di((c), (v))
+#define CRC_STEP8(c, b) __builtin_ia32_crc32qi((c), (b))
+#else
+#define CRC_TARGET __attribute__((target("+crc")))
+#define CRC_STEP64(c, v) ((uint64_t)__builtin_arm_crc32cd((uint32_t)(c), (v)))
+#define CRC_STEP8(c, b) __builtin_arm_crc32cb((c), (b))
+#endif
+
+// Long inputs run three independent CRC streams over three consecutive
+// blocks (the instruction's latency is about three times its issue rate),
+// then join them: the register after A‖B is zeros_|B|(crc(A)) ⊕ crc₀(B),
+// where crc₀ starts from 0 and zeros_n feeds n zero bytes through the
+// register — a linear map, applied here with four byte-indexed tables.
+//
+//   p: [ block A | block B | block C ] [ … ]  rest: one stream
+//        c0        c1 (0)    c2 (0)
+//   c0 ← zeros(c0) ⊕ c1;  c0 ← zeros(c0) ⊕ c2
+#define CRC_LONG 8192
+#define CRC_SHORT 256
+static uint32_t crc_zeros_long[4][256], crc_zeros_short[4][256];
+static atomic_int crc_zeros_ready;
+
+// A 32×32 matrix over GF(2) as the images of the 32 unit vectors.
+static uint32_t gf2_apply(const uint32_t m[32], uint32_t v) {
+    uint32_t sum = 0;
+    for (int i = 0; v != 0; i++, v >>= 1)
+        if (v & 1) sum ^= m[i];
+    return sum;
 }
-#elif defined(__aarch64__)
-__attribute__((target("+crc")))
-static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n) {
-    while (n >= 8) { uint64_t v; __builtin_memcpy(&v, p, 8); crc = __builtin_arm_crc32cd(crc, v); p += 8; n -= 8; }
-    while (n--) crc = __builtin_arm_crc32cb(crc, *p++);
-    return crc;
+
+// Tables of the map that feeds 2^log2bits zero bits through the reflected
+// CRC-32C register, one table per byte of the register.
+static void crc_zeros_tables(uint32_t t[4][256], int log2bits) {
+    uint32_t m[32], sq[32];
+    m[0] = 0x82F63B78u; // one zero bit: r → r >> 1 ⊕ (r & 1 ? poly : 0)
+    for (int i = 1; i < 32; i++) m[i] = 1u << (i - 1);
+    for (int k = 0; k < log2bits; k++) {
+        for (int i = 0; i < 32; i++) sq[i] = gf2_apply(m, m[i]);
+        for (int i = 0; i < 32; i++) m[i] = sq[i];
+    }
+    for (uint32_t b = 0; b < 256; b++)
+        for (int k = 0; k < 4; k++) t[k][b] = gf2_apply(m, b << (8 * k));
+}
+
+static void crc_zeros_init(void) {
+    if (atomic_load_explicit(&crc_zeros_ready, memory_order_acquire)) return;
+    crc_zeros_tables(crc_zeros_long, 16);  // 8192 bytes = 2^16 bits
+    crc_zeros_tables(crc_zeros_short, 11); // 256 bytes = 2^11 bits
+    atomic_store_explicit(&crc_zeros_ready, 1, memory_order_release);
+}
+
+static inline uint32_t crc_zeros(uint32_t t[4][256], uint32_t c) {
+    return t[0][c & 0xff] ^ t[1][(c >> 8) & 0xff] ^ t[2][(c >> 16) & 0xff] ^ t[3][c >> 24];
+}
+
+CRC_TARGET static inline uint64_t crc_three(uint64_t c0, const unsigned char *p, size_t block, uint32_t zeros[4][256]) {
+    uint64_t c1 = 0, c2 = 0;
+    for (size_t i = 0; i < block; i += 8) {
+        uint64_t v0, v1, v2;
+        __builtin_memcpy(&v0, p + i, 8);
+        __builtin_memcpy(&v1, p + block + i, 8);
+        __builtin_memcpy(&v2, p + 2 * block + i, 8);
+        c0 = CRC_STEP64(c0, v0);
+        c1 = CRC_STEP64(c1, v1);
+        c2 = CRC_STEP64(c2, v2);
+    }
+    uint32_t c = crc_zeros(zeros, (uint32_t)c0) ^ (uint32_t)c1;
+    return crc_zeros(zeros, c) ^ (uint32_t)c2;
+}
+
+CRC_TARGET static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n) {
+    uint64_t c = crc;
+    if (n >= 3 * CRC_SHORT) {
+        crc_zeros_init();
+        for (; n >= 3 * CRC_LONG; p += 3 * CRC_LONG, n -= 3 * CRC_LONG) c = crc_three(c, p, CRC_LONG, crc_zeros_long);
+        for (; n >= 3 * CRC_SHORT; p += 3 * CRC_SHORT, n -= 3 * CRC_SHORT) c = crc_three(c, p, CRC_SHORT, crc_zeros_short);
+    }
+    for (; n >= 8; p += 8, n -= 8) { uint64_t v; __builtin_memcpy(&v, p, 8); c = CRC_STEP64(c, v); }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = CRC_STEP8(c32, *p++);
+    return c32;
 }
 #endif
 

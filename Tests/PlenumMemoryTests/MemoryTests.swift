@@ -16,6 +16,32 @@ import Testing
         }
     }
 
+    /// The checksum of long inputs (three interleaved streams joined by
+    /// shifting, for 768 bytes and more) equals a bit-by-bit CRC-32C, at
+    /// every length around the block boundaries and at odd addresses.
+    @Test func crc32cOfLongInputsMatchesABitwiseReference() {
+        func reference(_ b: ArraySlice<UInt8>) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for x in b {
+                c ^= UInt32(x)
+                for _ in 0..<8 { c = c & 1 == 1 ? c >> 1 ^ 0x82F6_3B78 : c >> 1 }
+            }
+            return ~c
+        }
+        var rng = SystemRandomNumberGenerator()
+        let data = (0..<(3 * 8192 * 2 + 3 * 256 + 128)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        let lengths = [767, 768, 769, 3 * 256 + 7, 2 * 768 + 8, 24_575, 24_576, 24_577, 24_576 + 768 + 9, 2 * 24_576, 2 * 24_576 + 3 * 256 + 63]
+        for n in lengths {
+            for start in [0, 1, 3] {
+                let slice = data[start..<(start + n)]
+                #expect(slice.withUnsafeBytes { CRC32C.checksum($0) } == reference(slice), "\(n) bytes at +\(start)")
+            }
+        }
+        // Chained over a long prefix, too.
+        let head = data[..<30_000].withUnsafeBytes { CRC32C.checksum($0) }
+        #expect(data[30_000...].withUnsafeBytes { CRC32C.checksum($0, seed: head) } == reference(data[...]))
+    }
+
     @Test func lineSizeAcceptsOnly64_128_256() throws {
         for ok in [64, 128, 256] { #expect(try LineSize(ok).bytes == ok) }
         for bad in [0, 32, 96, 512, -64] { #expect(throws: LineSizeError.self) { try LineSize(bad) } }
