@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -56,3 +57,4 @@ def cluster4():
         yield [os.path.join(d, f"node{i}.sock") for i in range(4)]
     finally:
         subprocess.run([plenum_bin(), "cluster", "down", "--dir", d], check=False, stdout=subprocess.DEVNULL)
+        shutil.rmtree(d, ignore_errors=True)   # its cluster file and logs
