@@ -43,7 +43,12 @@ int main(int argc, char **argv) {
     size_t size = (size_t)atol(argv[1]) << 20, total = (size_t)atol(argv[2]) << 20;
     int rounds = atoi(argv[3]);
     if (rounds < 1 || rounds > 99 || size == 0 || total < size) { fprintf(stderr, "bad sizes or rounds\n"); return 2; }
-    int popFirst = strncmp(argv[4], "populate,", 9) == 0, popSecond = strstr(argv[4], ",populate") != NULL;
+    const char *pairs[] = {"lazy,lazy", "lazy,populate", "populate,lazy", "populate,populate"};
+    int pair = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(argv[4], pairs[i]) == 0) pair = i;
+    if (pair < 0) { fprintf(stderr, "pair must be lazy|populate,lazy|populate, not %s\n", argv[4]); return 2; }
+    int popFirst = pair >= 2, popSecond = pair % 2 == 1;
     // The first file gets its pages before the second is created.
     char *a = file(total, popFirst);
     if (!popFirst) memset(a, 0x5A, size);

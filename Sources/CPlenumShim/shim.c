@@ -3,6 +3,7 @@
 #include "plenum_shim.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 
@@ -113,10 +114,10 @@ void plenum_cpu_relax(void) {
 // ---- CRC32C -------------------------------------------------------------
 
 static uint32_t crc_table[8][256];
-static atomic_int crc_table_ready;
+static pthread_once_t crc_table_once = PTHREAD_ONCE_INIT;
 
-static void crc_table_init(void) {
-    if (atomic_load_explicit(&crc_table_ready, memory_order_acquire)) return;
+// Built once (pthread_once: no thread reads a half-built table).
+static void crc_table_build(void) {
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
@@ -125,11 +126,10 @@ static void crc_table_init(void) {
     for (uint32_t i = 0; i < 256; i++)
         for (int t = 1; t < 8; t++)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
-    atomic_store_explicit(&crc_table_ready, 1, memory_order_release);
 }
 
 static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t n) {
-    crc_table_init();
+    pthread_once(&crc_table_once, crc_table_build);
     while (n >= 8) {
         uint64_t v;
         __builtin_memcpy(&v, p, 8);
@@ -167,7 +167,7 @@ static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t n) {
 #define CRC_LONG 8192
 #define CRC_SHORT 256
 static uint32_t crc_zeros_long[4][256], crc_zeros_short[4][256];
-static atomic_int crc_zeros_ready;
+static pthread_once_t crc_zeros_once = PTHREAD_ONCE_INIT;
 
 // A 32×32 matrix over GF(2) as the images of the 32 unit vectors.
 static uint32_t gf2_apply(const uint32_t m[32], uint32_t v) {
@@ -191,11 +191,9 @@ static void crc_zeros_tables(uint32_t t[4][256], int log2bits) {
         for (int k = 0; k < 4; k++) t[k][b] = gf2_apply(m, b << (8 * k));
 }
 
-static void crc_zeros_init(void) {
-    if (atomic_load_explicit(&crc_zeros_ready, memory_order_acquire)) return;
+static void crc_zeros_build(void) {
     crc_zeros_tables(crc_zeros_long, 16);  // 8192 bytes = 2^16 bits
     crc_zeros_tables(crc_zeros_short, 11); // 256 bytes = 2^11 bits
-    atomic_store_explicit(&crc_zeros_ready, 1, memory_order_release);
 }
 
 static inline uint32_t crc_zeros(uint32_t t[4][256], uint32_t c) {
@@ -220,7 +218,7 @@ CRC_TARGET static inline uint64_t crc_three(uint64_t c0, const unsigned char *p,
 CRC_TARGET static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n) {
     uint64_t c = crc;
     if (n >= 3 * CRC_SHORT) {
-        crc_zeros_init();
+        pthread_once(&crc_zeros_once, crc_zeros_build);
         for (; n >= 3 * CRC_LONG; p += 3 * CRC_LONG, n -= 3 * CRC_LONG) c = crc_three(c, p, CRC_LONG, crc_zeros_long);
         for (; n >= 3 * CRC_SHORT; p += 3 * CRC_SHORT, n -= 3 * CRC_SHORT) c = crc_three(c, p, CRC_SHORT, crc_zeros_short);
     }

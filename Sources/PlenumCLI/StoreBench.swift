@@ -29,6 +29,9 @@ struct StoreBench: ParsableCommand {
 
     func run() throws {
         guard repeats > 0, operations > 0, scale > 0, clients >= 0 else { throw ValidationError("counts must be positive") }
+        if let only, !Self.table.contains(where: { $0.label.contains(only) }) {
+            throw ValidationError("--only \(only) matches no row (labels: \(Self.table.map(\.label).joined(separator: ", ")))")
+        }
         var daemon: Peer.Child?
         let path: String
         if let socket { path = socket } else {
@@ -49,8 +52,7 @@ struct StoreBench: ParsableCommand {
             let c = maybe!
             guard c.usesRings == rings else { throw CLIError("the store gave no rings: the default-path rows would measure the socket") }
             rows += try measure(c, suffix: suffix, serial: &serial)
-            if only != nil { break }
-            if clients > 0 { rows.append(try manyClients(c, socket: path, rings: rings, suffix: suffix, serial: &serial)) }
+            if clients > 0, only == nil { rows.append(try manyClients(c, socket: path, rings: rings, suffix: suffix, serial: &serial)) }
         }
         if only == nil {
             let floor = try socketFloor(operations: operations)

@@ -57,14 +57,21 @@ struct LRUList: Sendable {
         if l.next != Self.none { nodes[Int(l.next)].prev = l.prev } else { tailSlot = l.prev }
         nodes[Int(s)].next = freeSlot
         freeSlot = s
-        if node.isEmpty { nodes.removeAll(keepingCapacity: nodes.count <= 4096); freeSlot = Self.none }
+        // Emptied: start over from slot 0, keeping the array's capacity.
+        if node.isEmpty { nodes.removeAll(keepingCapacity: true); freeSlot = Self.none }
     }
 
-    /// Marks `id` as just used, if it is a member.
+    /// Marks `id` as just used, if it is a member: its node is unlinked and
+    /// linked again at the tail, in place (one lookup).
     mutating func touch(_ id: ObjectID) {
         guard let s = node[id], s != tailSlot else { return }
-        let r = nodes[Int(s)].reserved
-        remove(id)
-        append(id, reserved: r)
+        let l = nodes[Int(s)]
+        // Not the tail, so it has a next.
+        if l.prev != Self.none { nodes[Int(l.prev)].next = l.next } else { headSlot = l.next }
+        nodes[Int(l.next)].prev = l.prev
+        nodes[Int(s)].prev = tailSlot
+        nodes[Int(s)].next = Self.none
+        nodes[Int(tailSlot)].next = s
+        tailSlot = s
     }
 }

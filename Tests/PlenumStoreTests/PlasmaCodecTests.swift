@@ -80,8 +80,6 @@ import Testing
         #expect(try PlasmaCodec.decodeNotification(Array(n[8...])) == [info])
     }
 
-    /// Structs of 8-byte fields must sit at 8-byte aligned offsets in the
-    /// body (the client reads them in place).
     /// The get reply's writers for ids and empty tables lay out the very
     /// bytes of the generic `.strings` and `.tables`, at every alignment.
     @Test func theGetReplysFastWritersWriteTheGenericBytes() {
@@ -95,6 +93,8 @@ import Testing
         }
     }
 
+    /// Structs of 8-byte fields must sit at 8-byte aligned offsets in the
+    /// body (the client reads them in place).
     @Test func structsAndWideFieldsAreAligned() throws {
         let spec = PlasmaObjectSpec(segmentIndex: 1, dataOffset: 64, dataSize: 5, metadataOffset: 69, metadataSize: 0)
         let f = PlasmaCodec.encode(.get([a, b, z], [spec, spec, spec], storeFDs: [1], mmapSizes: [77]))
