@@ -80,17 +80,26 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     public var description: String { hex }
 
-    /// The hash Dictionary and Set use: a keyed multiply–fold of the three
-    /// words (two 64×64→128-bit multiplications), where the synthesized
-    /// `hash(into:)` runs SipHash over 20 bytes — several times the cost, on
-    /// every lookup of the store's tables (issue 12). The key comes from
-    /// the process's own `Hasher` seed, so it is random per process (and
-    /// fixed under SWIFT_DETERMINISTIC_HASHING); `seed` is the table's.
+    /// The hash Dictionary and Set use: the three words folded by two
+    /// 64×64→128-bit multiplications with fixed odd constants (each a
+    /// bijection on the low bits, so no bit of the id is lost), keyed, then
+    /// finished with MurmurHash3's fmix64 so that every bit reaches the low
+    /// bits a table indexes by. SipHash over 20 bytes, the synthesized
+    /// hash, cost several times this on every lookup of the store's tables
+    /// (issue 12). The key comes from the process's own `Hasher` seed
+    /// (random per process, fixed under SWIFT_DETERMINISTIC_HASHING);
+    /// `seed` is the table's.
     public func _rawHashValue(seed: Int) -> Int {
         let k = ObjectID.hashKey ^ UInt64(UInt(bitPattern: seed))
-        let a = (w0 ^ k ^ 0xA076_1D64_78BD_642F).multipliedFullWidth(by: w1 ^ (k >> 32 | k << 32) ^ 0xE703_7ED1_A0B4_28DB)
-        let b = (a.high ^ a.low ^ UInt64(w2) ^ 0x8EBC_6AF0_9C88_C6E3).multipliedFullWidth(by: k ^ 0x5899_65CC_7537_4CC3)
-        return Int(truncatingIfNeeded: b.high ^ b.low)
+        let a = (w0 ^ k).multipliedFullWidth(by: 0x9E37_79B9_7F4A_7C15)
+        let b = (a.high ^ a.low ^ w1).multipliedFullWidth(by: 0xC2B2_AE3D_27D4_EB4F)
+        var h = b.high ^ b.low ^ UInt64(w2) ^ (k >> 32 | k << 32)
+        h ^= h >> 33
+        h &*= 0xFF51_AFD7_ED55_8CCD
+        h ^= h >> 33
+        h &*= 0xC4CE_B9FE_1A85_EC53
+        h ^= h >> 33
+        return Int(truncatingIfNeeded: h)
     }
 
     static let hashKey: UInt64 = {

@@ -77,18 +77,20 @@ import Testing
 
     /// The table hash mixes every byte of the id into the low bits a hash
     /// table indexes by: ids that differ in only two bytes, at the start, in
-    /// the middle or at the end, spread over buckets.
+    /// the middle or at the end, spread over buckets — under several table
+    /// seeds, which key the hash as the process key does.
     @Test func theIdHashSpreadsIdsThatDifferInFewBytes() {
-        for position in [0, 9, 18] {
-            var buckets = Set<Int>()
-            for n in 0..<4096 {
-                var b = [UInt8](repeating: 0x11, count: 20)
-                b[position] = UInt8(n >> 8); b[position + 1] = UInt8(n & 0xFF)
-                let i = ObjectID(bytes: b)!
-                buckets.insert(i._rawHashValue(seed: 7) & 4095)
+        for seed in [7, 0, -1, 1 << 40, Int.random(in: .min ... .max)] {
+            for position in [0, 9, 18] {
+                var buckets = Set<Int>()
+                for n in 0..<4096 {
+                    var b = [UInt8](repeating: 0x11, count: 20)
+                    b[position] = UInt8(n >> 8); b[position + 1] = UInt8(n & 0xFF)
+                    buckets.insert(ObjectID(bytes: b)!._rawHashValue(seed: seed) & 4095)
+                }
+                // A uniform hash fills about 63% of 4096 buckets with 4096 keys (±30).
+                #expect(buckets.count > 2300, "seed \(seed), bytes \(position), \(position + 1): \(buckets.count) of 4096 buckets")
             }
-            // A uniform hash fills about 63% of 4096 buckets with 4096 keys.
-            #expect(buckets.count > 2300, "bytes \(position), \(position + 1): \(buckets.count) of 4096 buckets")
         }
         // The table's seed changes the hash (tables copied into each other
         // must not share an order).
