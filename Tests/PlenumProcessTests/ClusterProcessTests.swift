@@ -26,7 +26,9 @@ final class TestCluster {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         file = dir + "/cluster.toml"
         config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: "ctest-\(t)", transport: Self.transport,
-                                     grpcPortBase: 20_000 + Int.random(in: 0..<4_000) * 10)
+                                     // Below Linux's ephemeral ports (32768–60999): an outgoing
+                                     // connection cannot hold a node's port before it binds.
+                                     grpcPortBase: 20_000 + Int.random(in: 0..<1_270) * 10)
         config.deadAfterMillis = deadAfterMs
         config.requestTimeoutMillis = requestTimeoutMs
         if let reach {
