@@ -254,7 +254,8 @@ public final class StoreDaemon {
         // the lock and the file it created.
         let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>)
         do {
-            let region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true)
+            let region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true,
+                                           requireBacking: options.prefault)
             // Gone from the directory before anything slow (the populate
             // below): a SIGKILL from here on leaves nothing in /dev/shm.
             if options.unlinkRegionAtStart, options.cluster == nil, ownsRegionFile {

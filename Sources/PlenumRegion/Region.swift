@@ -35,9 +35,14 @@ public final class Region: Sendable {
     /// `ftruncate`. A character device (DAX) or an existing file with
     /// `overwrite` is formatted in place; an existing file otherwise is
     /// refused so a live region is never clobbered by accident.
+    ///
+    /// With `requireBacking` (a caller about to populate every page) a file
+    /// whose file system cannot hold all `size` bytes is refused before it is
+    /// sized: populating it would fill the file system (on tmpfs, memory)
+    /// before failing.
     public static func create(
         at path: String, size: Int, lineSize: LineSize = .default, owner: UInt32 = 0,
-        numaNode: Int? = nil, overwrite: Bool = false
+        numaNode: Int? = nil, overwrite: Bool = false, requireBacking: Bool = false
     ) throws(RegionError) -> Region {
         try checkLineSize(lineSize)
         if let numaNode { try Numa.validate(numaNode) }
@@ -60,6 +65,9 @@ public final class Region: Sendable {
         if isDevice {
             let deviceSize = try deviceSize(path: path, st: st)
             guard size <= deviceSize else { throw .outOfSpace(requested: size, available: deviceSize) }
+        } else if requireBacking, let available = backingAvailable(fd: fd), size > available {
+            if !exists { unlink(path) }
+            throw .fileSystemFull(path: path, requested: size, available: available)
         } else if ftruncate(fd, off_t(size)) != 0 {
             let e = SystemCallError.last("ftruncate", subject: path,
                                          hint: "on hugetlbfs the size must be a multiple of the huge page size")
@@ -84,6 +92,17 @@ public final class Region: Sendable {
         let header = RegionHeader(lineSize: lineSize, regionSize: size, ownerNode: owner, createdNanos: wallNanos())
         header.write(to: memory)
         return Region(path: path, header: header, mapping: mapping)
+    }
+
+    /// Bytes the file open at `fd` can hold without its file system running
+    /// out: the free space plus what the file already has allocated. `nil`
+    /// when the file system does not say.
+    static func backingAvailable(fd: Int32) -> Int? {
+        var vfs = statvfs(), st = stat()
+        guard fstatvfs(fd, &vfs) == 0, fstat(fd, &st) == 0, vfs.f_frsize > 0 else { return nil }
+        let (free, overflow) = UInt64(vfs.f_bavail).multipliedReportingOverflow(by: UInt64(vfs.f_frsize))
+        let (total, over2) = Int(clamping: free).addingReportingOverflow(Int(st.st_blocks) * 512)
+        return overflow || over2 ? Int.max : total
     }
 
     /// Maps an existing region and validates its header. `size` is required

@@ -16,6 +16,7 @@ public enum RegionError: Error, CustomStringConvertible, Equatable {
     case alreadyExists(path: String)
     case segmentTableFull(capacity: Int)
     case outOfSpace(requested: Int, available: Int)
+    case fileSystemFull(path: String, requested: Int, available: Int)
     case segmentNotFound(name: String)
     case corruptSegment(index: Int, reason: String)
     case badSegmentName(String)
@@ -53,6 +54,8 @@ public enum RegionError: Error, CustomStringConvertible, Equatable {
             return "segment table is full (\(c) entries): create a new region"
         case .outOfSpace(let r, let a):
             return "region has \(a) bytes free, \(r) requested: create a larger region (--size)"
+        case .fileSystemFull(let p, let r, let a):
+            return "\(p) needs \(r) bytes but its file system has \(a) free: free space there (df), ask for less memory, or pass --no-prefault to allocate pages as objects are written"
         case .segmentNotFound(let n):
             return "no segment named \"\(n)\" in the region: list them with `plenum region info`"
         case .corruptSegment(let i, let why):

@@ -190,6 +190,21 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         #expect(access(stale, F_OK) != 0)
     }
 
+    @Test func aRegionLargerThanItsFileSystemIsRefusedBeforeAnyPageIsTaken() throws {
+        // Populating it would fill /dev/shm (memory) first and fail after.
+        var vfs = statvfs()
+        #expect(statvfs("/dev/shm", &vfs) == 0)
+        let free = Int(vfs.f_bavail) * Int(vfs.f_frsize)
+        let memory = (free >> 20) + 1024   // MiB: a gigabyte more than is free
+        let path = "/dev/shm/plenum-hard-\(getpid())-full.region"
+        defer { unlink(path) }
+        let refused = try PlenumProcess.run(["store", "--socket", "/tmp/plenum-hard-\(getpid())-full.sock", "--memory", "\(memory)M",
+                                             "--region", path], timeout: 120)
+        #expect(refused.status != 0 && refused.stderr.contains("free") && refused.stderr.contains("--no-prefault"), "\(refused.stderr)")
+        #expect(access(path, F_OK) != 0, "the refused region file is removed")
+        #expect(statvfs("/dev/shm", &vfs) == 0 && Int(vfs.f_bavail) * Int(vfs.f_frsize) > free - (256 << 20), "no memory kept")
+    }
+
     @Test func anExistingRegionIsNeverReformattedWithoutForceAndIsKeptAfterwards() throws {
         let path = "/dev/shm/plenum-hard-\(getpid()).region"
         let contents = Data(repeating: 0x5A, count: 1 << 16)
