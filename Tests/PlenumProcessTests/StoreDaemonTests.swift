@@ -125,6 +125,33 @@ final class RunningStore {
         #expect(store.stop() == 0)
     }
 
+    @Test func storeBenchmarkMeasuresEveryRowOnBothPathsAndLeavesTheStoreEmpty() throws {
+        let store = try RunningStore(memory: "256M")
+        let r = try PlenumProcess.run(["bench", "store", "--socket", store.socket, "--json", "--scale", "100", "--repeats", "1",
+                                       "--operations", "100", "--clients", "2"], timeout: 300)
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try #require(PlenumProcess.json(r.stdout), "printed: \(r.stdout)")
+        let rows = try #require(doc["rows"] as? [[String: Any]])
+        var values: [String: Double] = [:]
+        for row in rows { values[row["name"] as? String ?? "?"] = row["plenum"] as? Double ?? (row["plenum"] as? Int).map(Double.init) }
+        var expected = ["unix socket 64B round trip (floor)"]
+        for path in ["", ", socket"] {
+            for label in ["1000x1kB", "500x10kB", "200x100kB", "100x1MB", "50x10MB", "10x100MB"] {
+                expected += ["create+write+seal \(label) (per object)\(path)", "get all \(label)\(path)", "read \(label)\(path)"]
+            }
+            expected += ["create-and-seal 1000x1kB (per object)\(path)", "get+release 64B\(path)", "contains\(path)",
+                         "get+release 64B, 2 clients\(path)"]
+        }
+        #expect(Set(values.keys) == Set(expected), "rows: \(values.keys.sorted())")
+        for (name, v) in values { #expect(v.isFinite && v > 0, "\(name) = \(v)") }
+        let s = try store.client().stats()
+        #expect(s.used == 0 && s.objects == 0, "the benchmark deletes what it creates")
+        // A row filter that matches nothing is refused, not an empty table.
+        let none = try PlenumProcess.run(["bench", "store", "--socket", store.socket, "--only", "zzz"], timeout: 60)
+        #expect(none.status != 0 && none.stderr.contains("matches no row"), "\(none.stderr)")
+        #expect(store.stop() == 0)
+    }
+
     @Test func eightClientProcessesTenThousandOperationsEach() throws {
         let store = try RunningStore()
         let clients = try (1...8).map { n in
