@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if !defined(__x86_64__) && !defined(__aarch64__) && !defined(__powerpc64__)
 #error "Plenum supports x86_64, aarch64 and ppc64le"
@@ -23,7 +25,8 @@
 
 static atomic_int cpu_ready;
 static uint32_t hw_line = 64;
-static plenum_flush_kind flush_kind;
+static plenum_flush_kind flush_kind;       // write back (SPEC §3.2)
+static plenum_flush_kind invalidate_kind;  // write back and drop (SPEC §3.3)
 static int hw_crc;
 
 void plenum_cpu_init(void) {
@@ -35,18 +38,24 @@ void plenum_cpu_init(void) {
         if (words) hw_line = words * 8;
         hw_crc = (c >> 20) & 1; // SSE4.2
     }
-    flush_kind = PLENUM_FLUSH_CLFLUSH;
-    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && ((b >> 23) & 1))
-        flush_kind = PLENUM_FLUSH_CLFLUSHOPT;
+    invalidate_kind = PLENUM_FLUSH_CLFLUSH;
+    uint32_t leaf7 = 0;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) leaf7 = b;
+    if ((leaf7 >> 23) & 1) invalidate_kind = PLENUM_FLUSH_CLFLUSHOPT;
+    flush_kind = ((leaf7 >> 24) & 1) ? PLENUM_FLUSH_CLWB : invalidate_kind;
+    // PLENUM_FLUSH=clflushopt (or clflush) flushes with the invalidating
+    // instruction instead of CLWB: to measure what CLWB buys (SPEC §3.2).
+    const char *forced = getenv("PLENUM_FLUSH");
+    if (forced && (strcmp(forced, "clflushopt") == 0 || strcmp(forced, "clflush") == 0)) flush_kind = invalidate_kind;
 #elif defined(__aarch64__)
     uint64_t ctr;
     __asm__ volatile("mrs %0, ctr_el0" : "=r"(ctr));
     hw_line = 4u << ((ctr >> 16) & 0xf); // DminLine, log2 of words
-    flush_kind = PLENUM_FLUSH_DC_CIVAC;
+    flush_kind = invalidate_kind = PLENUM_FLUSH_DC_CIVAC;
     hw_crc = (getauxval(AT_HWCAP) & HWCAP_CRC32) != 0;
 #else
     hw_line = 128; // POWER8/9/10
-    flush_kind = PLENUM_FLUSH_DCBF;
+    flush_kind = invalidate_kind = PLENUM_FLUSH_DCBF;
     hw_crc = 0;
 #endif
     atomic_store_explicit(&cpu_ready, 1, memory_order_release);
@@ -54,8 +63,13 @@ void plenum_cpu_init(void) {
 
 uint32_t plenum_hw_line_size(void) { plenum_cpu_init(); return hw_line; }
 plenum_flush_kind plenum_flush_kind_in_use(void) { plenum_cpu_init(); return flush_kind; }
+plenum_flush_kind plenum_invalidate_kind_in_use(void) { plenum_cpu_init(); return invalidate_kind; }
 
 #if defined(__x86_64__)
+__attribute__((target("clwb")))
+static void flush_clwb(const char *p, const char *end, uint32_t step) {
+    for (; p < end; p += step) __builtin_ia32_clwb((void *)p);
+}
 __attribute__((target("clflushopt")))
 static void flush_opt(const char *p, const char *end, uint32_t step) {
     for (; p < end; p += step) __builtin_ia32_clflushopt((void *)p);
@@ -65,20 +79,33 @@ static void flush_legacy(const char *p, const char *end, uint32_t step) {
 }
 #endif
 
-void plenum_flush_range(const void *start, size_t length) {
+// One instruction per hardware line overlapping [start, start+length).
+static void line_range(plenum_flush_kind kind, const void *start, size_t length) {
     if (length == 0) return;
-    plenum_cpu_init();
     uintptr_t mask = ~(uintptr_t)(hw_line - 1);
     const char *p = (const char *)((uintptr_t)start & mask);
     const char *end = (const char *)start + length;
 #if defined(__x86_64__)
-    if (flush_kind == PLENUM_FLUSH_CLFLUSHOPT) flush_opt(p, end, hw_line);
+    if (kind == PLENUM_FLUSH_CLWB) flush_clwb(p, end, hw_line);
+    else if (kind == PLENUM_FLUSH_CLFLUSHOPT) flush_opt(p, end, hw_line);
     else flush_legacy(p, end, hw_line);
 #elif defined(__aarch64__)
+    (void)kind;
     for (; p < end; p += hw_line) __asm__ volatile("dc civac, %0" ::"r"(p) : "memory");
 #else
+    (void)kind;
     for (; p < end; p += hw_line) __asm__ volatile("dcbf 0, %0" ::"r"(p) : "memory");
 #endif
+}
+
+void plenum_flush_range(const void *start, size_t length) {
+    plenum_cpu_init();
+    line_range(flush_kind, start, length);
+}
+
+void plenum_invalidate_range(const void *start, size_t length) {
+    plenum_cpu_init();
+    line_range(invalidate_kind, start, length);
 }
 
 void plenum_fence_store(void) {

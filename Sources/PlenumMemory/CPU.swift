@@ -5,9 +5,17 @@ public enum CPU {
     /// The hardware data-cache line size (cpuid, CTR_EL0, or 128 on POWER).
     public static var hardwareLineSize: Int { Int(plenum_hw_line_size()) }
 
-    /// Human-readable name of the flush instruction in use.
+    /// Human-readable names of the flush (write-back, SPEC §3.2) and
+    /// invalidate (§3.3) instructions in use, e.g. "clwb+sfence,
+    /// invalidate clflushopt"; one name when they are the same.
     public static var flushInstruction: String {
-        switch plenum_flush_kind_in_use() {
+        let flush = name(plenum_flush_kind_in_use()), invalidate = name(plenum_invalidate_kind_in_use())
+        return flush == invalidate ? flush : "\(flush), invalidate \(invalidate)"
+    }
+
+    static func name(_ kind: plenum_flush_kind) -> String {
+        switch kind {
+        case PLENUM_FLUSH_CLWB: return "clwb+sfence"
         case PLENUM_FLUSH_CLFLUSHOPT: return "clflushopt+sfence"
         case PLENUM_FLUSH_CLFLUSH: return "clflush"
         case PLENUM_FLUSH_DC_CIVAC: return "dc civac+dsb ish"

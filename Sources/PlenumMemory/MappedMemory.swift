@@ -74,7 +74,8 @@ public struct MappedMemory: SharedMemory, @unchecked Sendable {
     }
 
     @inlinable public func invalidate(at offset: Int, count: Int) {
-        flush(at: offset, count: count)
+        guard flushes, count > 0 else { return }
+        plenum_invalidate_range(checked(offset, count), count)
     }
 
     @inlinable public func fence(_ kind: Fence) {

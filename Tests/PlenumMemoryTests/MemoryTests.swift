@@ -51,7 +51,7 @@ import Testing
 
     @Test func cpuReportsAUsableFlush() {
         #expect([32, 64, 128, 256].contains(CPU.hardwareLineSize))
-        #expect(CPU.flushInstruction != "unknown")
+        #expect(!CPU.flushInstruction.contains("unknown"))
     }
 
     @Test func mappedMemoryRoundTripsThroughFlushesAndFences() throws {

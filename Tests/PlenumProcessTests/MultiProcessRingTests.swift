@@ -205,6 +205,29 @@ import Testing
         #expect(access(path + "x", F_OK) != 0)
     }
 
+    @Test func flushWritesBackWithCLWBWhereTheCPUHasItAndInvalidateNeverDoes() throws {
+        let path = tempPath("flushkind")
+        defer { unlink(path) }
+        #expect(try PlenumProcess.run(["region", "create", path, "--size", "1M"]).status == 0)
+        func instructions(_ env: [String: String]) throws -> String {
+            let r = try PlenumProcess.run(["region", "info", path], environment: env)
+            #expect(r.status == 0, "\(r.stderr)")
+            let line = try #require(r.stdout.split(separator: "\n").first { $0.contains("CPU flush: ") })
+            return String(line[line.range(of: "CPU flush: ")!.upperBound...])
+        }
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let hasCLWB = cpuinfo.split(separator: "\n").contains { $0.hasPrefix("flags") && $0.split(separator: " ").contains("clwb") }
+        let normal = try instructions([:])
+        // SPEC §3.3: an invalidate must drop the line; CLWB may keep it.
+        #expect(!normal.contains("invalidate clwb"), "\(normal)")
+        #if arch(x86_64)
+        #expect(normal.hasPrefix("clwb+sfence") == hasCLWB, "\(normal); cpu has clwb: \(hasCLWB)")
+        #endif
+        // PLENUM_FLUSH=clflushopt: flush uses the invalidating instruction (SPEC §3.2).
+        let forced = try instructions(["PLENUM_FLUSH": "clflushopt"])
+        #expect(!forced.contains("clwb") && !forced.contains("invalidate"), "\(forced)")
+    }
+
     @Test func demoRunsEndToEnd() throws {
         let path = tempPath("demo")
         let r = try PlenumProcess.run(["demo", "--count", "20000", "--region", path, "--objects", "200"])

@@ -18,9 +18,10 @@ enum PlenumProcess {
         private var outData = Data(), errData = Data()
         private let group = DispatchGroup()
 
-        init(_ arguments: [String]) throws {
+        init(_ arguments: [String], environment: [String: String] = [:]) throws {
             process.executableURL = URL(fileURLWithPath: PlenumProcess.executable)
             process.arguments = arguments
+            if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
             process.standardOutput = out
             process.standardError = err
             try process.run()
@@ -42,8 +43,8 @@ enum PlenumProcess {
         }
     }
 
-    static func run(_ arguments: [String], timeout: Double = 300) throws -> (status: Int32, stdout: String, stderr: String) {
-        try Running(arguments).finish(timeout: timeout)
+    static func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 300) throws -> (status: Int32, stdout: String, stderr: String) {
+        try Running(arguments, environment: environment).finish(timeout: timeout)
     }
 
     static func json(_ text: String) -> [String: Any]? {

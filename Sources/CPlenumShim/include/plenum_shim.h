@@ -16,12 +16,14 @@
 extern "C" {
 #endif
 
-/// Which instruction `plenum_flush_range` uses on this CPU.
+/// Which instruction `plenum_flush_range` or `plenum_invalidate_range` uses
+/// on this CPU.
 typedef enum {
     PLENUM_FLUSH_CLFLUSHOPT = 1, ///< x86_64 CLFLUSHOPT (ordered by SFENCE)
     PLENUM_FLUSH_CLFLUSH = 2,    ///< x86_64 CLFLUSH (fallback, serialising)
     PLENUM_FLUSH_DC_CIVAC = 3,   ///< aarch64 DC CIVAC (clean+invalidate to PoC)
     PLENUM_FLUSH_DCBF = 4,       ///< ppc64le DCBF (flush data cache block)
+    PLENUM_FLUSH_CLWB = 5,       ///< x86_64 CLWB (write back, may keep the line clean; ordered by SFENCE)
 } plenum_flush_kind;
 
 /// Detects the CPU's features once; later calls are cheap. Thread-safe.
@@ -30,13 +32,22 @@ void plenum_cpu_init(void);
 /// The hardware data-cache line size in bytes (cpuid / CTR_EL0 / 128).
 uint32_t plenum_hw_line_size(void);
 
-/// The instruction `plenum_flush_range` will use.
+/// The instruction `plenum_flush_range` will use: CLWB where the CPU has it.
 plenum_flush_kind plenum_flush_kind_in_use(void);
 
-/// Writes back (if dirty) and drops from this CPU's cache every hardware line
-/// overlapping [start, start+length). Not ordered with later loads or stores
-/// until a fence (`plenum_fence_store` / `plenum_fence_full`).
+/// The instruction `plenum_invalidate_range` will use (never CLWB).
+plenum_flush_kind plenum_invalidate_kind_in_use(void);
+
+/// Writes back (if dirty) every hardware line overlapping
+/// [start, start+length); the line may stay in this CPU's cache, clean
+/// (CLWB), or be dropped (every other instruction). Not ordered with later
+/// loads or stores until a fence (`plenum_fence_store` / `plenum_fence_full`).
 void plenum_flush_range(const void *start, size_t length);
+
+/// Writes back (if dirty) and drops from this CPU's cache every hardware
+/// line overlapping [start, start+length), so the next load misses. Same
+/// ordering as `plenum_flush_range`.
+void plenum_invalidate_range(const void *start, size_t length);
 
 /// Orders earlier stores and flushes before later stores and flushes.
 /// x86_64: SFENCE; aarch64: DSB ISH; ppc64le: HWSYNC.
