@@ -49,15 +49,17 @@ public protocol SharedMemory {
     /// Writes `count` bytes at `offset` through a mutable view filled by `body`.
     func write<R, E: Error>(at offset: Int, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R
 
-    /// Write-back (if dirty) and drop from this node's cache every granule
-    /// that overlaps `[offset, offset+count)` — SPEC §3.2. Not ordered with later
-    /// stores or loads until a ``fence(_:)``.
+    /// Write-back (if dirty) of every granule that overlaps
+    /// `[offset, offset+count)`; the line may stay in this node's cache, clean
+    /// (CLWB), or be dropped — SPEC §3.2. Not ordered with later stores or
+    /// loads until a ``fence(_:)``.
     func flush(at offset: Int, count: Int)
 
     /// Drop lines this node never wrote so the next load misses — SPEC §3.3.
-    /// The hardware has no invalidate-only instruction on POWER9, so this is
-    /// the same instruction as ``flush(at:count:)``: it is safe because a
-    /// reader never dirties the lines it invalidates (brief invariant 3).
+    /// The hardware has no invalidate-only instruction on POWER9, so this
+    /// writes back a dirty line too (CLFLUSHOPT, DC CIVAC, DCBF — never CLWB):
+    /// it is safe because a reader never dirties the lines it invalidates
+    /// (brief invariant 3).
     func invalidate(at offset: Int, count: Int)
 
     /// A fence (SPEC §3.4).
