@@ -108,7 +108,7 @@ let package = Package(
             name: "PlenumCLI",
             dependencies: [
                 "PlenumMemory", "PlenumRegion", "PlenumRing", "PlenumBench", "PlenumSimulator",
-                "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire", "PlenumCluster", "PlenumPlasma",
+                "PlenumStore", "PlenumDaemon", "PlenumClient", "PlenumWire", "PlenumCluster", "PlenumPlasma", "CPlenumShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -115,3 +115,9 @@ int plenum_peer_uid(int socket, unsigned int *uid) {
     *uid = cred.uid;
     return 0;
 }
+
+#include <spawn.h>
+
+int plenum_spawn_close_from(void *actions, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, lowfd);
+}

@@ -1,9 +1,11 @@
 import ArgumentParser
+import CPlenumShim
 import Foundation
 import Glibc
 import PlenumClient
 import PlenumCluster
 import PlenumStore
+import PlenumWire
 
 /// Reads and validates a cluster file.
 func loadCluster(_ path: String) throws -> ClusterConfig {
@@ -20,10 +22,50 @@ enum LocalCluster {
     static func pidFile(_ dir: String, _ n: NodeID) -> String { dir + "/node\(n).pid" }
     static func logFile(_ dir: String, _ n: NodeID) -> String { dir + "/node\(n).log" }
 
-    static func pid(_ dir: String, _ n: NodeID) -> pid_t? {
+    /// The region-name tag of the local cluster kept in `dir`:
+    /// `cluster-<uid>-<8 hex digits of the directory's canonical path>`,
+    /// so clusters in different directories never share a region file.
+    static func tag(forDir dir: String) -> String {
+        let path = URL(fileURLWithPath: dir).standardizedFileURL.resolvingSymlinksInPath().path
+        var h: UInt32 = 0x811C_9DC5   // FNV-1a
+        for b in path.utf8 { h = (h ^ UInt32(b)) &* 0x0100_0193 }
+        let hex = String(h, radix: 16)
+        return "cluster-\(getuid())-" + String(repeating: "0", count: 8 - hex.count) + hex
+    }
+
+    /// Node n's pid from its pid file, if that process still runs and is
+    /// this cluster's node n (`store --cluster FILE --node n` on its command
+    /// line: a pid reused by another process is never signalled). A node
+    /// that exited but was not reaped yet (a zombie of `cluster up`) does
+    /// not run.
+    static func pid(_ dir: String, _ n: NodeID, file: String? = nil) -> pid_t? {
+        let file = file ?? Self.file(dir)
         guard let d = FileManager.default.contents(atPath: pidFile(dir, n)),
-              let p = pid_t(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
-        return kill(p, 0) == 0 ? p : nil
+              let p = pid_t(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), p > 0,
+              kill(p, 0) == 0 else { return nil }
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(p)/stat"),
+              let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.count, stat[close + 2] != UInt8(ascii: "Z"),
+              let cmd = FileManager.default.contents(atPath: "/proc/\(p)/cmdline") else { return nil }
+        let args = cmd.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
+        func after(_ flag: String) -> String? { args.firstIndex(of: flag).flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil } }
+        guard args.contains("store"), after("--node") == "\(n)", let f = after("--cluster"),
+              URL(fileURLWithPath: f).standardizedFileURL.path == URL(fileURLWithPath: file).standardizedFileURL.path else { return nil }
+        return p
+    }
+
+    /// Removes a region file unless a running store holds its lock (SPEC
+    /// §9.4: a store holds flock(LOCK_EX) on its region for its life).
+    static func unlinkUnlessLocked(_ path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
+    }
+
+    /// The last non-empty line of node n's log (why it stopped).
+    static func lastLogLine(_ dir: String, _ n: NodeID) -> String {
+        let text = String(decoding: FileManager.default.contents(atPath: logFile(dir, n)) ?? Data(), as: UTF8.self)
+        return text.split(separator: "\n").last { !$0.allSatisfy(\.isWhitespace) }.map(String.init) ?? "(its log is empty)"
     }
 
     /// Starts `plenum store --cluster FILE --node n` detached (own session),
@@ -38,6 +80,11 @@ enum LocalCluster {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logFile(dir, n), O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else is inherited: a descriptor of whoever ran `cluster up`
+        // (Foundation's Process watches a socket its child holds to learn of
+        // its exit) would otherwise live on in the nodes, and that caller
+        // would wait for `cluster up` as long as the cluster runs.
+        _ = plenum_spawn_close_from(&actions, 3)
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -53,14 +100,26 @@ enum LocalCluster {
 }
 
 extension LocalCluster {
-    /// Waits until every node answers and sees every other alive.
-    static func waitReady(_ config: ClusterConfig, dir: String, seconds: Int) throws {
+    /// Waits until every node answers and sees every other alive; fails as
+    /// soon as a node has exited, naming it and quoting its log's last line.
+    static func waitReady(_ config: ClusterConfig, dir: String, file: String? = nil, seconds: Int) throws {
         let deadline = Date().addingTimeInterval(TimeInterval(seconds))
         var ready = Set<NodeID>()
         while ready.count < config.nodes.count {
             for n in config.nodes where !ready.contains(n.id) {
-                if pid(dir, n.id) == nil { throw CLIError("node \(n.id) exited during start; see \(logFile(dir, n.id))") }
-                guard let c = try? PlenumClient(socketPath: n.socket, prefault: false), let json = try? c.clusterStatus(),
+                if pid(dir, n.id, file: file) == nil {
+                    var why = ""
+                    if let d = FileManager.default.contents(atPath: pidFile(dir, n.id)),
+                       let p = pid_t(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
+                        var status: Int32 = 0
+                        // Reaps the node if this process started it.
+                        if waitpid(p, &status, WNOHANG) == p {
+                            why = status & 0x7F == 0 ? " (exit status \((status >> 8) & 0xFF))" : " (signal \(status & 0x7F))"
+                        }
+                    }
+                    throw CLIError("node \(n.id) exited during start\(why): \(lastLogLine(dir, n.id)) — log \(logFile(dir, n.id))")
+                }
+                guard let c = try? PlenumClient(socketPath: n.socket, rings: false, prefault: false), let json = try? c.clusterStatus(),
                       let doc = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any],
                       let peers = doc["peers"] as? [[String: Any]] else { continue }
                 if peers.allSatisfy({ $0["alive"] as? Bool == true }) { ready.insert(n.id) }
@@ -76,27 +135,30 @@ extension LocalCluster {
     /// SIGTERM every node (SIGKILL after 5 s); removes pid files, sockets
     /// and, if asked, region files. Returns how many were running.
     @discardableResult
-    static func stop(_ config: ClusterConfig, dir: String, removeRegions: Bool) -> Int {
+    static func stop(_ config: ClusterConfig, dir: String, file: String? = nil, removeRegions: Bool) -> Int {
         var stopped = 0
         for n in config.nodes {
-            guard let p = pid(dir, n.id) else { continue }
+            guard let p = pid(dir, n.id, file: file) else { continue }
             kill(p, SIGTERM)
-            var waited = 0
-            while kill(p, 0) == 0, waited < 100 { usleep(50_000); waited += 1 }
-            if kill(p, 0) == 0 { kill(p, SIGKILL) }
+            var waited = 0, status: Int32 = 0
+            while pid(dir, n.id, file: file) != nil, waited < 100 { usleep(50_000); waited += 1 }
+            if pid(dir, n.id, file: file) != nil { kill(p, SIGKILL) }
+            _ = waitpid(p, &status, WNOHANG)   // reaps it if this process started it
             stopped += 1
         }
-        for n in config.nodes {
+        for n in config.nodes where pid(dir, n.id, file: file) == nil {
+            // A node that would not stop keeps its files; so does a file a
+            // running store holds (a socket someone listens on, a locked
+            // region): `down` never removes another store's files.
             unlink(pidFile(dir, n.id))
-            unlink(n.socket)
-            unlink(n.bell)
-            if removeRegions { unlink(n.region) }
+            if !UnixSocket.acceptsConnections(n.socket) { unlink(n.socket); unlink(n.bell) }
+            if removeRegions { unlinkUnlessLocked(n.region) }
         }
         return stopped
     }
 
     /// Writes the local default file into `dir` and starts every node.
-    static func start(nodes: Int, memory: Int, dir: String, tag: String, deadAfterMs: Int = 1000, verbose: Bool = false,
+    static func start(nodes: Int, memory: Int, dir: String, tag: String, deadAfterMs: Int = 5000, verbose: Bool = false,
                       transport: PeerTransport = .rings, grpcPortBase: Int = 7400) throws -> ClusterConfig {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: tag, transport: transport, grpcPortBase: grpcPortBase)
@@ -135,20 +197,26 @@ struct ClusterCommand: ParsableCommand {
                 config = try loadCluster(file)
             } else {
                 path = LocalCluster.file(dir)
-                config = ClusterConfig.local(nodes: nodes, memory: memory.bytes, dir: dir, tag: "cluster-\(getuid())", transport: transport,
+                config = ClusterConfig.local(nodes: nodes, memory: memory.bytes, dir: dir, tag: LocalCluster.tag(forDir: dir), transport: transport,
                                              grpcPortBase: grpcPortBase)
                 config.deadAfterMillis = deadAfterMs
                 do { try config.validate() } catch { throw CLIError("\(error)") }
                 try config.toml().write(toFile: path, atomically: true, encoding: .utf8)
             }
             for n in config.nodes {
-                if let p = LocalCluster.pid(dir, n.id) { throw CLIError("node \(n.id) is already running (pid \(p)); `plenum cluster down` first") }
+                if let p = LocalCluster.pid(dir, n.id, file: path) { throw CLIError("node \(n.id) is already running (pid \(p)); `plenum cluster down` first") }
             }
-            for n in config.nodes {
-                let pid = try LocalCluster.spawn(file: path, node: n.id, dir: dir, verbose: verbose)
-                FileHandleStderr.write("node \(n.id): pid \(pid), socket \(n.socket), log \(LocalCluster.logFile(dir, n.id))\n")
+            do {
+                for n in config.nodes {
+                    let pid = try LocalCluster.spawn(file: path, node: n.id, dir: dir, verbose: verbose)
+                    FileHandleStderr.write("node \(n.id): pid \(pid), socket \(n.socket), log \(LocalCluster.logFile(dir, n.id))\n")
+                }
+                try LocalCluster.waitReady(config, dir: dir, file: path, seconds: wait)
+            } catch {
+                // Nothing half-started stays behind: the nodes that did start stop.
+                LocalCluster.stop(config, dir: dir, file: path, removeRegions: file == nil)
+                throw error
             }
-            try LocalCluster.waitReady(config, dir: dir, seconds: wait)
             print("cluster up: \(config.nodes.count) node(s); cluster file \(path)")
             for n in config.nodes { print("  node \(n.id)  socket \(n.socket)  region \(n.region)  memory \(n.memory) B") }
         }
@@ -163,7 +231,7 @@ struct ClusterCommand: ParsableCommand {
             let path = file ?? LocalCluster.file(dir)
             guard FileManager.default.fileExists(atPath: path) else { print("no cluster at \(dir)"); return }
             let config = try loadCluster(path)
-            let stopped = LocalCluster.stop(config, dir: dir, removeRegions: file == nil)
+            let stopped = LocalCluster.stop(config, dir: dir, file: path, removeRegions: file == nil)
             print("cluster down: \(stopped) node(s) stopped")
         }
     }

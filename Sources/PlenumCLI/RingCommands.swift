@@ -76,7 +76,7 @@ struct RingCommand: ParsableCommand {
         @OptionGroup var at: Locate
         @Option var count: UInt64 = 1
         @Option var stream: UInt64 = 1
-        @Option(help: "Give up after this many milliseconds without reaching count.") var timeoutMs = 2000
+        @Option(help: "Give up once the ring is empty and this many milliseconds passed without reaching count.") var timeoutMs = 2000
         @Flag var json = false
 
         /// Exit statuses (SPEC §6).
@@ -96,11 +96,15 @@ struct RingCommand: ParsableCommand {
             let (span, tooLong) = UInt64(timeoutMs).multipliedReportingOverflow(by: 1_000_000)
             let (end, past) = monotonicNanos().addingReportingOverflow(span)
             let deadline = tooLong || past ? UInt64.max : end
-            while check.received < count && monotonicNanos() < deadline {
+            // The deadline ends only a wait on an empty ring: what was posted
+            // before it is taken even if this process ran late (a busy machine).
+            polling: while check.received < count {
                 switch consumer.poll({ m in (m.requestId, pattern.matches(m.payload, index: m.requestId)) }) {
                 case .delivered(let (id, ok)): check.observe(id: id, intact: ok); backoff.reset()
                 case .corrupt(let why): corruptions.append(why.description); backoff.reset()
-                case .empty: backoff.idle()
+                case .empty:
+                    if monotonicNanos() >= deadline { break polling }
+                    backoff.idle()
                 }
             }
             consumer.flushAcknowledgements()

@@ -111,7 +111,7 @@ extension PlenumClient {
                     // for the store's wake (or any frame) on the socket. The
                     // timeout only bounds the damage of a lost wake.
                     var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                    if Glibc.poll(&p, 1, 50) > 0, let incoming = try receiveIfReady() {
+                    if Glibc.poll(&p, 1, sleepPollMs) > 0, let incoming = try receiveIfReady() {
                         if incoming == .wake { wakes += 1; continue }
                         return incoming
                     }

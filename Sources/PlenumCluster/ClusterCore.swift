@@ -180,6 +180,8 @@ public struct ClusterCore: Sendable {
     /// in place, where a getter made the caller copy the whole core first.
     public mutating func earliestDeadline() -> UInt64? { nextDeadline }
     public var pendingRequests: Int { outstanding.count }
+    /// This node's clients waiting at a barrier (SPEC §10.9 `barrier_waiters`).
+    public var barrierWaiterCount: Int { barrierWaiters.values.reduce(0) { $0 + $1.count } }
     /// References held here on each peer's objects (for status).
     public var referencesHeld: [NodeID: Int] {
         var out: [NodeID: Int] = [:]

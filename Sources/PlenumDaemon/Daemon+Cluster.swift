@@ -106,6 +106,7 @@ extension StoreDaemon {
             j.field("clients", connections.count)
             j.field("directory_entries", core.directoryEntries)
             j.field("pending_peer_requests", core.pendingRequests)
+            j.field("barrier_waiters", core.barrierWaiterCount)
             let c = core.counters
             j.field("messages") {
                 j.object {
@@ -129,7 +130,8 @@ extension StoreDaemon {
                                 j.field("heartbeat_age_ms", l.lastBeatAt == 0 ? -1 : Int((now &- l.lastBeatAt) / 1_000_000))
                                 if let load = core.loads[l.peer] {
                                     j.field("memory") {
-                                        j.object { j.field("capacity", load.capacity); j.field("used", load.used); j.field("free", load.free); j.field("objects", load.objects) }
+                                        j.object { j.field("capacity", load.capacity); j.field("used", load.used); j.field("free", load.free); j.field("objects", load.objects)
+                                                   j.field("subscribers", load.subscribers) }
                                     }
                                 }
                                 j.field("references_held", held[l.peer] ?? 0)

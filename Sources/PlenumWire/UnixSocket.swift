@@ -19,4 +19,14 @@ public enum UnixSocket {
         withUnsafeMutableBytes(of: &addr.sun_path) { p in for (i, b) in bytes.enumerated() { p[i] = b } }
         return withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
     }
+
+    /// True when a stream socket at `path` accepts a connection now. Its
+    /// file exists from bind(2), before the server listens: wait for this,
+    /// not for the file.
+    public static func acceptsConnections(_ path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return (try? withAddress(path) { connect(fd, $0, $1) }) == 0
+    }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import PlenumClient
+@testable import PlenumClient
 import PlenumStore
 import PlenumWire
 import Testing
@@ -62,20 +62,31 @@ import Testing
     }
 
     /// A client blocked in a long get sleeps (its sleeping word set), and
-    /// the store's post of the reply wakes it through the socket.
+    /// the store's post of the reply wakes it through the socket. The object
+    /// is put only once the waiter's word is set (the event, not a delay),
+    /// and the waiter's safety timeout is out of reach, so only the store's
+    /// wake can end its sleep: a store that forgot the wake fails here.
     @Test func aSleepingClientIsWokenByTheStore() throws {
         let store = try RunningStore()
         let waiter = try store.client()
+        waiter.sleepPollMs = 600_000
+        let memory = try #require(waiter.ringMemory), word = waiter.sleepWord
         let id = oid(n: 8001), socket = store.socket
+        let asleep = Flag()
         let sealed = Thread {
-            usleep(300_000)
+            // The store's own read of the word (SPEC §9.6): invalidate, load.
+            if eventually(120, {
+                memory.invalidate(at: word, count: 8)
+                return memory.load64(at: word, ordering: .acquiring) != 0
+            }) { asleep.set() }
             try? PlenumClient(socketPath: socket).put(id, data: [42])
         }
         sealed.start()
-        let got = try waiter.get([id], timeoutMs: 20_000)
+        let got = try waiter.get([id], timeoutMs: 300_000)
+        #expect(asleep.isSet, "the waiter never published its sleeping word")
         #expect(try got.first??.data == [42])
-        #expect(waiter.sleepCount >= 1, "the waiter slept instead of polling for 300 ms")
-        #expect(waiter.wakes >= 1, "the store woke it (not the 50 ms safety timeout)")
+        #expect(waiter.sleepCount >= 1)
+        #expect(waiter.wakes >= 1, "the store's wake ended the sleep")
         while !sealed.isFinished { usleep(10_000) }
         #expect(store.stop() == 0)
     }

@@ -16,8 +16,8 @@ final class HardenedStore {
     init(_ extra: [String] = [], socket: String? = nil, tag: String = #function) throws {
         self.socket = socket ?? "/tmp/plenum-hard-\(getpid())-\(tag.filter { $0.isLetter }.prefix(24)).sock"
         process = try PlenumProcess.Running(["store", "--socket", self.socket, "--memory", "32M"] + extra)
-        let deadline = Date().addingTimeInterval(20)
-        while (try? PlenumClient(socketPath: self.socket)) == nil {
+        let deadline = Date().addingTimeInterval(120)
+        while (try? PlenumClient(socketPath: self.socket, rings: false)) == nil {
             guard Date() < deadline, process.process.isRunning else { throw CocoaError(.fileNoSuchFile) }
             usleep(20_000)
         }
@@ -130,9 +130,11 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         let m = c.ringMemory!, layout = c.requests!.layout
         m.invalidate(at: layout.epochOffset, count: 8)
         let epoch = UInt32(truncatingIfNeeded: m.load64(at: layout.epochOffset, ordering: .acquiring))
+        // A flood of 2,000 slots, however long the store takes to drain them
+        // (bounded only against a store that stops consuming).
         var seq: UInt64 = 0
-        let until = Date().addingTimeInterval(2)
-        while Date() < until && seq < 20_000 {
+        let t0 = Date(), until = t0.addingTimeInterval(300)
+        while Date() < until && seq < 2_000 {
             m.invalidate(at: layout.consumedOffset, count: 8)
             m.fence(.full)
             let consumed = m.load64(at: layout.consumedOffset, ordering: .acquiring)
@@ -158,12 +160,15 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
             m.flush(at: slot, count: 64)
             m.fence(.store)
         }
-        #expect(seq >= 1_000, "the flood reached the store (\(seq) corrupt slots)")
+        #expect(seq == 2_000, "the flood reached the store (\(seq) corrupt slots)")
         #expect(try PlenumClient(socketPath: store.socket).stats().clients >= 1, "the store serves on")
         let r = store.stop()
+        // One line per kind of fault per 10 s (LogLimiter), however slowly a
+        // busy machine ran the flood: bounded by its length, not its count.
+        let windows = 1 + Int(Date().timeIntervalSince(t0) / 10)
         let lines = r.stderr.split(separator: "\n").filter { $0.contains("request ring") }
-        #expect(lines.count <= 3, "\(lines.count) log lines for \(seq) corrupt slots")
-        #expect(r.stderr.utf8.count < 10_000)
+        #expect(lines.count <= 2 * windows + 1, "\(lines.count) log lines for \(seq) corrupt slots in \(windows) windows")
+        #expect(r.stderr.utf8.count < 5_000 * windows)
     }
 
     @Test func aSecondStoreRefusesALiveSocketAndNeverDeletesAFile() throws {
@@ -243,16 +248,18 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         var frames: [UInt8] = []
         for i in 1...600 { frames += Wire.encode(.contains(cid(i, 7)), requestId: UInt64(i)) }
         try c0.send(frames)
-        usleep(500_000)
+        // Node 0 has taken the lookups and queues what node 1's ring cannot hold.
+        func queued() -> Int {
+            let link = (cluster.status(0)?["peers"] as? [[String: Any]])?.first { $0["node"] as? Int == 1 }
+            return (link?["ring_out"] as? [String: Any])?["queued"] as? Int ?? 0
+        }
+        #expect(cluster.eventually { queued() > 0 }, "messages wait for room in node 1's ring")
         let cpu0 = processCPUSeconds(node0), t0 = Date()
         usleep(1_500_000)
         let used = processCPUSeconds(node0) - cpu0, elapsed = Date().timeIntervalSince(t0)
-        let status = cluster.status(0)
+        #expect(queued() > 0, "messages still wait for room")
         kill(node1, SIGCONT)
         #expect(used < 0.5 * elapsed, "node 0 used \(used) s of CPU in \(elapsed) s while its messages waited")
-        let link = (status?["peers"] as? [[String: Any]])?.first { $0["node"] as? Int == 1 }
-        let queued = (link?["ring_out"] as? [String: Any])?["queued"] as? Int
-        #expect((queued ?? 0) > 0, "messages were waiting for room: \(String(describing: status?["peers"]))")
         var answered = Set<UInt64>()
         while answered.count < 600 {
             guard case .reply(let rid, .success(.contains(false))) = try c0.receive() else { Issue.record("unexpected reply"); break }

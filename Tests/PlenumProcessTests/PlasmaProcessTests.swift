@@ -77,10 +77,9 @@ final class PlasmaTestClient {
             socket = "/tmp/plenum-plasma-\(getpid())-\(tag.filter { $0.isLetter }.prefix(16)).sock"
             plasma = socket + ".plasma"
             process = try PlenumProcess.Running(["store", "--socket", socket, "--memory", "16M", "--plasma-socket", plasma])
-            let deadline = Date().addingTimeInterval(20)
-            while access(plasma, F_OK) != 0 {
-                guard Date() < deadline, process.process.isRunning else { throw CocoaError(.fileNoSuchFile) }
-                usleep(20_000)
+            let p = process.process, sockets = [socket, plasma]
+            guard eventually(120, { !p.isRunning || sockets.allSatisfy(UnixSocket.acceptsConnections) }), p.isRunning else {
+                throw CocoaError(.fileNoSuchFile)
             }
         }
         func stop() -> Int32 { process.process.terminate(); return process.finish(timeout: 30).status }
@@ -153,8 +152,8 @@ final class PlasmaTestClient {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let sock = dir + "/plasma.sock"
         let server = try PlenumProcess.Running(["plasma-store-server", "-m", "1000000", "-s", sock, "-d", dir])
-        let deadline = Date().addingTimeInterval(20)
-        while access(sock, F_OK) != 0, Date() < deadline, server.process.isRunning { usleep(20_000) }
+        let p = server.process
+        #expect(eventually(120) { !p.isRunning || UnixSocket.acceptsConnections(sock) })
         let c = try PlasmaTestClient(sock)
         c.send(.connect)
         #expect(try c.reply() == .connect(memoryCapacity: 1_000_000))
@@ -249,8 +248,10 @@ final class PlasmaTestClient {
         p.send(.connect)   // orders the subscription before the put below
         _ = try p.reply()
         // Peers learn that node 1 has subscribers from its next heartbeats
-        // (every 50 ms, SPEC §10.6 "Subscriptions").
-        usleep(500_000)
+        // (SPEC §10.6 "Subscriptions"): wait until node 0 knows.
+        #expect(cluster.eventually {
+            (cluster.peer(1, seenBy: 0)?["memory"] as? [String: Any])?["subscribers"] as? Bool == true
+        })
         let x = Self.id(7)
         let bytes = (0..<300).map { UInt8(truncatingIfNeeded: $0 * 7) }
         try cluster.client(0).put(x, data: bytes, metadata: [1, 2], onNode: 0)

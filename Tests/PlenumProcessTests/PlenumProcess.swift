@@ -52,3 +52,25 @@ enum PlenumProcess {
         return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
     }
 }
+
+/// Waits for an event: polls `condition` every 10 ms until it holds or
+/// `seconds` pass. The bound only ends a wait for an event that never
+/// comes (a failure); it is never what a test waits for, so keep it long —
+/// CI runs on a shared, sometimes busy machine.
+func eventually(_ seconds: Double = 60, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
+/// A flag one thread raises and another reads.
+final class Flag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var raised = false
+    func set() { lock.withLock { raised = true } }
+    var isSet: Bool { lock.withLock { raised } }
+}
+

@@ -12,12 +12,12 @@ final class RunningStore {
     init(memory: String = "64M", tag: String = #function) throws {
         socket = "/tmp/plenum-test-\(getpid())-\(tag.filter { $0.isLetter }.prefix(20)).sock"
         process = try PlenumProcess.Running(["store", "--socket", socket, "--memory", memory])
-        let deadline = Date().addingTimeInterval(20)
-        while access(socket, F_OK) != 0 {
-            guard Date() < deadline, process.process.isRunning else { throw CocoaError(.fileNoSuchFile) }
-            usleep(20_000)
+        // Ready when a client connects (the socket file exists before the
+        // store listens); a socket-only probe, so it holds no ring pair.
+        let p = process.process, path = socket
+        guard eventually(120, { !p.isRunning || (try? PlenumClient(socketPath: path, rings: false)) != nil }), p.isRunning else {
+            throw CocoaError(.fileNoSuchFile)
         }
-        usleep(50_000)
     }
 
     func client(rings: Bool = true) throws -> PlenumClient { try PlenumClient(socketPath: socket, rings: rings) }
@@ -117,7 +117,7 @@ final class RunningStore {
         #expect(try extra.contains(ObjectID(hex: String(repeating: "05", count: 20))!) == false, "still served by socket")
         // A pair freed by a disconnect is formatted afresh for the next client.
         clients.removeLast()
-        usleep(100_000)
+        #expect(eventually { (try? extra.stats().clients) == 32 }, "the store saw the disconnect")
         let next = try store.client()
         try next.useRings()
         try next.put(ObjectID(hex: String(repeating: "06", count: 20))!, data: [6])
@@ -237,7 +237,7 @@ final class RunningStore {
         let store = try RunningStore()
         let victim = try PlenumProcess.Running(["_client-workload", "--socket", store.socket, "--client", "5", "--hang"])
         let c = try store.client()
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(120)
         while try c.stats().used == 0 && Date() < deadline { usleep(20_000) }
         #expect(try c.stats().used >= 1 << 20, "the victim's unsealed object holds memory")
         kill(victim.process.processIdentifier, SIGKILL)
@@ -259,7 +259,7 @@ final class RunningStore {
         let out = "/tmp/plenum-test-\(getpid())-blocking.out"
         defer { unlink(out) }
         let waiter = try PlenumProcess.Running(["get", id.hex, "--socket", store.socket, "--timeout-ms=-1", "-o", out])
-        usleep(300_000)
+        #expect(eventually { (try? c.stats().clients) == 2 }, "the waiter connected")
         #expect(waiter.process.isRunning, "still blocked: nothing sealed yet")
         try c.put(id, data: Array("woken".utf8))
         let r = waiter.finish(timeout: 30)

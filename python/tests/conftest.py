@@ -21,7 +21,7 @@ def plenum_bin():
     pytest.fail("no plenum executable: build it (swift build) or set PLENUM_BIN")
 
 
-def wait_for(path, proc=None, seconds=30):
+def wait_for(path, proc=None, seconds=120):
     deadline = time.time() + seconds
     while time.time() < deadline:
         if os.path.exists(path):
@@ -51,8 +51,11 @@ def store(tmp_path):
 def cluster4():
     """`plenum cluster up --nodes 4` in a private directory: yields the node sockets."""
     d = tempfile.mkdtemp(prefix="plenum-pytest-")
-    subprocess.run([plenum_bin(), "cluster", "up", "--nodes", "4", "--memory", "256M", "--dir", d], check=True,
-                   stdout=subprocess.DEVNULL)
+    # A node silent for 10 s is dead, and the start may take 2 minutes: a
+    # busy machine neither fences a node nor fails the start (its own
+    # region names, from the directory, never meet another cluster's).
+    subprocess.run([plenum_bin(), "cluster", "up", "--nodes", "4", "--memory", "256M", "--dir", d,
+                    "--dead-after-ms", "10000", "--wait", "120"], check=True, stdout=subprocess.DEVNULL)
     try:
         yield [os.path.join(d, f"node{i}.sock") for i in range(4)]
     finally:

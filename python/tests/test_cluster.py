@@ -8,7 +8,7 @@ def test_objects_of_every_node_are_read_zero_copy_from_any_node(cluster4):
     c0 = plenum.connect(cluster4[0])
     oid = c0.put(b"from node 0 " * 10_000)
     c3 = plenum.connect(cluster4[3], access="ro")
-    with c3.get(oid, timeout=10) as b:
+    with c3.get(oid, timeout=60) as b:
         assert bytes(b.data[:12]) == b"from node 0 "
         assert b.location.region != 0, "the bytes are in node 0's memory, mapped by node 3's client"
 
@@ -20,7 +20,7 @@ def test_a_table_spanning_three_nodes_read_from_a_fourth(cluster4):
     t = pa.table({"k": pa.array(np.arange(n, dtype=np.int64)), "s": pa.array([str(i % 97) for i in range(n)])})
     mid = c0.put_table(t, nodes=[0, 1, 2])
     c3 = plenum.connect(cluster4[3], access="ro")
-    with c3.table(mid, timeout=10) as got:
+    with c3.table(mid, timeout=60) as got:
         assert got.num_rows == n and got.equals(t)
         regions = {rng: None for rng in c3._maps}
         assert len([h for h in regions if h != 0]) >= 3, "parts come from three other nodes' memory"

@@ -21,18 +21,31 @@ import Testing
         #expect(await o.next() == nil, "closed")
     }
 
+    /// Waits until a taker other than `previous` waits in `o` (an event,
+    /// not a delay: a busy machine may start a task late); its token.
+    func waitingTaker(_ o: Outbox, other previous: UInt64 = 0) async -> UInt64 {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let t = o.state.withLock { $0.waiterToken }
+            if t != 0 && t != previous { return t }
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+        Issue.record("no taker started waiting within 60 s")
+        return 0
+    }
+
     @Test func aNewerTakerEndsTheOlderOnesWaitAndCancellationEndsOnlyItsOwn() async {
         let o = Outbox()
         let first = Task { await o.next() }
-        try? await Task.sleep(for: .milliseconds(50))
+        let t1 = await waitingTaker(o)
         let second = Task { await o.next() }
+        let t2 = await waitingTaker(o, other: t1)
         #expect(await first.value == nil, "replaced by the newer taker")
-        try? await Task.sleep(for: .milliseconds(50))
         first.cancel()
         o.push(envelope(7))
         #expect(await second.value?.correlation == 7, "the newer taker still gets the next envelope")
         let third = Task { await o.next() }
-        try? await Task.sleep(for: .milliseconds(50))
+        _ = await waitingTaker(o, other: t2)
         third.cancel()
         #expect(await third.value == nil)
     }

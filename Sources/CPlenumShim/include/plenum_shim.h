@@ -83,6 +83,12 @@ int plenum_memfd(const char *name, size_t size);
 /// struct ucred needs _GNU_SOURCE). 0 or -1 with errno.
 int plenum_peer_uid(int socket, unsigned int *uid);
 
+/// posix_spawn_file_actions_addclosefrom_np(actions, lowfd): the spawned
+/// process closes every descriptor ≥ lowfd (glibc ≥ 2.34; a GNU extension
+/// Swift's Glibc module does not import). `actions` is a
+/// posix_spawn_file_actions_t *. 0 or an error number.
+int plenum_spawn_close_from(void *actions, int lowfd);
+
 /// Up to this many descriptors travel with one message.
 #define PLENUM_MAX_FDS 64
 
