@@ -48,7 +48,7 @@ extension ClusterCore {
                 code = 0
                 l = got
             }
-            answer(n, corr, .acquireReply(code: code, location: l, digest: store.digest(id) ?? 0), now: now, into: &out)
+            answer(n, corr, .acquireReply(code: code, location: l, digest: code == 0 ? store.digest(id) ?? 0 : 0), now: now, into: &out)   // a failure: all zero (SPEC §10.5)
         case .release(let id):
             if case .error? = runLocal(.release(id), as: pc, now: now, into: &out) { counters.refusedMessages += 1 }
         case .allocate(let id, let d, let md):

@@ -177,7 +177,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .notifySealed:
             m = .notifySealed(try r.id(), owner: try r.u32(), location: try Wire.location(&r), digest: try r.u64())
         case .acquireReply: m = .acquireReply(code: try r.u16(), location: try Wire.location(&r), digest: try r.u64())
-        case .allocate: m = .allocate(try r.id(), dataSize: try r.int(), metadataSize: try r.int())
+        case .allocate: m = .allocate(try r.id(), dataSize: try r.size(), metadataSize: try r.size())   // sizes ≥ 0 (SPEC §10.5)
         case .allocateReply: m = .allocateReply(code: try r.u16(), location: try Wire.location(&r))
         case .seal: m = .seal(try r.id(), digest: try r.u64())
         case .result: m = .result(code: try r.u16())

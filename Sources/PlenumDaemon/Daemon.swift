@@ -244,7 +244,8 @@ public final class StoreDaemon {
             let blocks = plan!.rings(in: me) * LinkBlock.bytes(line: line, slots: config.ringSlots, slotSize: config.ringSlotSize)
             linkArea = max(4096, (blocks + 4095) / 4096 * 4096)
         }
-        let size = RegionLayout.dataOffset(line: line) + heap + linkArea + 3 * 4096
+        // SPEC §10.3 "Region size": header, objects, peer links — nothing else.
+        let size = RegionLayout.dataOffset(line: line) + heap + linkArea
         (regionLockFD, ownsRegionFile) = try Self.lockRegionFile(path, force: options.forceRegion, clusterNode: options.cluster?.node)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)

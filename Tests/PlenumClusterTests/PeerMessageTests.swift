@@ -46,6 +46,11 @@ final class PeerMessageTests: XCTestCase {
         var chunk = PeerMessage.listChunk([], last: false).encodeBody()
         chunk[1] = 200
         XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.listChunk.rawValue, body: chunk))
+        // An allocate of a negative size (a creator checks sizes before it asks, §10.6).
+        for (d, m) in [(-1, 0), (0, -5)] {
+            XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.allocate.rawValue,
+                                                        body: PeerMessage.allocate(oid(1), dataSize: d, metadataSize: m).encodeBody()))
+        }
         // A location whose end overflows.
         let huge = PeerMessage.acquireReply(code: 0, location: ObjectLocation(offset: Int.max - 4, dataSize: 10, metadataSize: 0, reserved: 0), digest: 0)
         XCTAssertThrowsError(try PeerMessage.decode(kind: PeerMessage.Kind.acquireReply.rawValue, body: huge.encodeBody()))

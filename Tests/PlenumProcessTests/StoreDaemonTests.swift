@@ -268,3 +268,40 @@ final class RunningStore {
         #expect(store.stop() == 0)
     }
 }
+
+/// SPEC §9.1 `--name`, written out bit by bit: word i is the CRC32C
+/// (Castagnoli, reflected, polynomial 0x82F63B78) of the name continued from
+/// the value i·0x9E3779B9 — register ¬value, result ¬register — stored
+/// big-endian at bytes 4i…4i+3.
+@Suite struct NameHashTests {
+    static func crc32c(_ bytes: [UInt8], from value: UInt32) -> UInt32 {
+        var r = ~value
+        for b in bytes {
+            r ^= UInt32(b)
+            for _ in 0..<8 { r = r & 1 == 1 ? (r >> 1) ^ 0x82F6_3B78 : r >> 1 }
+        }
+        return ~r
+    }
+
+    static func id(_ name: String) -> String {
+        (0..<5).map { i -> String in
+            let w = crc32c(Array(name.utf8), from: UInt32(i) &* 0x9E37_79B9)
+            let hex = String(w, radix: 16)
+            return String(repeating: "0", count: 8 - hex.count) + hex
+        }.joined()
+    }
+
+    @Test func aNameHashesToTheIdTheSpecDefines() throws {
+        #expect(Self.id("foo").hasPrefix("cfc4ae1d"), "word 0 is the plain CRC32C of the name")
+        let store = try RunningStore()
+        let file = "/tmp/plenum-test-\(getpid())-name.txt"
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        defer { unlink(file) }
+        for name in ["foo", "", "a longer name, with ünïcode"] {
+            let r = try PlenumProcess.run(["put", "--name", name, file, "--socket", store.socket])
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == Self.id(name), "name \"\(name)\"")
+        }
+        #expect(store.stop() == 0)
+    }
+}
