@@ -6,6 +6,7 @@ import PlenumClient
 import PlenumCluster
 import PlenumMemory
 import PlenumStore
+import PlenumWire
 
 /// `plenum bench cluster` (SPEC §8): a local cluster of real stores; every
 /// cross-node operation beside the same operation on the local node and the
@@ -19,6 +20,8 @@ struct ClusterBench: ParsableCommand {
     @Option(help: "Cluster sizes for the lookup-scaling series, e.g. 2,4,8.") var scaling = "2,4,8"
     @Option(help: "Object size for the bandwidth series (MiB).") var bandwidthMib = 64
     @Flag(help: "Clients talk to their store over the socket only (no client rings).") var socketOnly = false
+    @Option(help: "Then trace this many operations of each kind hop by hop and print where their time goes (0: no trace).")
+    var trace = 0
     @Flag var json = false
 
     struct Row: Codable {
@@ -44,13 +47,15 @@ struct ClusterBench: ParsableCommand {
         var lookupP50NsByNodes: [String: UInt64]
         var lookupTarget: String
         var lookupTargetMet: Bool
+        /// With --trace: the median time between consecutive hops, per operation.
+        var trace: [HopBreakdown]?
     }
 
     func log(_ s: String) { if !json { FileHandleStderr.write(s + "\n") } }
 
     func run() throws {
         let sizes = scaling.split(separator: ",").compactMap { Int($0) }
-        guard operations > 0, rounds > 0, nodes >= 3, nodes <= 16, !sizes.isEmpty, sizes.allSatisfy({ $0 >= 2 && $0 <= 16 }) else {
+        guard trace >= 0, operations > 0, rounds > 0, nodes >= 3, nodes <= 16, !sizes.isEmpty, sizes.allSatisfy({ $0 >= 2 && $0 <= 16 }) else {
             throw ValidationError("operations and rounds > 0, --nodes 3…16, --scaling sizes 2…16")
         }
         // The floor runs in child processes (`bench ring` pins the process
@@ -153,6 +158,8 @@ struct ClusterBench: ParsableCommand {
                             remoteOverFloorP50: Double(r.p50) / Double(max(1, floor.p50)), note: notes[names.firstIndex(of: n)!]))
         }
 
+        let breakdowns = trace > 0 ? try traceHops(config: config, c0: c0, remoteIDs: remoteIDs, freshID: freshID, names: names) : nil
+
         log("bandwidth: \(bandwidthMib) MiB read zero-copy from node 2's memory vs local memcpy")
         let size = bandwidthMib << 20
         let big = freshID(home: nil), mine = freshID(home: nil)
@@ -216,7 +223,7 @@ struct ClusterBench: ParsableCommand {
         let met = Double(lookup) <= 8 * Double(floor.p50)
         let report = Report(nodes: nodes, operations: operations, rounds: rounds, floorFlushedRttNs: floor, floorFlushedP50PerRoundNs: floors.map(\.floor.flushedRttNs.p50), ringRttNs: ring.ring.rttNs,
                             rows: rows, bandwidth: bw, lookupP50NsByNodes: scalingP50,
-                            lookupTarget: "remote lookup p50 ≤ 8 × flushed floor p50", lookupTargetMet: met)
+                            lookupTarget: "remote lookup p50 ≤ 8 × flushed floor p50", lookupTargetMet: met, trace: breakdowns)
         if json {
             let e = JSONEncoder()
             e.keyEncodingStrategy = .convertToSnakeCase
@@ -236,5 +243,45 @@ struct ClusterBench: ParsableCommand {
                      bw["remote_zero_copy_read_gb_per_s"]!, bw["local_memcpy_gb_per_s"]!, bw["remote_over_local"]!, bw["first_remote_get_with_digest_check_ms"]!))
         print("remote lookup p50 by cluster size: " + sizes.map { "\($0) nodes \(us(scalingP50["\($0)"]))" }.joined(separator: ", "))
         print("target remote lookup p50 ≤ 8 × floor: \(met ? "met" : "not met") (\(String(format: "%.2f", Double(lookup) / Double(max(1, floor.p50))))×)")
+        if let breakdowns {
+            print("\nwhere the time goes (hop trace, medians; node 0's client, ids homed at node 1, objects in node 2's memory):")
+            for b in breakdowns { print(b.table()) }
+        }
+    }
+
+    /// `--trace`: each node records its hops (SPEC §9.2 0x17) while node 0's
+    /// client runs `trace` operations of each kind, one at a time, on ids
+    /// homed at node 1 whose objects live in node 2's memory.
+    func traceHops(config: ClusterConfig, c0: PlenumClient, remoteIDs: [ObjectID], freshID: (NodeID?) -> ObjectID,
+                   names: [String]) throws -> [HopBreakdown] {
+        log("tracing \(trace) operations of each kind hop by hop")
+        let controls = try config.nodes.map { try PlenumClient(socketPath: $0.socket, rings: false, prefault: false) }
+        var out: [HopBreakdown] = []
+        func traced(_ name: String, _ body: (Int) throws -> Void) throws {
+            for c in controls { _ = try c.hopTrace(on: true) }
+            var ops: [HopBreakdown.Op] = []
+            for i in 0..<trace {
+                let t0 = monotonicNanos()
+                try body(i)
+                ops.append(.init(start: t0, end: monotonicNanos()))
+            }
+            var events: [NodeID: [HopEvent]] = [:]
+            for (n, c) in zip(config.nodes, controls) {
+                let (e, dropped) = try c.hopTrace(on: false)
+                if dropped > 0 { log("node \(n.id): \(dropped) hop events not kept (trace fewer operations)") }
+                events[n.id] = e
+            }
+            out.append(HopBreakdown.analyse(name: name, ops: ops, events: events, requester: 0, client: c0.hello.clientId))
+        }
+        try traced(names[0]) { i in _ = try c0.contains(remoteIDs[i % remoteIDs.count]) }
+        try traced(names[1]) { i in if let b = try c0.get([remoteIDs[i % remoteIDs.count]], timeoutMs: 0).first ?? nil { try c0.release(b) } }
+        var made: [ObjectID] = []
+        try traced(names[2]) { _ in
+            let id = freshID(1)
+            try c0.put(id, data: [9, 9, 9, 9], onNode: 2)
+            made.append(id)
+        }
+        try traced(names[3]) { i in _ = try c0.delete([made[i]]) }
+        return out
     }
 }

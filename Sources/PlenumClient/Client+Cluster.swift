@@ -68,6 +68,15 @@ extension PlenumClient {
     }
 
     /// The store's view of its cluster (SPEC §10.9), as JSON.
+    /// Starts (on) or stops recording the store's hop events (SPEC §9.2
+    /// 0x17); returns what it recorded since the last start, and how many
+    /// events it could not keep.
+    public func hopTrace(on: Bool) throws(ClientError) -> (events: [HopEvent], dropped: Int) {
+        try socketCall({ Wire.encodeHopTrace(on: on, requestId: $0) }) { incoming, rid -> ([HopEvent], Int)? in
+            if case .hopTrace(rid, let events, let dropped) = incoming { return (events, dropped) } else { return nil }
+        }
+    }
+
     public func clusterStatus() throws(ClientError) -> String {
         try socketCall(Wire.encodeClusterStatus) { incoming, rid -> String? in
             if case .clusterStatus(rid, let json) = incoming { return json } else { return nil }

@@ -132,7 +132,7 @@ extension PlenumClient {
     /// millisecond or two, longer than a store takes for a get of a few
     /// thousand ids. Sleeping sooner made such gets 1.5× slower on a
     /// virtual machine, where waking an idle CPU is slow (issue 12).
-    static let spins = 200, yields = 2000
+    static let spins = Int(envNumber("PLENUM_CLIENT_SPINS") ?? 200), yields = Int(envNumber("PLENUM_CLIENT_YIELDS") ?? 2000)
 
     /// Publishes this client's sleeping word (SPEC §9.6 "The client's
     /// sleeping word"): store (releasing) — a fresh sleep number, or 0;

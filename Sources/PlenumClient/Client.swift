@@ -175,7 +175,7 @@ public final class PlenumClient {
             // answered there: look on every round, not every 64th.
             switch try next(socketEvery: byRing ? 64 : 1) {
             case .notification(let n): notifications.append(n)
-            case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .wake: continue
+            case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .wake: continue
             case .reply(let r, let result):
                 guard r == rid else { continue }
                 switch result {

@@ -168,6 +168,7 @@ extension StoreDaemon {
         guard word != 0, word != e.wokenSleep else { return }
         e.wokenSleep = word
         sendSocket(c, Wire.wakeFrame)
+        trace.record(.clientWake, kind: Frame.Kind.wake.rawValue, key: 0, client: c.id)
     }
 
     /// Replies and notifications: by the client's reply ring when it has

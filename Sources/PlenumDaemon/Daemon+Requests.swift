@@ -15,6 +15,7 @@ extension StoreDaemon {
                 throw WireError.badValue("request id 0 is reserved; number requests from 1")
             }
             let now = monotonicNanos()
+            trace.record(.clientIn, kind: HopTraceLog.frameKind(frame), key: decoded.requestId, client: c.id)
             switch decoded {
             case (let rid, .core(let request)):
                 if !c.mayWrite, Self.changesTheStore(request) { return refuseReadOnly(c, rid) }
@@ -34,6 +35,9 @@ extension StoreDaemon {
                 dispatch(core.handle(.cluster(c.id, requestId: rid, request), now: now))
             case (let rid, .regions):
                 sendRegions(to: c, requestId: rid)
+            case (let rid, .hopTrace(let on)):
+                let (events, dropped) = trace.take(andTurn: on)
+                sendSocket(c, Wire.encodeHopTraceReply(events[...], dropped: dropped, requestId: rid))
             case (let rid, .clusterStatus):
                 sendSocket(c, Wire.encodeClusterStatus(statusJSON(), requestId: rid))
             case (let rid, .writeAccess):
@@ -107,7 +111,11 @@ extension StoreDaemon {
             switch a {
             case .local(.reply(let client, let rid, let response)):
                 guard let c = connections[client] else { break }
-                if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else { enqueue(c, Wire.encode(response, requestId: rid)) }
+                if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else {
+                    let frame = Wire.encode(response, requestId: rid)
+                    enqueue(c, frame)
+                    trace.record(.clientOut, kind: HopTraceLog.frameKind(frame), key: rid, client: client)
+                }
             case .local(.notify(let client, let n)):
                 guard let c = connections[client] else { break }
                 if let s = c.plasma { plasmaNotify(s, n) } else { enqueue(c, Wire.encode(n)) }

@@ -167,10 +167,11 @@ public final class StoreDaemon {
                                      SIGXCPU, SIGXFSZ, SIGPWR, SIGSTKFLT, SIGIO]
     /// How long the loop keeps polling rings after the last ring message
     /// before it sleeps in io_uring (and clients must ring the doorbell).
-    static let spinNanos: UInt64 = 200_000
+    static let spinNanos: UInt64 = envNumber("PLENUM_SPIN_NS") ?? 200_000
     /// The first part of that window spins with PAUSE only; after it, each
     /// round yields the CPU.
-    static let busySpinNanos: UInt64 = 20_000
+    static let busySpinNanos: UInt64 = envNumber("PLENUM_BUSY_SPIN_NS") ?? 20_000
+    static let idleSpinNanos: UInt64 = envNumber("PLENUM_IDLE_SPIN_NS") ?? spinNanos
 
     public let options: Options
     public let region: Region
@@ -186,6 +187,8 @@ public final class StoreDaemon {
     let peers: PeerLinks?
     /// This life of the node (wall-clock ns at start; SPEC §10.3).
     let incarnation: UInt64
+    /// Hop events while a client traces (SPEC §9.2 0x17); the peers share it.
+    let trace = HopTraceLog()
     var bellFD: Int32 = -1
     var bellBuffer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
     var heartbeatSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
@@ -281,6 +284,7 @@ public final class StoreDaemon {
         }
         region = made.region
         peers = made.peers
+        peers?.trace = trace
         let segment = made.segment, reachable = made.reachable
         var cc = ClusterCore.Config(node: me, incarnation: incarnation, reachable: reachable)
         if let config = options.cluster?.config { cc.requestTimeout = UInt64(config.requestTimeoutMillis) * 1_000_000 }
@@ -339,7 +343,8 @@ public final class StoreDaemon {
                 // this store spin): they are retried by a timer below.
                 if pollAll() > 0 { lastRingActivity = monotonicNanos() }
                 if peers != nil, monotonicNanos() >= nextHeartbeat { heartbeat() }
-                if monotonicNanos() &- lastRingActivity < Self.spinNanos {
+                let window = core.pendingRequests > 0 ? Self.spinNanos : Self.idleSpinNanos
+                if monotonicNanos() &- lastRingActivity < window {
                     io_uring_submit(&ring)
                     drainCompletions()
                     armTimer()

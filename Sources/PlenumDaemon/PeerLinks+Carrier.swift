@@ -39,6 +39,7 @@ extension PeerLinks {
             // Hellos and relays are the rings' alone.
             guard m.kind != .hello, m.kind != .relay, links[from] != nil || relayed[from] != nil else { carrierRefused += 1; return }
             if isUp(from) {
+                trace.record(.peerIn, kind: m.kind.rawValue, key: corr, peer: from)
                 events.append(.message(from: from, correlation: corr, m))
             } else if parked[from, default: []].count < Self.maxParked {
                 parked[from, default: []].append((corr, m, monotonicNanos()))

@@ -69,6 +69,8 @@ final class PeerLinks {
     let logger: Logger
     /// Repeated warnings per peer are aggregated (SPEC §9.4 "Limits").
     var warnings = LogLimiter()
+    /// The daemon's hop trace (SPEC §9.2 0x17), shared.
+    var trace = HopTraceLog()
     var links: [NodeID: Link] = [:]
     var peerRegions: [NodeID: Region] = [:]
     /// The inode each peer region was mapped from: a peer that restarts
@@ -300,6 +302,7 @@ final class PeerLinks {
             // hellos) stays on the rings and relays.
             guard isUp(n) else { return }
             carrier.send(m, correlation: correlation, to: n)
+            trace.record(.peerOut, kind: m.kind.rawValue, key: correlation, peer: n)
             return
         }
         if let r = relayed[n] {
@@ -357,6 +360,7 @@ final class PeerLinks {
                         relay(to: to, from: from, kind: kind, correlation: c, body: body, arrivedFrom: l, into: &events)
                         continue
                     }
+                    trace.record(.peerIn, kind: kind, key: corr, peer: l.peer)
                     events.append(.message(from: l.peer, correlation: corr, message))
                 }
             }
@@ -386,6 +390,7 @@ final class PeerLinks {
             l.queueHead += 1
             posted += 1
             l.sent += 1
+            trace.record(.peerOut, kind: m.kind, key: m.correlation, peer: l.peer)
         }
         l.producer = p
         if l.queueHead == l.queue.count { l.queue.removeAll(keepingCapacity: true); l.queueHead = 0 }
@@ -404,6 +409,7 @@ final class PeerLinks {
         guard om.load64(at: ob.doorbell, ordering: .acquiring) != 0 else { return }
         var byte: UInt8 = 1
         _ = try? UnixSocket.withAddress(node.bell) { addr, len in sendto(bellSender, &byte, 1, Int32(MSG_DONTWAIT), addr, len) }
+        trace.record(.peerBell, kind: 0, key: 0, peer: l.peer)
     }
 
     /// Publishes (or clears) "this node sleeps" in every inbound block's

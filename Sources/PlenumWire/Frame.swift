@@ -23,10 +23,13 @@ public enum Frame {
         case writeAccess = 0x14, verify
         // a release nobody answers (SPEC §9.2)
         case releaseQuietly = 0x16
+        // where a traced operation's time goes (SPEC §9.2, §10.9)
+        case hopTrace = 0x17
         // replies
         case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
         case refreshed, createdAndSealed, ringsOpened
         case barrierPassed = 0x91, regionsReply, clusterStatusReply, writeGranted, verified
+        case hopTraceReply = 0x97
         case error = 0xFF
         // notifications and the greeting
         case notifySealed = 0xC1, notifyDeleted = 0xC2

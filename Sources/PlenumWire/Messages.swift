@@ -76,6 +76,8 @@ public enum Wire {
         case verify([ObjectID])
         /// Drop one reference per id, with no reply (SPEC §9.2 0x16).
         case releaseQuietly([ObjectID])
+        /// Start (true) or stop recording hop events; answered with what was recorded.
+        case hopTrace(on: Bool)
     }
 
     /// One region a store maps and passes to its clients (SPEC §10.7): the
@@ -211,6 +213,11 @@ public enum Wire {
             let ids = try r.ids(limit: Frame.maxIds)
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
             return (rid, .releaseQuietly(ids))
+        case .hopTrace:
+            let on = try r.u8()
+            guard on <= 1 else { throw .badValue("hopTrace on \(on)") }
+            guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
+            return (rid, .hopTrace(on: on == 1))
         case .createOn, .barrier:
             let c: ClusterRequest
             if k == .barrier {

@@ -95,6 +95,7 @@ extension Wire {
         case clusterStatus(requestId: UInt64, String)
         case writeGranted(requestId: UInt64)
         case verified(requestId: UInt64, [StoreError?])
+        case hopTrace(requestId: UInt64, events: [HopEvent], dropped: Int)
         /// The store posted to the reply ring of a client that said it
         /// sleeps (SPEC §9.6 "The client's sleeping word").
         case wake
@@ -149,6 +150,9 @@ extension Wire {
             let results = try perObject(&r)
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
             return .verified(requestId: rid, results)
+        case .hopTraceReply:
+            let (events, dropped) = try decodeHopTraceReply(&r)
+            return .hopTrace(requestId: rid, events: events, dropped: dropped)
         case .clusterStatusReply:
             let text = String(decoding: try r.blob(), as: UTF8.self)
             return .clusterStatus(requestId: rid, text)

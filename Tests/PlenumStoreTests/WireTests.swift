@@ -130,3 +130,31 @@ import Testing
         #expect(throws: WireError.self) { try Wire.decodeIncoming(used) }
     }
 }
+
+/// SPEC §9.2 0x17: the hop trace request and its reply.
+@Suite struct HopTraceWireTests {
+    @Test func theRequestAndItsReplyRoundTripAndRefuseWhatIsMalformed() throws {
+        for on in [true, false] {
+            let (rid, request) = try Wire.decode(Wire.encodeHopTrace(on: on, requestId: 9))
+            #expect(rid == 9 && request == .hopTrace(on: on))
+        }
+        var bad = Wire.encodeHopTrace(on: true, requestId: 9)
+        bad[16] = 2
+        #expect(throws: WireError.self) { try Wire.decode(bad) }
+        let events = HopEvent.What.allCases.enumerated().map { i, w in
+            HopEvent(nanos: UInt64(1_000 + i), what: w, kind: UInt16(0x14 + i), key: UInt64(i) << 40, client: UInt64(i), peer: UInt32(i))
+        }
+        let frame = Wire.encodeHopTraceReply(events[...], dropped: 3, requestId: 5)
+        #expect(frame.count == Frame.headerBytes + 8 + events.count * HopEvent.bytes)
+        guard case .hopTrace(5, let got, 3) = try Wire.decodeIncoming(frame) else { Issue.record("not a hop trace reply"); return }
+        #expect(got == events)
+        // An unknown `what`, a count beyond the body, truncation: errors.
+        var unknown = frame
+        unknown[Frame.headerBytes + 8 + 30] = 9
+        #expect(throws: WireError.self) { try Wire.decodeIncoming(unknown) }
+        var lying = frame
+        lying[Frame.headerBytes] = 200
+        #expect(throws: WireError.self) { try Wire.decodeIncoming(lying) }
+        #expect(throws: WireError.self) { try Wire.decodeIncoming(Array(frame.dropLast())) }
+    }
+}
