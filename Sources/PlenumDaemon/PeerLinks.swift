@@ -334,11 +334,11 @@ final class PeerLinks {
         for l in links.values where l.attached {
             handled += flush(l)
             var n = 0
-            while n < budget, var c = l.consumer {
+            // Polled in place (a copy of the consumer per poll costs more than the poll).
+            while n < budget, l.consumer != nil {
                 n += 1
                 var got: (UInt16, UInt64, [UInt8])?
-                let r = c.poll { got = ($0.kind, $0.requestId, Array($0.payload)) }
-                l.consumer = c
+                let r = l.consumer!.poll { got = ($0.kind, $0.requestId, Array($0.payload)) }
                 switch r {
                 case .empty: n = budget
                 case .corrupt(let why):
@@ -372,12 +372,13 @@ final class PeerLinks {
     /// Posts queued messages while the ring has room; rings the peer's
     /// doorbell if it sleeps.
     func flush(_ l: Link) -> Int {
-        guard var p = l.producer, l.pending > 0 else { return 0 }
+        guard l.producer != nil, l.pending > 0 else { return 0 }
         var posted = 0
         while l.queueHead < l.queue.count {
             let m = l.queue[l.queueHead]
             let r: PostResult
-            do { r = try m.body.withUnsafeBytes { try p.post(kind: m.kind, requestId: m.correlation, payload: $0) } } catch {
+            // Posted in place, as the consumer is polled.
+            do { r = try m.body.withUnsafeBytes { try l.producer!.post(kind: m.kind, requestId: m.correlation, payload: $0) } } catch {
                 logger.warning("peer ring unusable; re-attaching", metadata: ["peer": "\(l.peer)", "error": "\(error)"])
                 l.producer = nil
                 l.consumer = nil
@@ -392,7 +393,6 @@ final class PeerLinks {
             l.sent += 1
             trace.record(.peerOut, kind: m.kind, key: m.correlation, peer: l.peer)
         }
-        l.producer = p
         if l.queueHead == l.queue.count { l.queue.removeAll(keepingCapacity: true); l.queueHead = 0 }
         if posted > 0 { ringBellIfAsleep(l) }
         return posted

@@ -1,0 +1,46 @@
+import ArgumentParser
+import Foundation
+import PlenumClient
+import PlenumCluster
+import PlenumMemory
+import PlenumStore
+
+/// `plenum _lookups`: remote lookups from one node of a running cluster, for
+/// profiling a store with callgrind (run the home under valgrind with a
+/// long `dead_after_ms` and `request_timeout_ms`, then divide its counts by
+/// `--count`). Prints the p50 in µs.
+struct LookupLoop: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_lookups", abstract: "Internal: remote lookups against a running cluster (profiling).",
+                                                    shouldDisplay: false)
+    @Option(help: "The cluster file.") var cluster: String
+    @Option(help: "The node whose client asks.") var from: UInt32 = 0
+    @Option(help: "The node the ids are homed at (and stored on).") var home: UInt32 = 1
+    @Option(help: "Lookups.") var count = 10_000
+
+    func run() throws {
+        let config = try loadCluster(cluster)
+        guard let asker = config.node(from), let homeNode = config.node(home), from != home else { throw ValidationError("--from and --home: two nodes of the file") }
+        let live = config.nodes.map(\.id)
+        var ids: [ObjectID] = []
+        var k: UInt64 = 0
+        while ids.count < 64 {
+            k += 1
+            var b = [UInt8](repeating: 0xA7, count: 20)
+            withUnsafeBytes(of: k.bigEndian) { for i in 0..<8 { b[12 + i] = $0[i] } }
+            let id = ObjectID(bytes: b)!
+            if Home.of(id, among: live) == home { ids.append(id) }
+        }
+        let owner = try PlenumClient(socketPath: homeNode.socket, prefault: false)
+        for id in ids where try !owner.contains(id) { try owner.put(id, data: [1]) }
+        let c = try PlenumClient(socketPath: asker.socket, prefault: false)
+        var times: [UInt64] = []
+        times.reserveCapacity(count)
+        for i in 0..<count {
+            let t0 = monotonicNanos()
+            guard try c.contains(ids[i % ids.count]) else { throw CLIError("lookup \(i): the id is missing") }
+            times.append(monotonicNanos() &- t0)
+        }
+        times.sort()
+        print(String(format: "%d lookups node %u → home %u: p50 %.2f µs", count, from, home, Double(times[times.count / 2]) / 1000))
+    }
+}
