@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/prctl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +265,10 @@ uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length) {
     if (hw_crc) return ~crc_hw(crc, p, length);
 #endif
     return ~crc_soft(crc, p, length);
+}
+
+int plenum_set_timer_slack(unsigned long ns) {
+    return prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0) == 0 ? 0 : errno;
 }
 
 int plenum_pin_to_cpu(int cpu) {

@@ -128,11 +128,15 @@ extension PlenumClient {
         }
     }
 
-    /// Spins and yields before a client sleeps waiting for a reply: a
-    /// millisecond or two, longer than a store takes for a get of a few
-    /// thousand ids. Sleeping sooner made such gets 1.5× slower on a
-    /// virtual machine, where waking an idle CPU is slow (issue 12).
-    static let spins = Int(envNumber("PLENUM_CLIENT_SPINS") ?? 200), yields = Int(envNumber("PLENUM_CLIENT_YIELDS") ?? 2000)
+    /// Spins and yields before a client sleeps waiting for a reply: a few
+    /// PAUSE rounds only (a PAUSE spinner keeps the CPU from the store it
+    /// waits for when the host has fewer CPUs than busy processes: 200
+    /// rounds made a 4-node cluster's lookups twice as slow, issue 22),
+    /// then a yield per round for a millisecond or two, longer than a store
+    /// takes for a get of a few thousand ids (sleeping sooner made such gets
+    /// 1.5× slower on a virtual machine, where waking an idle CPU is slow).
+    /// PLENUM_CLIENT_SPINS / PLENUM_CLIENT_YIELDS override them (experiments).
+    static let spins = Int(envNumber("PLENUM_CLIENT_SPINS") ?? 50), yields = Int(envNumber("PLENUM_CLIENT_YIELDS") ?? 2000)
 
     /// Publishes this client's sleeping word (SPEC §9.6 "The client's
     /// sleeping word"): store (releasing) — a fresh sleep number, or 0;

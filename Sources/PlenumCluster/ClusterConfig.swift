@@ -13,6 +13,9 @@ public struct ClusterConfig: Equatable, Sendable {
         /// `host:port` of this node's gRPC peer endpoint (transports
         /// `grpc-unary` and `grpc-stream` only; SPEC §10.11).
         public var grpc: String?
+        /// The CPU this node's loop is pinned to (SPEC §10.1 "Waiting";
+        /// required with `wait = "dedicated"`).
+        public var cpu: Int?
         /// The doorbell datagram socket (peers on the same host wake a
         /// sleeping store through it; SPEC §10.3).
         public var bell: String { socket + ".bell" }
@@ -36,6 +39,12 @@ public struct ClusterConfig: Equatable, Sendable {
     /// What carries peer messages (SPEC §10.11): the rings, or the gRPC
     /// baseline (built separately, `plenum-grpc`).
     public var transport = PeerTransport.rings
+    /// How a store waits for work (SPEC §10.1 "Waiting").
+    public var wait = WaitMode.adaptive
+    /// Stores on one host ring each other's bell when they post to a
+    /// sleeping peer; false (every multi-host deployment): a sleeping store
+    /// polls its peer rings on a short timer instead (SPEC §10.3).
+    public var bells = true
     public var nodes: [Node]
 
     public init(nodes: [Node]) { self.nodes = nodes }
@@ -72,11 +81,14 @@ public struct ClusterConfig: Equatable, Sendable {
         ring_slot_size = \(ringSlotSize)
         request_timeout_ms = \(requestTimeoutMillis)
         transport = "\(transport.rawValue)"
+        wait = "\(wait.rawValue)"
+        bells = \(bells)
 
         """
         for n in nodes {
             s += "\n[[node]]\nid = \(n.id)\nsocket = \"\(n.socket)\"\nregion = \"\(n.region)\"\nmemory = \(n.memory)\n"
             if let numa = n.numaNode { s += "numa_node = \(numa)\n" }
+            if let cpu = n.cpu { s += "cpu = \(cpu)\n" }
             if let g = n.grpc { s += "grpc = \"\(g)\"\n" }
             if !n.reach.isEmpty {
                 s += "[node.reach]\n"
@@ -96,6 +108,18 @@ public struct ClusterConfig: Equatable, Sendable {
         var c = ClusterConfig(nodes: [])
         if case .table(let t)? = root["cluster"] {
             for (k, v) in t {
+                if k == "wait" {
+                    guard case .string(let name) = v, let w = WaitMode(rawValue: name) else {
+                        throw .badValue("cluster.wait must be one of \(WaitMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+                    }
+                    c.wait = w
+                    continue
+                }
+                if k == "bells" {
+                    guard case .bool(let b) = v else { throw .badValue("cluster.bells must be true or false") }
+                    c.bells = b
+                    continue
+                }
                 if k == "transport" {
                     guard case .string(let name) = v, let tr = PeerTransport(rawValue: name) else {
                         throw .badValue("cluster.transport must be one of \(PeerTransport.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
@@ -141,6 +165,11 @@ public struct ClusterConfig: Equatable, Sendable {
             case nil: break
             default: throw .badValue("node \(id): grpc must be \"host:port\"")
             }
+            switch t["cpu"] {
+            case .int(let cpu)?: node.cpu = cpu
+            case nil: break
+            default: throw .badValue("node \(id): cpu must be an integer (a CPU number, as taskset counts)")
+            }
             if let r = t["reach"], case .table = r {} else if t["reach"] != nil { throw .badValue("node \(id): reach must be a table") }
             if case .table(let reach)? = t["reach"] {
                 for (k, v) in reach {
@@ -150,7 +179,7 @@ public struct ClusterConfig: Equatable, Sendable {
                     node.reach[peer] = path
                 }
             }
-            for k in t.keys where !["id", "socket", "region", "memory", "numa_node", "reach", "grpc"].contains(k) { throw .unknownKey("node.\(k)") }
+            for k in t.keys where !["id", "socket", "region", "memory", "numa_node", "reach", "grpc", "cpu"].contains(k) { throw .unknownKey("node.\(k)") }
             c.nodes.append(node)
         }
         try c.validate()
@@ -189,6 +218,19 @@ public struct ClusterConfig: Equatable, Sendable {
             throw .badValue("ring_slot_size must be a multiple of line_size in 1024…65536 (a list chunk needs 1024)")
         }
         _ = try RingPlan(self)
+        for n in nodes {
+            if let cpu = n.cpu { guard cpu >= 0, cpu < 4096 else { throw .badValue("node \(n.id): cpu = \(cpu) is not a CPU number") } }
+            if wait == .dedicated, n.cpu == nil {
+                throw .badValue("wait = \"dedicated\" pins every store to its own CPU: node \(n.id) needs cpu = N")
+            }
+        }
+        if wait == .dedicated {
+            var byCPU: [Int: NodeID] = [:]
+            for n in nodes {
+                if let other = byCPU[n.cpu!] { throw .badValue("wait = \"dedicated\": nodes \(other) and \(n.id) both name cpu = \(n.cpu!); a dedicated store needs a CPU of its own") }
+                byCPU[n.cpu!] = n.id
+            }
+        }
         if transport != .rings {
             for n in nodes {
                 guard let g = n.grpc else { throw .badValue("transport \"\(transport.rawValue)\" needs grpc = \"host:port\" on every [[node]] (node \(n.id) has none)") }
@@ -203,6 +245,17 @@ public struct ClusterConfig: Equatable, Sendable {
         let host = String(s[..<colon])
         return host.isEmpty ? nil : (host, port)
     }
+}
+
+/// How a store waits for work (SPEC §10.1 "Waiting").
+public enum WaitMode: String, CaseIterable, Sendable {
+    /// For hosts with fewer CPUs than busy processes (development machines,
+    /// several stores per host): poll while work is expected, yield the CPU
+    /// at every empty poll, sleep soon when idle.
+    case adaptive
+    /// For deployments that give each store a CPU of its own (as DPDK or
+    /// iceoryx do): the loop is pinned to the node's `cpu` and never sleeps.
+    case dedicated
 }
 
 /// What carries the peer messages of §10.5 between stores (SPEC §10.11).

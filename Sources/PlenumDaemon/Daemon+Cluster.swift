@@ -107,6 +107,16 @@ extension StoreDaemon {
             j.field("directory_entries", core.directoryEntries)
             j.field("pending_peer_requests", core.pendingRequests)
             j.field("barrier_waiters", core.barrierWaiterCount)
+            j.field("wait") {
+                j.object {
+                    j.field("mode", wait.mode.rawValue)
+                    if wait.mode == .dedicated, let cpu = options.cluster.flatMap({ $0.config.node($0.node) })?.cpu { j.field("cpu", cpu) }
+                    j.field("bells", wait.bells)
+                    j.field("sleeps", sleeps)
+                    j.field("idle_polls", idlePolls)
+                    j.field("bells_rung", peers?.bellsRung ?? 0)
+                }
+            }
             let c = core.counters
             j.field("messages") {
                 j.object {

@@ -97,6 +97,18 @@ extension StoreDaemon {
         io_uring_sqe_set_data64(s, Self.data(.retry))
     }
 
+    /// Bells off (SPEC §10.3 "No bells"): wakes a sleeping loop after
+    /// `nanos` to poll the peer rings, since no peer can ring.
+    func armIdlePoll(_ nanos: UInt64) {
+        guard !idlePollArmed else { return }
+        idlePollArmed = true
+        idlePollSpec.pointee.tv_sec = Int64(nanos / 1_000_000_000)
+        idlePollSpec.pointee.tv_nsec = Int64(nanos % 1_000_000_000)
+        let s = sqe()
+        io_uring_prep_timeout(s, idlePollSpec, 0, 0)
+        io_uring_sqe_set_data64(s, Self.data(.idlePoll))
+    }
+
     func armTimer() {
         guard let deadline = core.earliestDeadline() else { return }
         if let armed = timerArmedFor, armed <= deadline { return }
@@ -139,6 +151,9 @@ extension StoreDaemon {
             plasmaReadable(c, result: result)
         case .retry:
             retryArmed = false
+        case .idlePoll:
+            idlePollArmed = false
+            idlePolls += 1
         case .heartbeat:
             heartbeatArmed = false
             heartbeat()

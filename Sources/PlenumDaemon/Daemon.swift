@@ -118,7 +118,7 @@ public final class StoreDaemon {
         }
     }
 
-    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry, plasmaAccept, plasmaAcceptRetry, plasmaRead }
+    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry, plasmaAccept, plasmaAcceptRetry, plasmaRead, idlePoll }
 
     /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
     /// replies and notifications out, in a memory file only this client and
@@ -165,13 +165,6 @@ public final class StoreDaemon {
     /// Signals that end the daemon cleanly (socket and region removed).
     static let terminatingSignals = [SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF,
                                      SIGXCPU, SIGXFSZ, SIGPWR, SIGSTKFLT, SIGIO]
-    /// How long the loop keeps polling rings after the last ring message
-    /// before it sleeps in io_uring (and clients must ring the doorbell).
-    static let spinNanos: UInt64 = envNumber("PLENUM_SPIN_NS") ?? 200_000
-    /// The first part of that window spins with PAUSE only; after it, each
-    /// round yields the CPU.
-    static let busySpinNanos: UInt64 = envNumber("PLENUM_BUSY_SPIN_NS") ?? 20_000
-    static let idleSpinNanos: UInt64 = envNumber("PLENUM_IDLE_SPIN_NS") ?? spinNanos
 
     public let options: Options
     public let region: Region
@@ -213,6 +206,14 @@ public final class StoreDaemon {
     var timerArmedFor: UInt64?
     var retrySpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var retryArmed = false
+    /// How the loop waits (SPEC §10.1 "Waiting"); a single store is adaptive with bells.
+    let wait: WaitPolicy
+    /// With bells off: the timer that wakes a sleeping loop to poll the peer rings.
+    var idlePollSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    var idlePollArmed = false
+    /// Times the loop went to sleep, and woke for an idle poll (status `wait`).
+    var sleeps = 0
+    var idlePolls = 0
     var warnings = LogLimiter()
     /// The Plasma socket (SPEC §11), and the one this daemon bound.
     var plasmaListenFD: Int32 = -1
@@ -232,6 +233,12 @@ public final class StoreDaemon {
         Self.blockTerminatingSignals()
         self.options = options
         self.logger = logger
+        var w = WaitPolicy(mode: options.cluster?.config.wait ?? .adaptive, bells: options.cluster?.config.bells ?? true)
+        // Tuning overrides, for experiments only (SPEC §10.1 "Waiting").
+        if let v = envNumber("PLENUM_BUSY_SPIN_NS") { w.busySpin = v }
+        if let v = envNumber("PLENUM_SPIN_NS") { w.expectingWindow = v }
+        if let v = envNumber("PLENUM_IDLE_SPIN_NS") { w.idleWindow = v }
+        wait = w
         guard options.memory > 0 else { throw DaemonError.badOption("--memory must be positive") }
         let line = options.lineSize.bytes
         let heap = (options.memory + 4095) / 4096 * 4096
@@ -294,6 +301,7 @@ public final class StoreDaemon {
     deinit {
         timerSpec.deallocate()
         retrySpec.deallocate()
+        idlePollSpec.deallocate()
         acceptRetry.deallocate()
         signalInfo.deallocate()
         bellBuffer.deallocate()
@@ -335,6 +343,7 @@ public final class StoreDaemon {
         }
         logger.info("serving", metadata: ["socket": "\(options.socketPath)", "region": "\(regionPath)", "capacity": "\(core.store.config.capacity)",
                                           "node": "\(core.me)"])
+        try pinIfDedicated()
         while running {
             let polling = !endpoints.isEmpty || peers?.anyAttached == true
             if polling {
@@ -343,28 +352,42 @@ public final class StoreDaemon {
                 // this store spin): they are retried by a timer below.
                 if pollAll() > 0 { lastRingActivity = monotonicNanos() }
                 if peers != nil, monotonicNanos() >= nextHeartbeat { heartbeat() }
-                let window = core.pendingRequests > 0 ? Self.spinNanos : Self.idleSpinNanos
-                if monotonicNanos() &- lastRingActivity < window {
+                let step = wait.step(idleFor: monotonicNanos() &- lastRingActivity, expecting: core.pendingRequests > 0,
+                                     peers: peers?.anyAttached == true)
+                switch step {
+                case .spin, .yield:
                     io_uring_submit(&ring)
                     drainCompletions()
                     armTimer()
-                    // Spin briefly, then offer the CPU each round: on a
-                    // machine with fewer cores than busy processes the peer
-                    // or client this store waits for needs it (SPEC §9.6).
-                    if monotonicNanos() &- lastRingActivity < Self.busySpinNanos { CPU.relax() } else { sched_yield() }
+                    if step == .spin { CPU.relax() } else { sched_yield() }
                     continue
+                case .sleep(let pollAfter):
+                    // Going to sleep: publish it, then look once more (a client
+                    // or peer that posted before seeing the flag is served now).
+                    setAllSleeping(true)
+                    if pollAll() > 0 { setAllSleeping(false); lastRingActivity = monotonicNanos(); continue }
+                    if endpoints.values.contains(where: { !$0.pending.isEmpty }) || peers?.anyPending == true { armRetry() }
+                    if let pollAfter { armIdlePoll(pollAfter) }
+                    sleeps += 1
                 }
-                // Going to sleep: publish it, then look once more (a client
-                // or peer that posted before seeing the flag is served now).
-                setAllSleeping(true)
-                if pollAll() > 0 { setAllSleeping(false); lastRingActivity = monotonicNanos(); continue }
-                if endpoints.values.contains(where: { !$0.pending.isEmpty }) || peers?.anyPending == true { armRetry() }
             }
             io_uring_submit_and_wait(&ring, 1)
             if polling { setAllSleeping(false) }
             drainCompletions()
             armTimer()
         }
+    }
+
+    /// `wait = "dedicated"` (SPEC §10.1 "Waiting"): the loop runs on its
+    /// node's CPU alone. With bells off, timers fire when asked, not up to
+    /// 50 µs later (the default timer slack): the idle poll is that short.
+    func pinIfDedicated() throws {
+        if !wait.bells { _ = plenum_set_timer_slack(1000) }
+        guard wait.mode == .dedicated, let (config, node) = options.cluster, let cpu = config.node(node)?.cpu else { return }
+        do { try CPU.pin(to: cpu) } catch {
+            throw DaemonError.badOption("wait = \"dedicated\": cannot pin node \(node) to cpu \(cpu): \(error) (is it one of this host's CPUs?)")
+        }
+        logger.info("dedicated: the loop runs pinned to cpu \(cpu) and never sleeps")
     }
 
     /// Client rings and peer rings, one pass.

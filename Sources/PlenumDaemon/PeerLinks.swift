@@ -71,6 +71,8 @@ final class PeerLinks {
     var warnings = LogLimiter()
     /// The daemon's hop trace (SPEC §9.2 0x17), shared.
     var trace = HopTraceLog()
+    /// Bell datagrams sent to sleeping peers (status `wait.bells_rung`).
+    var bellsRung = 0
     var links: [NodeID: Link] = [:]
     var peerRegions: [NodeID: Region] = [:]
     /// The inode each peer region was mapped from: a peer that restarts
@@ -402,12 +404,13 @@ final class PeerLinks {
     /// consumer's doorbell line; fence(.full); load; if it sleeps, send one
     /// datagram to its bell socket.
     func ringBellIfAsleep(_ l: Link) {
-        guard let ob = l.outBlock, let om = l.outMemory, let node = config.node(l.peer) else { return }
+        guard config.bells, let ob = l.outBlock, let om = l.outMemory, let node = config.node(l.peer) else { return }
         om.fence(.full)
         om.invalidate(at: ob.doorbell, count: 8)
         om.fence(.full)
         guard om.load64(at: ob.doorbell, ordering: .acquiring) != 0 else { return }
         var byte: UInt8 = 1
+        bellsRung += 1
         _ = try? UnixSocket.withAddress(node.bell) { addr, len in sendto(bellSender, &byte, 1, Int32(MSG_DONTWAIT), addr, len) }
         trace.record(.peerBell, kind: 0, key: 0, peer: l.peer)
     }
@@ -421,6 +424,8 @@ final class PeerLinks {
             // Acknowledge what was taken before sleeping (SPEC §5.4 step 6),
             // so a producer never waits on a sleeper's stale acknowledgement.
             if sleeping { l.consumer?.flushAcknowledgements() }
+            // Bells off: no producer reads the word (SPEC §10.3 "No bells").
+            guard config.bells else { continue }
             im.store64(sleeping ? 1 : 0, at: ib.doorbell, ordering: .releasing)
             im.fence(.full)
             im.flush(at: ib.doorbell, count: 8)

@@ -43,6 +43,55 @@ final class ClusterConfigTests: XCTestCase {
         for p in 0..<4 { for q in 0..<4 where p != q { XCTAssertEqual(lp.site(from: NodeID(p), to: NodeID(q))?.host, NodeID(q), "the consumer's memory") } }
     }
 
+    /// SPEC §10.1 "Waiting" and §10.3 "No bells": wait, bells and cpu.
+    func testWaitBellsAndCPUsAreReadAndChecked() throws {
+        let plain = try ClusterConfig.parse(good)
+        XCTAssertEqual(plain.wait, .adaptive)
+        XCTAssertTrue(plain.bells)
+        let dedicated = good.replacingOccurrences(of: "dead_after_ms = 800", with: "dead_after_ms = 800\nwait = \"dedicated\"\nbells = false")
+        XCTAssertThrowsError(try ClusterConfig.parse(dedicated)) { XCTAssertTrue("\($0)".contains("node 0 needs cpu = N"), "\($0)") }
+        let pinned = dedicated.replacingOccurrences(of: "numa_node = 0", with: "numa_node = 0\ncpu = 1")
+            .replacingOccurrences(of: "memory = 1_048_576", with: "memory = 1_048_576\ncpu = 0")
+        let c = try ClusterConfig.parse(pinned)
+        XCTAssertEqual(c.wait, .dedicated)
+        XCTAssertFalse(c.bells)
+        XCTAssertEqual(c.nodes.map(\.cpu), [1, 0])
+        XCTAssertEqual(try ClusterConfig.parse(c.toml()), c)
+        XCTAssertThrowsError(try ClusterConfig.parse(pinned.replacingOccurrences(of: "cpu = 0", with: "cpu = 1"))) {
+            XCTAssertTrue("\($0)".contains("nodes 0 and 1 both name cpu = 1"), "\($0)")
+        }
+        XCTAssertThrowsError(try ClusterConfig.parse(pinned.replacingOccurrences(of: "cpu = 0", with: "cpu = -3"))) { XCTAssertTrue("\($0)".contains("not a CPU number"), "\($0)") }
+        XCTAssertThrowsError(try ClusterConfig.parse(pinned.replacingOccurrences(of: "cpu = 0", with: "cpu = \"0\""))) { XCTAssertTrue("\($0)".contains("cpu must be an integer"), "\($0)") }
+        XCTAssertThrowsError(try ClusterConfig.parse(good.replacingOccurrences(of: "dead_after_ms = 800", with: "wait = \"spin\""))) {
+            XCTAssertTrue("\($0)".contains("\"adaptive\", \"dedicated\""), "\($0)")
+        }
+        XCTAssertThrowsError(try ClusterConfig.parse(good.replacingOccurrences(of: "dead_after_ms = 800", with: "bells = 0"))) { XCTAssertTrue("\($0)".contains("true or false"), "\($0)") }
+        // Adaptive ignores a cpu and needs none.
+        XCTAssertEqual(try ClusterConfig.parse(good.replacingOccurrences(of: "numa_node = 0", with: "numa_node = 0\ncpu = 3")).nodes[0].cpu, 3)
+    }
+
+    /// The loop's decision (SPEC §10.1 "Waiting"): never a PAUSE in adaptive
+    /// mode by default, a longer window while an answer is expected, an idle
+    /// poll only with bells off, and dedicated never sleeps.
+    func testTheWaitPolicyDecidesAsTheSpecSays() {
+        let a = WaitPolicy(mode: .adaptive, bells: true)
+        XCTAssertEqual(a.step(idleFor: 0, expecting: false, peers: true), .yield)
+        XCTAssertEqual(a.step(idleFor: 99_999, expecting: false, peers: true), .yield)
+        XCTAssertEqual(a.step(idleFor: 100_000, expecting: false, peers: true), .sleep(pollAfter: nil))
+        XCTAssertEqual(a.step(idleFor: 150_000, expecting: true, peers: true), .yield)
+        XCTAssertEqual(a.step(idleFor: 200_000, expecting: true, peers: true), .sleep(pollAfter: nil))
+        var spinning = a
+        spinning.busySpin = 5_000
+        XCTAssertEqual(spinning.step(idleFor: 4_999, expecting: false, peers: true), .spin)
+        let quiet = WaitPolicy(mode: .adaptive, bells: false)
+        XCTAssertEqual(quiet.step(idleFor: 100_000, expecting: false, peers: true), .sleep(pollAfter: 20_000))
+        XCTAssertEqual(quiet.step(idleFor: 800_000, expecting: false, peers: true), .sleep(pollAfter: 100_000))
+        XCTAssertEqual(quiet.step(idleFor: 1 << 40, expecting: false, peers: true), .sleep(pollAfter: WaitPolicy.idlePollMax))
+        XCTAssertEqual(quiet.step(idleFor: 1 << 40, expecting: false, peers: false), .sleep(pollAfter: nil), "no links, nothing to poll")
+        let d = WaitPolicy(mode: .dedicated, bells: false)
+        for idle: UInt64 in [0, 1_000_000, 1 << 50] { XCTAssertEqual(d.step(idleFor: idle, expecting: false, peers: true), .spin) }
+    }
+
     /// SPEC §10.11: the transport key, and a gRPC address on every node.
     func testTheTransportAndGRPCAddressesAreReadAndChecked() throws {
         XCTAssertEqual(try ClusterConfig.parse(good).transport, .rings)

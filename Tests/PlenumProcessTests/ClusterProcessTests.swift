@@ -22,7 +22,8 @@ final class TestCluster {
     let plasma: Bool
 
     init(nodes: Int, memory: Int = 16 << 20, tag: String = #function, reach: ((NodeID, NodeID) -> Bool)? = nil,
-         deadAfterMs: Int = 10_000, requestTimeoutMs: Int = 30_000, plasma: Bool = false) throws {
+         deadAfterMs: Int = 10_000, requestTimeoutMs: Int = 30_000, plasma: Bool = false,
+         configure: (inout ClusterConfig) -> Void = { _ in }) throws {
         self.plasma = plasma
         let t = "\(getpid())-\(tag.filter { $0.isLetter }.prefix(16))"
         dir = "/tmp/plenum-ctest-\(t)"
@@ -35,6 +36,7 @@ final class TestCluster {
                                      grpcPortBase: 20_000 + Int.random(in: 0..<1_270) * 10)
         config.deadAfterMillis = deadAfterMs
         config.requestTimeoutMillis = requestTimeoutMs
+        configure(&config)
         if let reach {
             for i in config.nodes.indices { config.nodes[i].reach = config.nodes[i].reach.filter { reach(config.nodes[i].id, $0.key) } }
         }

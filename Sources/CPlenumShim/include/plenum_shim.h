@@ -66,6 +66,10 @@ uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length);
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.
 int plenum_pin_to_cpu(int cpu);
 
+/// prctl(PR_SET_TIMERSLACK, ns) for the calling thread: how late its
+/// timers may fire (default 50 µs). Returns 0 or an errno value.
+int plenum_set_timer_slack(unsigned long ns);
+
 // ---- File-descriptor passing (CMSG macros do not import into Swift) -------
 
 /// Sends `len` bytes and one file descriptor (SCM_RIGHTS) on a Unix socket.
