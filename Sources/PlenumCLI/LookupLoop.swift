@@ -41,6 +41,6 @@ struct LookupLoop: ParsableCommand {
             times.append(monotonicNanos() &- t0)
         }
         times.sort()
-        print(String(format: "%d lookups node %u → home %u: p50 %.2f µs", count, from, home, Double(times[times.count / 2]) / 1000))
+        print(String(format: "%d lookups node %u → home %u: p50 %.2f µs (the client slept %d times, woken %d)", count, from, home, Double(times[times.count / 2]) / 1000, Int(c.sleepCount), c.wakes))
     }
 }

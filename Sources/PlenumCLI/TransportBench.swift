@@ -19,7 +19,7 @@ struct TransportBench: ParsableCommand {
     @Option(help: "Operations per series per round.") var operations = 500
     @Option(help: "Rounds; every transport runs every series once per round, interleaved.") var rounds = 3
     @Option(help: "Nodes per cluster (3…8).") var nodes = 4
-    @Option(help: "Lookups per thread for the throughput series.") var throughputOperations = 400
+    @Option(help: "Lookups per window size in the throughput series (one client, 1, 8 and 64 in flight).") var throughputOperations = 3200
     @Option(help: "Transports, comma-separated (default: every one this binary has).") var transports: String?
     @Option(help: "First gRPC port; each cluster (one per transport and round) takes the next 16.") var grpcPortBase = 27400
     @Flag(help: "Print the report as JSON instead of the table.") var json = false
@@ -95,7 +95,7 @@ struct TransportBench: ParsableCommand {
                     for s in try pinger(g, operations) { _ = hists["ping"]![r.transport]!.record(s) }
                 }
                 try r.series(operations: operations, names: names, into: &hists)
-                for k in [1, 8, 64] { throughput[r.transport, default: [:]][k, default: []].append(try r.lookupThroughput(threads: k, each: max(20, throughputOperations * 8 / k / 8))) }
+                for k in [1, 8, 64] { throughput[r.transport, default: [:]][k, default: []].append(try r.lookupThroughput(inFlight: k, total: throughputOperations)) }
             }
         }
         // The rings' ping row is one p50 per round (its child measures many).

@@ -92,41 +92,18 @@ final class TransportRun {
         while threads.contains(where: { !$0.isFinished }) { usleep(1000) }
     }
 
-    /// Lookups per second with `threads` clients of node 1, one operation
-    /// in flight each.
-    func lookupThroughput(threads k: Int, each: Int) throws -> Double {
-        let socket = config.nodes[1].socket, ids = remote
-        let failures = FailureCount()
-        let ready = DispatchGroup(), go = DispatchSemaphore(value: 0), done = DispatchGroup()
-        for t in 0..<k {
-            ready.enter()
-            done.enter()
-            Thread {
-                defer { done.leave() }
-                let c = try? PlenumClient(socketPath: socket)
-                // More clients than ring pairs fall back to the socket.
-                try? c?.useRings()
-                ready.leave()
-                go.wait()
-                guard let c else { failures.add(each); return }
-                for i in 0..<each where (try? c.contains(ids[(i + t * 7) % ids.count])) != true { failures.add(1) }
-            }.start()
-        }
-        ready.wait()
+    /// Lookups per second from one client of node 1 with `k` lookups in
+    /// flight (`PlenumClient.contains(_:window:)`): the ids are homed at
+    /// node 2 and sealed in node 0's memory.
+    func lookupThroughput(inFlight k: Int, total: Int) throws -> Double {
+        let c = try PlenumClient(socketPath: config.nodes[1].socket)
+        try c.useRings()
+        let ids = (0..<total).map { remote[$0 % remote.count] }
         let t0 = monotonicNanos()
-        for _ in 0..<k { go.signal() }
-        done.wait()
+        let found = try c.contains(ids, window: k)
         let dt = Double(monotonicNanos() &- t0) / 1e9
-        let bad = failures.value
-        guard bad == 0 else { throw CLIError("\(transport.rawValue): \(bad) lookups failed in the throughput series") }
-        return Double(k * each) / dt
+        let missing = found.filter { !$0 }.count
+        guard missing == 0 else { throw CLIError("\(transport.rawValue): \(missing) lookups found nothing in the throughput series") }
+        return Double(total) / dt
     }
-}
-
-/// Failed operations across the throughput threads.
-final class FailureCount: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func add(_ k: Int) { lock.withLock { n += k } }
-    var value: Int { lock.withLock { n } }
 }

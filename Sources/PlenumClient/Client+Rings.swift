@@ -47,7 +47,7 @@ extension PlenumClient {
     /// Posts a request frame to the request ring, in pieces when it is
     /// longer than a slot (SPEC §9.6); false if it must go by the socket
     /// (no rings, or the ring refused its first piece).
-    func post(_ frame: [UInt8]) throws(ClientError) -> Bool {
+    func post(_ frame: [UInt8], doorbell: Bool = true) throws(ClientError) -> Bool {
         guard requests != nil else { return false }
         var backoff = Backoff()
         var offset = 0
@@ -64,7 +64,7 @@ extension PlenumClient {
             try ringDoorbell()
             backoff.idle()
         }
-        try ringDoorbell()
+        if doorbell { try ringDoorbell() }
         return true
     }
 
@@ -136,7 +136,8 @@ extension PlenumClient {
     /// takes for a get of a few thousand ids (sleeping sooner made such gets
     /// 1.5× slower on a virtual machine, where waking an idle CPU is slow).
     /// PLENUM_CLIENT_SPINS / PLENUM_CLIENT_YIELDS override them (experiments).
-    static let spins = Int(envNumber("PLENUM_CLIENT_SPINS") ?? 50), yields = Int(envNumber("PLENUM_CLIENT_YIELDS") ?? 2000)
+    static let spins = Int(envNumber("PLENUM_CLIENT_SPINS") ?? 50)
+    static let yields = Int(envNumber("PLENUM_CLIENT_YIELDS") ?? 2000)
 
     /// Publishes this client's sleeping word (SPEC §9.6 "The client's
     /// sleeping word"): store (releasing) — a fresh sleep number, or 0;

@@ -21,6 +21,10 @@ public final class PlenumClient {
     let mapping: Mapping
     public let memory: MappedMemory
     var nextRequest: UInt64 = 1
+    /// Requests sent by `submit` whose replies have not arrived, and
+    /// replies that arrived before anyone asked for them.
+    var inFlight: Set<UInt64> = []
+    var completed: [UInt64: Result<StoreResponse, RemoteError>] = [:]
     var input: [UInt8] = []
     public internal(set) var notifications: [StoreNotification] = []
     /// Shared-memory rings to the store, once `useRings()` succeeded.
@@ -171,18 +175,27 @@ public final class PlenumClient {
         let byRing = try post(bytes)
         if !byRing { try send(bytes) }
         while true {
-            // A request that went by the socket (the ring is unusable) is
-            // answered there: look on every round, not every 64th.
-            switch try next(socketEvery: byRing ? 64 : 1) {
-            case .notification(let n): notifications.append(n)
-            case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .wake: continue
-            case .reply(let r, let result):
-                guard r == rid else { continue }
+            if let result = completed.removeValue(forKey: rid) {
                 switch result {
                 case .success(let response): return response
                 case .failure(let e): throw .remote(e)
                 }
             }
+            // A request that went by the socket (the ring is unusable) is
+            // answered there: look on every round, not every 64th.
+            try take(next(socketEvery: byRing ? 64 : 1), awaiting: rid)
+        }
+    }
+
+    /// Files an incoming frame: a notification is queued, the reply to
+    /// `awaiting` or to a request in flight (`submit`) is kept in
+    /// `completed`, anything else (a stray reply) is dropped.
+    func take(_ incoming: Wire.Incoming, awaiting rid: UInt64) {
+        switch incoming {
+        case .notification(let n): notifications.append(n)
+        case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .wake: break
+        case .reply(let r, let result):
+            if r == rid || inFlight.remove(r) != nil { completed[r] = result }
         }
     }
 
@@ -205,11 +218,8 @@ public final class PlenumClient {
         while true {
             let incoming = try receiveFromSocket()
             if let v = pick(incoming, rid) { return v }
-            switch incoming {
-            case .notification(let n): notifications.append(n)
-            case .reply(rid, .failure(let e)): throw .remote(e)
-            default: continue
-            }
+            if case .reply(rid, .failure(let e)) = incoming { throw .remote(e) }
+            take(incoming, awaiting: 0)   // notifications and replies to requests in flight are kept
         }
     }
 

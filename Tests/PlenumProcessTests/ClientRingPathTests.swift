@@ -90,4 +90,34 @@ import Testing
         while !sealed.isFinished { usleep(10_000) }
         #expect(store.stop() == 0)
     }
+
+    /// SPEC §9.6 "Requests in flight": many requests posted before any
+    /// reply is read; a call made meanwhile gets its own reply; every
+    /// submitted request gets its own answer, once.
+    @Test func manyRequestsInFlightGetTheirOwnReplies() throws {
+        let store = try RunningStore()
+        for rings in [true, false] {
+            let c = try store.client(rings: rings)
+            let present = Self.ids(100, base: rings ? 9_000 : 9_500)
+            let absent = Self.ids(100, base: rings ? 10_000 : 10_500)
+            for id in present { try c.put(id, data: [1]) }
+            var tickets: [(PlenumClient.Ticket, Bool)] = []
+            for (p, a) in zip(present, absent) {
+                tickets.append((try c.submit(.contains(p)), true))
+                tickets.append((try c.submit(.contains(a)), false))
+            }
+            #expect(c.requestsInFlight == 200)
+            // A synchronous call with 200 requests in flight: its own reply.
+            #expect(try c.stats().objects >= 100)
+            for (t, expected) in tickets.reversed() {
+                guard case .contains(let found) = try c.wait(t) else { Issue.record("not a contains reply"); continue }
+                #expect(found == expected, "rings \(rings), request \(t.requestId)")
+            }
+            #expect(c.requestsInFlight == 0)
+            #expect(throws: ClientError.self) { try c.wait(tickets[0].0) }
+            #expect(try c.contains(present + absent, window: 7) == present.map { _ in true } + absent.map { _ in false })
+            #expect(try c.delete(present).allSatisfy { $0 == nil })
+        }
+        #expect(store.stop() == 0)
+    }
 }

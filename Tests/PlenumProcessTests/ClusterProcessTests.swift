@@ -200,6 +200,22 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         }
     }
 
+    /// Lookups of ids homed on every node, 64 in flight from one client:
+    /// each answered as its home answers, every answer right.
+    @Test func lookupsInFlightAcrossHomesAreAllAnswered() throws {
+        let cluster = try TestCluster(nodes: 3)
+        defer { cluster.stop() }
+        let ids = (0..<300).map { cid($0, 0x66) }
+        let homes = Set(ids.map { Home.of($0, among: [0, 1, 2]) })
+        #expect(homes.count == 3, "ids homed on every node")
+        let stored = ids.enumerated().filter { $0.offset % 3 != 0 }.map(\.element)
+        try cluster.client(2).createAndSeal(stored.map { .init(id: $0, data: [3]) }).forEach { #expect($0 == nil) }
+        let c0 = try cluster.client(0)
+        let expected = ids.map { stored.contains($0) }
+        #expect(try c0.contains(ids, window: 64) == expected)
+        #expect(try c0.contains(ids, window: 1) == expected)
+    }
+
     @Test func remoteAllocationWhenLocalMemoryIsFullAndAccountingReturns() throws {
         let cluster = try TestCluster(nodes: 3, memory: 4 << 20)
         defer { cluster.stop() }

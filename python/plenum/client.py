@@ -137,6 +137,8 @@ class Client:
         self._input = bytearray()
         self._fds = []
         self._next = 1
+        self._inflight = set()   # request ids sent by _submit, not yet answered
+        self._completed = {}     # request id -> (reply kind, reader), not yet asked for
         self._notifications = []
         self._maps = {}
         self._held = {}
@@ -216,18 +218,47 @@ class Client:
 
     def _exchange(self, kind, body=b""):
         """Sends a request; returns (reply kind, reader) of its reply."""
+        return self._wait(self._submit(kind, body))
+
+    def _submit(self, kind, body=b""):
+        """Sends a request without waiting; its reply is taken by _wait
+        (replies come in the order the store completes them, SPEC §9.6
+        "Requests in flight")."""
         rid = self._rid()
         self._send(w.frame(kind, rid, body))
-        while True:
+        self._inflight.add(rid)
+        return rid
+
+    def _wait(self, rid):
+        """(reply kind, reader) of request `rid`; replies to other requests
+        in flight that come first are kept, notifications queued."""
+        while rid not in self._completed:
+            if rid not in self._inflight:
+                raise PlenumError(f"request {rid} is not in flight")
             k, got, r = w.open_frame(self._read_raw())
             if k in (w.NOTIFY_SEALED, w.NOTIFY_DELETED) and got == 0:
                 self._notifications.append(self._notification(k, r))
-                continue
-            if got != rid:
-                continue
-            if k == w.ERROR:
-                raise from_code(r.u16(), r.text())
-            return k, r
+            elif got in self._inflight:
+                self._inflight.discard(got)
+                self._completed[got] = (k, r)
+        k, r = self._completed.pop(rid)
+        if k == w.ERROR:
+            raise from_code(r.u16(), r.text())
+        return k, r
+
+    def _pipelined(self, requests, window):
+        """(kind, reader) per (kind, body) request, in order, with at most
+        `window` requests in flight."""
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        rids, out = [], []
+        for kind, body in requests:
+            if len(rids) - len(out) == window:
+                out.append(self._wait(rids[len(out)]))
+            rids.append(self._submit(kind, body))
+        while len(out) < len(rids):
+            out.append(self._wait(rids[len(out)]))
+        return out
 
     def _call_ok(self, kind, body, expect):
         k, r = self._exchange(kind, body)
@@ -298,33 +329,48 @@ class Client:
             obj.data[:] = view
         return oid
 
-    def get_many(self, ids, timeout=None):
+    def get_many(self, ids, timeout=None, window=8):
         """A Buffer (or None when not sealed in time) per id. `timeout` in
-        seconds; None waits forever, 0 polls."""
+        seconds; None waits forever, 0 polls. Any number of ids: requests of
+        up to 4096 ids each, `window` of them in flight at once; the store
+        looks up ids homed on different nodes in parallel."""
         ms = -1 if timeout is None else int(timeout * 1000)
         ids = [ObjectID(i) for i in ids]
-        r = self._call_ok(w.GET, struct.pack("<q", ms) + w.ids(ids), w.OBJECTS)
-        n = r.u32()
-        if n != len(ids):
-            raise PlenumError("get: wrong number of results")
+        chunks = [ids[i:i + w.MAX_IDS] for i in range(0, len(ids), w.MAX_IDS)] or [[]]
         out = []
         try:
-            for oid in ids:
-                if r.u8() != 1:
-                    out.append(None)
-                    continue
-                loc = r.location()
-                v = self._view(loc)
-                if self.access == "rw":
-                    v = v.toreadonly()
-                out.append(Buffer(self, oid, loc, v[:loc.data_size], v[loc.data_size:]))
+            replies = self._pipelined([(w.GET, struct.pack("<q", ms) + w.ids(c)) for c in chunks], window)
+            for chunk, (k, r) in zip(chunks, replies):
+                if k != w.OBJECTS:
+                    raise PlenumError(f"unexpected reply type 0x{k:x}")
+                if r.u32() != len(chunk):
+                    raise PlenumError("get: wrong number of results")
+                for oid in chunk:
+                    if r.u8() != 1:
+                        out.append(None)
+                        continue
+                    loc = r.location()
+                    v = self._view(loc)
+                    if self.access == "rw":
+                        v = v.toreadonly()
+                    out.append(Buffer(self, oid, loc, v[:loc.data_size], v[loc.data_size:]))
         except BaseException:
-            # A bad location: give back the references handed out so far.
+            # A bad location or reply: give back the references handed out so far.
             for b in out:
                 if b is not None:
                     b.release()
             raise
         return out
+
+    def contains_many(self, ids, window=64):
+        """`contains` of every id, `window` lookups in flight at once."""
+        replies = self._pipelined([(w.CONTAINS, bytes(ObjectID(i))) for i in ids], window)
+        result = []
+        for k, r in replies:
+            if k != w.CONTAINS_REPLY:
+                raise PlenumError(f"unexpected reply type 0x{k:x}")
+            result.append(r.u8() == 1)
+        return result
 
     def get(self, id, timeout=None):
         """A zero-copy Buffer of a sealed object (use it with `with` to release)."""

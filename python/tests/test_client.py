@@ -74,3 +74,24 @@ def test_subscribe_iterates_seals_and_deletes(store):
     c.delete(oid)
     t.join(30)
     assert [(n.kind, n.id) for n in got] == [("sealed", oid), ("deleted", oid)]
+
+
+def test_many_requests_in_flight_each_get_their_own_reply(store):
+    """SPEC §9.6 "Requests in flight": contains_many pipelines lookups;
+    get_many takes any number of ids (requests of ≤ 4096, several in
+    flight), every reply to its own request."""
+    c = plenum.connect(store)
+    ids = [c.put(bytes([i % 251])) for i in range(5000)]
+    absent = [plenum.ObjectID.from_random() for _ in range(100)]
+    assert c.contains_many(ids[:300] + absent, window=16) == [True] * 300 + [False] * 100
+    bufs = c.get_many(ids + absent[:3], timeout=0, window=2)
+    assert len(bufs) == 5003 and bufs[5000:] == [None] * 3
+    assert all(bytes(b.data) == bytes([i % 251]) for i, b in enumerate(bufs[:5000]))
+    assert sum(row.ref_count for row in c.list()) == 5000
+    for b in bufs[:5000]:
+        b.release()
+    assert sum(row.ref_count for row in c.list()) == 0
+    # A call between submissions gets its own reply; the others keep theirs.
+    assert c.contains_many([ids[0], absent[0]], window=1) == [True, False]
+    with pytest.raises(plenum.PlenumError):
+        c._wait(10 ** 9)
