@@ -7,7 +7,7 @@ import PlenumRegion
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (not tests): each measures Plenum beside its baseline in one run.",
-        subcommands: [RingBench.self, StoreBench.self, StoreBenchClient.self, ClusterBench.self, TransportBench.self, CoreBench.self, BenchPeer.self, SocketEcho.self, TCPEcho.self])
+        subcommands: [RingBench.self, StoreBench.self, StoreBenchClient.self, ClusterBench.self, TransportBench.self, WaitingBench.self, CoreBench.self, BenchPeer.self, SocketEcho.self, TCPEcho.self])
 
     struct RingBench: ParsableCommand {
         static let configuration = CommandConfiguration(

@@ -159,10 +159,12 @@ extension LocalCluster {
 
     /// Writes the local default file into `dir` and starts every node.
     static func start(nodes: Int, memory: Int, dir: String, tag: String, deadAfterMs: Int = 5000, verbose: Bool = false,
-                      transport: PeerTransport = .rings, grpcPortBase: Int = 7400) throws -> ClusterConfig {
+                      transport: PeerTransport = .rings, grpcPortBase: Int = 7400,
+                      configure: (inout ClusterConfig) -> Void = { _ in }) throws -> ClusterConfig {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var config = ClusterConfig.local(nodes: nodes, memory: memory, dir: dir, tag: tag, transport: transport, grpcPortBase: grpcPortBase)
         config.deadAfterMillis = deadAfterMs
+        configure(&config)
         do { try config.validate() } catch { throw CLIError("\(error)") }
         try config.toml().write(toFile: file(dir), atomically: true, encoding: .utf8)
         for n in config.nodes { _ = try spawn(file: file(dir), node: n.id, dir: dir, verbose: verbose) }

@@ -251,7 +251,7 @@ public final class PlenumClient {
     /// The next whole frame from the socket; nil when not blocking and none
     /// is there yet.
     func readFrame(blocking: Bool) throws(ClientError) -> Wire.Incoming? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk: [UInt8] = []
         while true {
             do {
                 if let length = try Frame.complete(input) {
@@ -261,6 +261,15 @@ public final class PlenumClient {
                     return try Wire.decodeIncoming(frame)
                 }
             } catch { throw .protocolError(error) }
+            if !blocking {
+                // Polled often while waiting on the rings: look before
+                // making room for 64 KiB (an allocation per look cost more
+                // than the rest of the wait).
+                var byte: UInt8 = 0
+                let peeked = Glibc.recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+                if peeked < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return nil }
+            }
+            if chunk.isEmpty { chunk = [UInt8](repeating: 0, count: 65536) }
             var fds = [Int32](repeating: -1, count: Int(PLENUM_MAX_FDS))
             var count: Int32 = 0
             let n = chunk.withUnsafeMutableBytes { b in

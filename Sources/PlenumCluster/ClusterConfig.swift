@@ -14,8 +14,11 @@ public struct ClusterConfig: Equatable, Sendable {
         /// `grpc-unary` and `grpc-stream` only; SPEC §10.11).
         public var grpc: String?
         /// The CPU this node's loop is pinned to (SPEC §10.1 "Waiting";
-        /// required with `wait = "dedicated"`).
+        /// required when the node waits "dedicated").
         public var cpu: Int?
+        /// This node's own `wait`, overriding the cluster's (a host that
+        /// gives one store a CPU of its own).
+        public var wait: WaitMode?
         /// The doorbell datagram socket (peers on the same host wake a
         /// sleeping store through it; SPEC §10.3).
         public var bell: String { socket + ".bell" }
@@ -50,6 +53,9 @@ public struct ClusterConfig: Equatable, Sendable {
     public init(nodes: [Node]) { self.nodes = nodes }
 
     public func node(_ id: NodeID) -> Node? { nodes.first { $0.id == id } }
+
+    /// How node `id` waits: its own `wait`, else the cluster's.
+    public func waitMode(of id: NodeID) -> WaitMode { node(id)?.wait ?? wait }
 
     /// N nodes on this host: regions in `shm`, sockets and logs in `dir`,
     /// every node reaching every other (the embedded default).
@@ -89,6 +95,7 @@ public struct ClusterConfig: Equatable, Sendable {
             s += "\n[[node]]\nid = \(n.id)\nsocket = \"\(n.socket)\"\nregion = \"\(n.region)\"\nmemory = \(n.memory)\n"
             if let numa = n.numaNode { s += "numa_node = \(numa)\n" }
             if let cpu = n.cpu { s += "cpu = \(cpu)\n" }
+            if let w = n.wait { s += "wait = \"\(w.rawValue)\"\n" }
             if let g = n.grpc { s += "grpc = \"\(g)\"\n" }
             if !n.reach.isEmpty {
                 s += "[node.reach]\n"
@@ -170,6 +177,11 @@ public struct ClusterConfig: Equatable, Sendable {
             case nil: break
             default: throw .badValue("node \(id): cpu must be an integer (a CPU number, as taskset counts)")
             }
+            switch t["wait"] {
+            case .string(let name)? where WaitMode(rawValue: name) != nil: node.wait = WaitMode(rawValue: name)
+            case nil: break
+            default: throw .badValue("node \(id): wait must be one of \(WaitMode.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))")
+            }
             if let r = t["reach"], case .table = r {} else if t["reach"] != nil { throw .badValue("node \(id): reach must be a table") }
             if case .table(let reach)? = t["reach"] {
                 for (k, v) in reach {
@@ -179,7 +191,7 @@ public struct ClusterConfig: Equatable, Sendable {
                     node.reach[peer] = path
                 }
             }
-            for k in t.keys where !["id", "socket", "region", "memory", "numa_node", "reach", "grpc", "cpu"].contains(k) { throw .unknownKey("node.\(k)") }
+            for k in t.keys where !["id", "socket", "region", "memory", "numa_node", "reach", "grpc", "cpu", "wait"].contains(k) { throw .unknownKey("node.\(k)") }
             c.nodes.append(node)
         }
         try c.validate()
@@ -220,16 +232,14 @@ public struct ClusterConfig: Equatable, Sendable {
         _ = try RingPlan(self)
         for n in nodes {
             if let cpu = n.cpu { guard cpu >= 0, cpu < 4096 else { throw .badValue("node \(n.id): cpu = \(cpu) is not a CPU number") } }
-            if wait == .dedicated, n.cpu == nil {
-                throw .badValue("wait = \"dedicated\" pins every store to its own CPU: node \(n.id) needs cpu = N")
+            if waitMode(of: n.id) == .dedicated, n.cpu == nil {
+                throw .badValue("wait = \"dedicated\" pins a store to a CPU of its own: node \(n.id) needs cpu = N")
             }
         }
-        if wait == .dedicated {
-            var byCPU: [Int: NodeID] = [:]
-            for n in nodes {
-                if let other = byCPU[n.cpu!] { throw .badValue("wait = \"dedicated\": nodes \(other) and \(n.id) both name cpu = \(n.cpu!); a dedicated store needs a CPU of its own") }
-                byCPU[n.cpu!] = n.id
-            }
+        var byCPU: [Int: NodeID] = [:]
+        for n in nodes where waitMode(of: n.id) == .dedicated {
+            if let other = byCPU[n.cpu!] { throw .badValue("wait = \"dedicated\": nodes \(other) and \(n.id) both name cpu = \(n.cpu!); a dedicated store needs a CPU of its own") }
+            byCPU[n.cpu!] = n.id
         }
         if transport != .rings {
             for n in nodes {

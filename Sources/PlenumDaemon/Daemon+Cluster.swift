@@ -110,7 +110,7 @@ extension StoreDaemon {
             j.field("wait") {
                 j.object {
                     j.field("mode", wait.mode.rawValue)
-                    if wait.mode == .dedicated, let cpu = options.cluster.flatMap({ $0.config.node($0.node) })?.cpu { j.field("cpu", cpu) }
+                    if let cpu = options.cluster.flatMap({ $0.config.node($0.node) })?.cpu { j.field("cpu", cpu) }
                     j.field("bells", wait.bells)
                     j.field("sleeps", sleeps)
                     j.field("idle_polls", idlePolls)

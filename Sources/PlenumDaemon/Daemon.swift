@@ -233,7 +233,7 @@ public final class StoreDaemon {
         Self.blockTerminatingSignals()
         self.options = options
         self.logger = logger
-        var w = WaitPolicy(mode: options.cluster?.config.wait ?? .adaptive, bells: options.cluster?.config.bells ?? true)
+        var w = WaitPolicy(mode: options.cluster.map { $0.config.waitMode(of: $0.node) } ?? .adaptive, bells: options.cluster?.config.bells ?? true)
         // Tuning overrides, for experiments only (SPEC §10.1 "Waiting").
         if let v = envNumber("PLENUM_BUSY_SPIN_NS") { w.busySpin = v }
         if let v = envNumber("PLENUM_SPIN_NS") { w.expectingWindow = v }
@@ -343,7 +343,7 @@ public final class StoreDaemon {
         }
         logger.info("serving", metadata: ["socket": "\(options.socketPath)", "region": "\(regionPath)", "capacity": "\(core.store.config.capacity)",
                                           "node": "\(core.me)"])
-        try pinIfDedicated()
+        try pinIfAsked()
         while running {
             let polling = !endpoints.isEmpty || peers?.anyAttached == true
             if polling {
@@ -378,16 +378,17 @@ public final class StoreDaemon {
         }
     }
 
-    /// `wait = "dedicated"` (SPEC §10.1 "Waiting"): the loop runs on its
-    /// node's CPU alone. With bells off, timers fire when asked, not up to
-    /// 50 µs later (the default timer slack): the idle poll is that short.
-    func pinIfDedicated() throws {
+    /// A node with `cpu` runs its loop on that CPU (SPEC §10.1 "Waiting";
+    /// a dedicated node must name one). With bells off, timers fire when
+    /// asked, not up to 50 µs later (the default timer slack): the idle
+    /// poll is that short.
+    func pinIfAsked() throws {
         if !wait.bells { _ = plenum_set_timer_slack(1000) }
-        guard wait.mode == .dedicated, let (config, node) = options.cluster, let cpu = config.node(node)?.cpu else { return }
+        guard let (config, node) = options.cluster, let cpu = config.node(node)?.cpu else { return }
         do { try CPU.pin(to: cpu) } catch {
-            throw DaemonError.badOption("wait = \"dedicated\": cannot pin node \(node) to cpu \(cpu): \(error) (is it one of this host's CPUs?)")
+            throw DaemonError.badOption("cannot pin node \(node) to cpu \(cpu): \(error) (is it one of this host's CPUs?)")
         }
-        logger.info("dedicated: the loop runs pinned to cpu \(cpu) and never sleeps")
+        logger.info("the loop runs pinned to cpu \(cpu)\(wait.mode == .dedicated ? " and never sleeps" : "")")
     }
 
     /// Client rings and peer rings, one pass.

@@ -66,7 +66,14 @@ final class ClusterConfigTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("\"adaptive\", \"dedicated\""), "\($0)")
         }
         XCTAssertThrowsError(try ClusterConfig.parse(good.replacingOccurrences(of: "dead_after_ms = 800", with: "bells = 0"))) { XCTAssertTrue("\($0)".contains("true or false"), "\($0)") }
-        // Adaptive ignores a cpu and needs none.
+        // One node may wait its own way (a dedicated home beside adaptive peers).
+        let one = good.replacingOccurrences(of: "numa_node = 0", with: "numa_node = 0\nwait = \"dedicated\"\ncpu = 1")
+        let mixed = try ClusterConfig.parse(one)
+        XCTAssertEqual([mixed.waitMode(of: 0), mixed.waitMode(of: 1)], [.dedicated, .adaptive])
+        XCTAssertEqual(try ClusterConfig.parse(mixed.toml()), mixed)
+        XCTAssertThrowsError(try ClusterConfig.parse(one.replacingOccurrences(of: "cpu = 1", with: ""))) { XCTAssertTrue("\($0)".contains("node 0 needs cpu = N"), "\($0)") }
+        XCTAssertThrowsError(try ClusterConfig.parse(one.replacingOccurrences(of: "wait = \"dedicated\"", with: "wait = \"fast\""))) { XCTAssertTrue("\($0)".contains("node 0: wait must be one of"), "\($0)") }
+        // An adaptive node may name a cpu (its loop is pinned) and needs none.
         XCTAssertEqual(try ClusterConfig.parse(good.replacingOccurrences(of: "numa_node = 0", with: "numa_node = 0\ncpu = 3")).nodes[0].cpu, 3)
     }
 
