@@ -6,6 +6,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/prctl.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +268,17 @@ uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length) {
     if (hw_crc) return ~crc_hw(crc, p, length);
 #endif
     return ~crc_soft(crc, p, length);
+}
+
+int plenum_futex_wait(const void *word, uint32_t expected, int64_t timeout_ns) {
+    struct timespec t = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, &t, NULL, 0);
+    return r == 0 ? 0 : errno;
+}
+
+int plenum_futex_wake(const void *word, int count) {
+    long r = syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+    return r >= 0 ? (int)r : -errno;
 }
 
 int plenum_set_timer_slack(unsigned long ns) {

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CPlenumShim
 import PlenumMemory
 import PlenumRing
 import PlenumWire
@@ -37,7 +38,7 @@ extension PlenumClient {
             requests = try RingProducer(memory: m, layout: req)
             replies = RingConsumer(memory: m, layout: rep, ackBatch: 8)
         } catch { throw .unexpected("ring setup: \(error)") }
-        guard pair.doorbell >= 0, pair.doorbell + 8 <= m.size else { throw .unexpected("doorbell outside the ring file") }
+        guard pair.doorbell >= 0, pair.doorbell + 16 <= m.size else { throw .unexpected("doorbell and wake word outside the ring file") }
         doorbell = pair.doorbell
         sleepWord = m.size - line.bytes
         guard sleepWord >= pair.replies + pair.length, sleepWord > doorbell else { throw .unexpected("no room for the sleeping word in the ring file") }
@@ -103,17 +104,25 @@ extension PlenumClient {
             case .empty:
                 rounds += 1
                 if asleep || rounds % socketEvery == 0, let incoming = try receiveIfReady() {
-                    if incoming == .wake { wakes += 1; continue }
+                    if incoming == .wake { continue }   // from a store that still sends them
                     return incoming
                 }
                 if asleep {
-                    // The ring was empty after the word was published: wait
-                    // for the store's wake (or any frame) on the socket. The
-                    // timeout only bounds the damage of a lost wake.
-                    var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                    if Glibc.poll(&p, 1, sleepPollMs) > 0, let incoming = try receiveIfReady() {
-                        if incoming == .wake { wakes += 1; continue }
-                        return incoming
+                    // The ring was empty after the word was published (and
+                    // after the wake word was read): wait for the store's
+                    // futex wake, or a frame on the socket when the request
+                    // went that way. The timeout only bounds the damage of a
+                    // lost wake.
+                    if socketEvery == 1 {
+                        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                        if Glibc.poll(&p, 1, sleepPollMs) > 0, let incoming = try receiveIfReady() {
+                            if incoming == .wake { continue }
+                            return incoming
+                        }
+                    } else if let m = ringMemory {
+                        let r = m.read(at: doorbell + 8, count: 4) { plenum_futex_wait($0.baseAddress!, UInt32(truncatingIfNeeded: wakeSeen), Int64(sleepPollMs) * 1_000_000) }
+                        if r == 0 || r == EAGAIN { wakes += 1 }
+                        wakeSeen = m.load64(at: doorbell + 8, ordering: .acquiring)
                     }
                     continue
                 }
@@ -151,5 +160,8 @@ extension PlenumClient {
         m.fence(.full)
         m.flush(at: sleepWord, count: 8)
         m.fence(.full)
+        // The wake word as it stood before the last poll: a wake after this
+        // read changes it, and the futex wait then returns at once.
+        if on { wakeSeen = m.load64(at: doorbell + 8, ordering: .acquiring) }
     }
 }

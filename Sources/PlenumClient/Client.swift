@@ -38,12 +38,14 @@ public final class PlenumClient {
     var sleepWord = 0
     var sleeps: UInt64 = 0
     var asleep = false
+    /// The store's wake word (doorbell + 8) as last read (SPEC §9.6).
+    var wakeSeen: UInt64 = 0
     /// How long one sleep in poll(2) lasts before the ring is polled again
     /// without a wake: it only bounds the damage of a lost wake (SPEC §9.6).
     /// Tests raise it so that only the store's wake can end a sleep.
     var sleepPollMs: Int32 = 50
     /// Counters for diagnostics and tests: frames that came by the socket
-    /// (the greeting's excluded), and `wake` frames among them.
+    /// (the greeting's excluded), and sleeps the store's wake ended.
     public internal(set) var framesBySocket = 0
     public internal(set) var wakes = 0
     /// How often this client slept waiting for the store (SPEC §9.6).

@@ -157,9 +157,11 @@ extension StoreDaemon {
 
     /// After posting to c's reply ring: if the client said it sleeps
     /// (SPEC §9.6 "The client's sleeping word") and this sleep was not
-    /// woken yet, send it a `wake` frame by the socket. Its word is read
-    /// after the post: fence(.full); invalidate (the client writes it);
-    /// fence(.full); load (acquiring) — the mirror of the doorbell.
+    /// woken yet, bump the wake word and FUTEX_WAKE it. The sleeping word is
+    /// read after the post: fence(.full); invalidate (the client writes it);
+    /// fence(.full); load (acquiring) — the mirror of the doorbell. The wake
+    /// word (doorbell + 8, this store's line): store (releasing);
+    /// fence(.full); then the futex syscall (one cache domain: no flush).
     func wakeIfSleeping(_ e: RingEndpoint, _ c: Connection) {
         e.memory.fence(.full)
         e.memory.invalidate(at: e.sleepWord, count: 8)
@@ -167,9 +169,16 @@ extension StoreDaemon {
         let word = e.memory.load64(at: e.sleepWord, ordering: .acquiring)
         guard word != 0, word != e.wokenSleep else { return }
         e.wokenSleep = word
-        sendSocket(c, Wire.wakeFrame)
+        e.wakes &+= 1
+        let at = e.doorbell + Self.wakeWordOffset
+        e.memory.store64(e.wakes, at: at, ordering: .releasing)
+        e.memory.fence(.full)
+        _ = e.memory.read(at: at, count: 4) { plenum_futex_wake($0.baseAddress!, 1) }
         trace.record(.clientWake, kind: Frame.Kind.wake.rawValue, key: 0, client: c.id)
     }
+
+    /// The wake word's place in the doorbell line (SPEC §9.6).
+    static let wakeWordOffset = 8
 
     /// Replies and notifications: by the client's reply ring when it has
     /// one (in order behind anything pending; a frame longer than a slot in

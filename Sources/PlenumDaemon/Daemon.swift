@@ -130,6 +130,8 @@ public final class StoreDaemon {
         /// values this store woke (SPEC §9.6).
         let sleepWord: Int
         var wokenSleep: UInt64 = 0
+        /// The wake word's last value (doorbell + 8, SPEC §9.6).
+        var wakes: UInt64 = 0
         var requests: RingConsumer<MappedMemory>
         var replies: RingProducer<MappedMemory>
         /// Frames waiting for room in the reply ring; the first may be

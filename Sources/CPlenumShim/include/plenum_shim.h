@@ -66,6 +66,16 @@ uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length);
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.
 int plenum_pin_to_cpu(int cpu);
 
+/// FUTEX_WAIT (shared, not private: the word is in a file two processes
+/// map) on the 32-bit word at `word` while it holds `expected`, at most
+/// `timeout_ns`. Returns 0 when woken, else an errno value (ETIMEDOUT;
+/// EAGAIN: the word no longer held `expected`; EINTR).
+int plenum_futex_wait(const void *word, uint32_t expected, int64_t timeout_ns);
+
+/// FUTEX_WAKE (shared) of up to `count` waiters on the word at `word`.
+/// Returns how many were woken, or -errno.
+int plenum_futex_wake(const void *word, int count);
+
 /// prctl(PR_SET_TIMERSLACK, ns) for the calling thread: how late its
 /// timers may fire (default 50 µs). Returns 0 or an errno value.
 int plenum_set_timer_slack(unsigned long ns);
