@@ -141,12 +141,12 @@ extension PlenumClient {
     /// PAUSE rounds only (a PAUSE spinner keeps the CPU from the store it
     /// waits for when the host has fewer CPUs than busy processes: 200
     /// rounds made a 4-node cluster's lookups twice as slow, issue 22),
-    /// then a yield per round for a millisecond or two, longer than a store
-    /// takes for a get of a few thousand ids (sleeping sooner made such gets
-    /// 1.5× slower on a virtual machine, where waking an idle CPU is slow).
+    /// then 100 yields (tens of µs), then a futex sleep the store's post
+    /// ends (SPEC §9.6): with 64 lookups in flight on a 4-node cluster,
+    /// 2000 yields halved the throughput; the futex wake costs a few µs.
     /// PLENUM_CLIENT_SPINS / PLENUM_CLIENT_YIELDS override them (experiments).
     static let spins = Int(envNumber("PLENUM_CLIENT_SPINS") ?? 50)
-    static let yields = Int(envNumber("PLENUM_CLIENT_YIELDS") ?? 2000)
+    static let yields = Int(envNumber("PLENUM_CLIENT_YIELDS") ?? 100)
 
     /// Publishes this client's sleeping word (SPEC §9.6 "The client's
     /// sleeping word"): store (releasing) — a fresh sleep number, or 0;

@@ -35,20 +35,33 @@ extension ClusterCore {
             directory.unwatch(id, node: n)
         case .lookup(let id, let watch):
             let e = directory.lookup(id, watch: watch ? n : nil)
-            let state: DirectoryState = e == nil ? .absent : (e!.sealed ? .sealed : .reserved)
-            answer(n, corr, .lookupReply(state, owner: e?.owner ?? 0, location: e?.location ?? ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0),
-                                         digest: e?.digest ?? 0), now: now, into: &out)
+            answerLookup(n, corr, e, now: now, into: &out)
+        case .lookupAcquire(let id, let watch):
+            let e = directory.lookup(id, watch: watch ? n : nil)
+            // Sealed in memory the reader does not own: the owner grants the
+            // reference and answers the reader itself (SPEC §10.6 "get").
+            if let e, e.sealed, let owner = e.owner, owner != n {
+                if owner == me {
+                    grant(id, to: n, correlation: corr, now: now, into: &out)
+                    return
+                }
+                if peers[owner] != nil {
+                    counters.messagesOut += 1
+                    out.append(.send(owner, correlation: corr, .acquireFor(id, reader: n)))
+                    return
+                }
+            }
+            answerLookup(n, corr, e, now: now, into: &out)
         case .published(let id, let owner, let l, let digest):
             watchFired(id, owner: owner, location: l, digest: digest, now: now, into: &out)
         // owner: objects in this node's memory, for node n
         case .acquire(let id):
-            var code: UInt16 = StoreError.notFound(id).peerCode
-            var l = ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)
-            if case .objects(let ls)? = runLocal(.get([id], timeoutMs: 0), as: pc, now: now, into: &out), let got = ls.first ?? nil {
-                code = 0
-                l = got
-            }
-            answer(n, corr, .acquireReply(code: code, location: l, digest: code == 0 ? store.digest(id) ?? 0 : 0), now: now, into: &out)   // a failure: all zero (SPEC §10.5)
+            grant(id, to: n, correlation: corr, now: now, into: &out)
+        case .acquireFor(let id, let reader):
+            // A home forwards a reader's lookupAcquire (SPEC §10.6 "get"):
+            // the reference is the reader's, and so is the answer.
+            guard reader != me, peers[reader] != nil else { counters.refusedMessages += 1; return }
+            grant(id, to: reader, correlation: corr, now: now, into: &out)
         case .release(let id):
             if case .error? = runLocal(.release(id), as: pc, now: now, into: &out) { counters.refusedMessages += 1 }
         case .allocate(let id, let d, let md):
@@ -104,10 +117,30 @@ extension ClusterCore {
         }
     }
 
+    /// The directory's answer to a lookup.
+    mutating func answerLookup(_ n: NodeID, _ corr: UInt64, _ e: Directory.Entry?, now: UInt64, into out: inout [ClusterAction]) {
+        let state: DirectoryState = e == nil ? .absent : (e!.sealed ? .sealed : .reserved)
+        answer(n, corr, .lookupReply(state, owner: e?.owner ?? 0, location: e?.location ?? ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0),
+                                     digest: e?.digest ?? 0), now: now, into: &out)
+    }
+
+    /// Owner: one reference to `id` for node `reader`'s pseudo-client, and
+    /// the `acquireReply` to the reader (a failure: all zero, SPEC §10.5).
+    mutating func grant(_ id: ObjectID, to reader: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        var code: UInt16 = StoreError.notFound(id).peerCode
+        var l = ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)
+        if case .objects(let ls)? = runLocal(.get([id], timeoutMs: 0), as: Self.pseudoClient(reader), now: now, into: &out), let got = ls.first ?? nil {
+            code = 0
+            l = got
+        }
+        answer(reader, corr, .acquireReply(code: code, location: l, digest: code == 0 ? store.digest(id) ?? 0 : 0), now: now, into: &out)
+    }
+
     /// A grant that came after its request timed out is given back.
     mutating func undo(_ what: Pending, _ m: PeerMessage, from n: NodeID, now: UInt64, into out: inout [ClusterAction]) {
         switch (what, m) {
-        case (.acquire(_, _, let id), .acquireReply(0, _, _)): send(.release(id), to: n, now: now, into: &out)
+        case (.acquire(_, _, let id), .acquireReply(0, _, _)), (.lookupAcquire(_, _, let id), .acquireReply(0, _, _)):
+            send(.release(id), to: n, now: now, into: &out)
         case (.allocate(let k), .allocateReply(0, _)): send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
         case (.reserve(let k), .result(0)): send(.unreserve(k.id), to: n, now: now, into: &out)
         case (.batchReserve(_, _, let id), .result(0)): send(.unreserve(id), to: n, now: now, into: &out)
@@ -140,9 +173,17 @@ extension ClusterCore {
 
     /// A reply to one of this node's requests.
     mutating func reply(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
-        guard let o = outstanding[corr], o.node == n else {
+        // The answer to a lookupAcquire may come from the owner the home
+        // forwarded it to (SPEC §10.6 "get"); every other reply comes from
+        // the node asked.
+        func answers(_ o: Outstanding) -> Bool {
+            if o.node == n { return true }
+            if case .lookupAcquire = o.what, case .acquireReply = m { return true }
+            return false
+        }
+        guard let o = outstanding[corr], answers(o) else {
             counters.unexpectedReplies += 1
-            if let late = expired[corr], late.node == n {
+            if let late = expired[corr], answers(late) {
                 expired[corr] = nil
                 undo(late.what, m, from: n, now: now, into: &out)
             }
@@ -179,8 +220,11 @@ extension ClusterCore {
             l.region = info.region
             remoteUnsealed[k.client, default: [:]][k.id] = n
             reply(k.client, k.requestId, .created(l), into: &out)
-        case (.lookup(let token, let i), .lookupReply(let s, let owner, let l, let d)):
+        case (.lookup(let token, let i), .lookupReply(let s, let owner, let l, let d)),
+             (.lookupAcquire(let token, let i, _), .lookupReply(let s, let owner, let l, let d)):
             lookedUp(token, i, s, owner: owner, location: l, digest: d, now: now, into: &out)
+        case (.lookupAcquire(let token, let i, let id), .acquireReply(let c, let l, let d)):
+            acquired(token, i, id, from: n, code: c, location: l, digest: d, now: now, into: &out)
         case (.contains(let c, let rid), .lookupReply(let s, _, _, _)):
             reply(c, rid, .contains(s == .sealed), into: &out)
         case (.deleteLookup(let token, let i), .lookupReply(let s, let owner, let l, let d)):

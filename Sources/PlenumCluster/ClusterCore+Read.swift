@@ -41,7 +41,11 @@ extension ClusterCore {
                 }
             } else {
                 if timeoutMs != 0 { watching[id, default: []].append((token, i)) }
-                send(.lookup(id, watch: timeoutMs != 0), to: h, awaiting: .lookup(get: token, index: i), now: now, into: &out)
+                if config.forwardAcquire {
+                    send(.lookupAcquire(id, watch: timeoutMs != 0), to: h, awaiting: .lookupAcquire(get: token, index: i, id: id), now: now, into: &out)
+                } else {
+                    send(.lookup(id, watch: timeoutMs != 0), to: h, awaiting: .lookup(get: token, index: i), now: now, into: &out)
+                }
             }
         }
         if gets[token] != nil, timeoutMs == 0, gets[token]!.open.isEmpty { finishGet(token, now: now, into: &out) }

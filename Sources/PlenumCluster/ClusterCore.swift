@@ -29,6 +29,11 @@ public struct ClusterCore: Sendable {
         public var reachable: Set<NodeID>
         /// A peer request unanswered this long fails (ns).
         public var requestTimeout: UInt64 = 5_000_000_000
+        /// A remote get asks the home to forward the acquire to the owner
+        /// (`lookupAcquire`, SPEC §10.6 "get"): 3 one-way hops instead of 4.
+        /// Off over the gRPC baseline, whose unary calls pair each request
+        /// with the answer of the node asked.
+        public var forwardAcquire = true
         public init(node: NodeID, incarnation: UInt64, reachable: Set<NodeID>) {
             self.node = node
             self.incarnation = incarnation
@@ -54,6 +59,10 @@ public struct ClusterCore: Sendable {
         case batchReserve(token: UInt64, index: Int, id: ObjectID)
         case allocate(Create)
         case lookup(get: UInt64, index: Int)
+        /// A `lookupAcquire`: answered by the home (`lookupReply`, or an
+        /// `acquireReply` when it owns the object) or by the owner it
+        /// forwarded to (`acquireReply`).
+        case lookupAcquire(get: UInt64, index: Int, id: ObjectID)
         case contains(ClientID, requestId: UInt64)
         case deleteLookup(token: UInt64, index: Int)
         case acquire(get: UInt64, index: Int, id: ObjectID)
@@ -369,7 +378,7 @@ public struct ClusterCore: Sendable {
             if case .allocate = o.what { releaseReservation(c.id, now: now, into: &out) }
             reply(c.client, c.requestId, .error(err), into: &out)
         case .batchReserve(let token, let i, _): batchAnswered(token, i, err, into: &out)
-        case .lookup(let g, let i): resolve(g, i, nil, now: now, into: &out)
+        case .lookup(let g, let i), .lookupAcquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)
         case .contains(let c, let rid): reply(c, rid, .error(err), into: &out)
         case .deleteLookup(let t, let i), .remoteDelete(let t, let i): deleteAnswered(t, i, err, into: &out)
         case .acquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)

@@ -23,6 +23,14 @@ public enum PeerMessage: Equatable, Sendable {
     case publish(ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64)
     case unpublish(ObjectID, owner: NodeID)
     case lookup(ObjectID, watch: Bool)
+    /// A reader's lookup that asks the home to have the owner grant the
+    /// reader a reference when the id is sealed (SPEC §10.6 "get"):
+    /// answered by an `acquireReply` (from the home or the owner) or, when
+    /// the home does not forward, a `lookupReply`.
+    case lookupAcquire(ObjectID, watch: Bool)
+    /// Home → owner: acquire `id` for `reader` and answer the reader with
+    /// this message's correlation (the reader's).
+    case acquireFor(ObjectID, reader: NodeID)
     /// The watcher no longer waits for this id (its get ended).
     case unwatch(ObjectID)
     case lookupReply(DirectoryState, owner: NodeID, location: ObjectLocation, digest: UInt64)
@@ -56,8 +64,8 @@ public enum PeerMessage: Equatable, Sendable {
     /// Ring slot kinds (SPEC §10.5 table).
     public enum Kind: UInt16, Sendable {
         case hello = 0x01
-        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch
-        case acquire = 0x20, release, allocate, seal, abort, delete
+        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire
+        case acquire = 0x20, release, allocate, seal, abort, delete, acquireFor
         case notifySealed = 0x30, notifyDeleted
         case barrierArrive = 0x40, barrierRelease
         case list = 0x50
@@ -78,6 +86,8 @@ public enum PeerMessage: Equatable, Sendable {
         case .publish: return .publish
         case .unpublish: return .unpublish
         case .lookup: return .lookup
+        case .lookupAcquire: return .lookupAcquire
+        case .acquireFor: return .acquireFor
         case .unwatch: return .unwatch
         case .lookupReply: return .lookupReply
         case .published: return .published
@@ -104,7 +114,7 @@ public enum PeerMessage: Equatable, Sendable {
     /// and unpublish carry one only when the sender waits for the home.
     public var expectsReply: Bool {
         switch self {
-        case .reserve, .lookup, .acquire, .allocate, .seal, .abort, .delete, .list: return true
+        case .reserve, .lookup, .lookupAcquire, .acquire, .acquireFor, .allocate, .seal, .abort, .delete, .list: return true
         default: return false
         }
     }
@@ -120,7 +130,8 @@ public enum PeerMessage: Equatable, Sendable {
         case .publish(let id, let owner, let creator, let l, let d):
             w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d)
         case .unpublish(let id, let owner): w.id(id); w.u32(owner)
-        case .lookup(let id, let watch): w.id(id); w.u8(watch ? 1 : 0)
+        case .lookup(let id, let watch), .lookupAcquire(let id, let watch): w.id(id); w.u8(watch ? 1 : 0)
+        case .acquireFor(let id, let reader): w.id(id); w.u32(reader)
         case .lookupReply(let s, let owner, let l, let d): w.u8(s.rawValue); w.u32(owner); Wire.location(&w, l); w.u64(d)
         case .published(let id, let owner, let l, let d), .notifySealed(let id, let owner, let l, let d):
             w.id(id); w.u32(owner); Wire.location(&w, l); w.u64(d)
@@ -163,11 +174,12 @@ public enum PeerMessage: Equatable, Sendable {
         case .publish:
             m = .publish(try r.id(), owner: try r.u32(), creator: try r.u32(), location: try Wire.location(&r), digest: try r.u64())
         case .unpublish: m = .unpublish(try r.id(), owner: try r.u32())
-        case .lookup:
+        case .lookup, .lookupAcquire:
             let id = try r.id()
             let w = try r.u8()
             guard w <= 1 else { throw .badValue("watch flag \(w)") }
-            m = .lookup(id, watch: w == 1)
+            m = kind == .lookup ? .lookup(id, watch: w == 1) : .lookupAcquire(id, watch: w == 1)
+        case .acquireFor: m = .acquireFor(try r.id(), reader: try r.u32())
         case .lookupReply:
             let s = try r.u8()
             guard let state = DirectoryState(rawValue: s) else { throw .badValue("directory state \(s)") }

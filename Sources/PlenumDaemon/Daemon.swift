@@ -296,7 +296,12 @@ public final class StoreDaemon {
         peers?.trace = trace
         let segment = made.segment, reachable = made.reachable
         var cc = ClusterCore.Config(node: me, incarnation: incarnation, reachable: reachable)
-        if let config = options.cluster?.config { cc.requestTimeout = UInt64(config.requestTimeoutMillis) * 1_000_000 }
+        if let config = options.cluster?.config {
+            cc.requestTimeout = UInt64(config.requestTimeoutMillis) * 1_000_000
+            // The gRPC baseline's unary calls pair a request with its answer
+            // from the node asked: no forwarded answers there (SPEC §10.11).
+            cc.forwardAcquire = config.transport == .rings
+        }
         core = ClusterCore(config: cc, store: .init(base: segment.offset, capacity: segment.length, lineSize: line))
     }
 

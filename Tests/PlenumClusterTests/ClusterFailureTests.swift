@@ -25,6 +25,7 @@ extension ClusterCoreTests {
 
     func testAGrantArrivingAfterItsRequestTimedOutIsGivenBack() {
         var h = ClusterHarness(nodes: 2)
+        h.nodes[0].config.forwardAcquire = false   // lookup, then acquire (the gRPC baseline's path)
         h.connect(1, on: 0)
         h.connect(2, on: 1)
         let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
@@ -47,6 +48,50 @@ extension ClusterCoreTests {
         h.queues[0] = grant             // the grant arrives late
         h.settle()
         XCTAssertEqual(h.nodes[1].referencesLent[0], 0, "the late reference was released")
+    }
+
+    /// SPEC §10.6 "get": the home that owns the object grants at once; a
+    /// grant that comes after the get timed out is given back all the same.
+    func testAForwardedGrantArrivingAfterTheTimeoutIsGivenBack() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        h.connect(2, on: 1)
+        let id = (0..<100).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertEqual(h.put(id, client: 2, on: 1), .sealed)
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 4, .get([id], timeoutMs: 0))), now: h.now))
+        h.settle(limit: 1)              // node 1, home and owner, takes the lookupAcquire and grants
+        XCTAssertEqual(h.nodes[1].referencesLent[0], 1)
+        let grant = h.queues[0]
+        XCTAssertEqual(grant.count, 1, "one message back: the grant itself")
+        h.queues[0].removeAll()
+        h.now += 6_000_000_000
+        h.apply(0, h.nodes[0].handle(.local(.tick), now: h.now))
+        XCTAssertEqual(h.replies[0].last?.2, .objects([nil]))
+        h.queues[0] = grant
+        h.settle()
+        XCTAssertEqual(h.nodes[1].referencesLent[0], 0, "the late reference was released")
+    }
+
+    /// Three nodes: the home forwards to the owner, whose grant goes to the
+    /// reader directly (3 one-way hops) and is checked against the owner's
+    /// region like any other.
+    func testAHomeForwardsTheAcquireAndTheOwnerAnswersTheReader() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        h.connect(3, on: 2)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+        let before = h.delivered
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 7, .get([id], timeoutMs: 0))), now: h.now))
+        h.settle()
+        guard case .objects(let ls)? = h.replies[0].last?.2, let l = ls.first ?? nil else { return XCTFail("no object: \(h.replies[0])") }
+        XCTAssertEqual(l.dataSize, 100)
+        XCTAssertEqual(h.delivered - before, 3, "lookupAcquire → acquireFor → acquireReply")
+        XCTAssertEqual(h.nodes[2].referencesLent[0], 1, "the owner lent node 0 the reference")
+        // Not forwarded to the reader itself, nor when the owner is not live at the home.
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 8, .release(id))), now: h.now))
+        h.settle()
+        XCTAssertEqual(h.nodes[2].referencesLent[0], 0)
     }
 
     func testAWatchIsDroppedAtTheHomeWhenTheGetEnds() {

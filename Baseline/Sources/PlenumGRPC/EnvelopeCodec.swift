@@ -61,7 +61,8 @@ public enum EnvelopeCodec {
         e.from = from
         e.correlation = correlation
         switch m {
-        case .hello, .relay: throw .notCarried(m.kind)
+        // Rings only: forwarded acquires (SPEC §10.6 "get") are off over gRPC.
+        case .hello, .relay, .lookupAcquire, .acquireFor: throw .notCarried(m.kind)
         case .reserve(let i): e.reserve = .with { $0.id = Data(i.bytes) }
         case .unreserve(let i): e.unreserve = .with { $0.id = Data(i.bytes) }
         case .publish(let i, let owner, let creator, let l, let d):

@@ -27,7 +27,7 @@ import Testing
     ]
 
     @Test func everyMessageRoundTripsThroughBytesWithItsSenderAndCorrelation() throws {
-        #expect(Set(Self.every.map(\.kind.rawValue)).count == 23, "every §10.5 kind but hello and relay")
+        #expect(Set(Self.every.map(\.kind.rawValue)).count == 23, "every §10.5 kind but hello, relay and the forwarded acquires")
         for (i, m) in Self.every.enumerated() {
             let e = try EnvelopeCodec.encode(m, from: 3, correlation: UInt64(i) << 40 | 1)
             let wire = try e.serializedBytes() as [UInt8]
@@ -42,6 +42,10 @@ import Testing
         #expect(throws: EnvelopeCodec.Failure.self) {
             try EnvelopeCodec.encode(.relay(to: 1, from: 0, kind: 0x10, correlation: 1, body: []), from: 0, correlation: 0)
         }
+        // Forwarded acquires are the rings' alone (SPEC §10.6 "get", §10.11).
+        let id = ObjectID(bytes: [UInt8](repeating: 4, count: 20))!
+        #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.lookupAcquire(id, watch: false), from: 0, correlation: 1) }
+        #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.acquireFor(id, reader: 2), from: 0, correlation: 1) }
     }
 
     /// What a hostile or broken peer can put in the fields protobuf does not
