@@ -150,7 +150,7 @@ struct ClusterBench: ParsableCommand {
         for n in names {
             let r = LatencySummary(h[n]!.remote), l: LatencySummary? = h[n]!.local.totalCount > 0 ? LatencySummary(h[n]!.local) : nil
             let notes = ["one ring round trip node 0 → home (node 1); local: the object is in node 0",
-                         "lookup at the home (node 1) + acquire at the owner (node 2), digest checked once per object; release is one-way",
+                         "lookupAcquire at the home (node 1), forwarded to the owner (node 2), whose grant comes straight back; digest checked on every acquire; release is one-way",
                          "reserve at the home + allocate on node 2 + client writes through the link + seal on node 2",
                          "lookup at the home + checked delete at the owner (node 2)",
                          "all \(nodes) nodes' clients call it; coordinator = the name's home"]

@@ -103,7 +103,7 @@ struct TransportBench: ParsableCommand {
         let notes = [
             "rings: `bench ring` round trip between two processes (p50 per round); gRPC: an empty call (or stream echo) from this process to node 0, no store work",
             "node 1's client asks for an object of node 0 whose home is node 2: one peer round trip 1 → 2",
-            "lookup at the home (node 2) + acquire at the owner (node 0); release is one-way",
+            "rings: lookupAcquire at the home (node 2), forwarded to the owner (node 0), whose grant comes straight back; gRPC: lookup at the home + acquire at the owner; release is one-way",
             "reserve at the home + allocate in node 0's memory (64 B); sealed afterwards, untimed",
             "lookup at the home + delete at the owner (node 0)",
             "every node's client calls it; the coordinator is the name's home",
@@ -118,13 +118,24 @@ struct TransportBench: ParsableCommand {
         let med = { (a: [Double]) in a.sorted()[a.count / 2] }
         var tp: [String: [String: Double]] = [:]
         for (t, ks) in throughput { tp[t.rawValue] = Dictionary(uniqueKeysWithValues: ks.map { ("\($0.key)", med($0.value)) }) }
+        // Issue 22's targets, all from this run.
         let lookup = rows[1].ratioToRings
+        let tcpP50 = Double(max(1, LatencySummary(tcp).p50))
+        func ringsOverTCP(_ row: Int) -> Double? { rows[row].latency["rings"].map { Double($0.p50) / tcpP50 } }
         var targets: [String: Bool] = [:]
-        if let u = lookup["grpc-unary"] { targets["lookup rings ≥ 300× faster than grpc-unary"] = u >= 300 }
-        if let s = lookup["grpc-stream"] { targets["lookup rings ≥ 150× faster than grpc-stream"] = s >= 150 }
+        if let r = ringsOverTCP(1) { targets["lookup over rings p50 ≤ 1.0 × TCP round trip"] = r <= 1.0 }
+        for (row, what) in [(2, "get+release"), (3, "create on a peer"), (4, "delete on a peer")] {
+            if let r = ringsOverTCP(row) { targets["\(what) over rings p50 ≤ 2.0 × TCP round trip"] = r <= 2.0 }
+        }
+        if let u = lookup["grpc-unary"] { targets["lookup rings ≥ 50× faster than grpc-unary"] = u >= 50 }
+        if let s = lookup["grpc-stream"] { targets["lookup rings ≥ 25× faster than grpc-stream"] = s >= 25 }
+        if let r = tp["rings"]?["64"] {
+            targets["one client, 64 in flight: ≥ 200,000 lookups/s over rings"] = r >= 200_000
+            if let g = tp["grpc-stream"]?["64"] { targets["one client, 64 in flight: rings ≥ 20× grpc-stream"] = r >= 20 * g }
+        }
         let report = Report(nodes: nodes, operations: operations, rounds: rounds, transports: wanted.map(\.rawValue),
                             floorFlushedRttNs: LatencySummary(floor), tcpRttNs: LatencySummary(tcp), rows: rows, lookupThroughput: tp,
-                            targets: targets, targetText: "same run, p50 ratios of remote lookup")
+                            targets: targets, targetText: "issue 22, same run: p50 ratios to the TCP round trip and to gRPC, throughput in flight")
         let e = JSONEncoder()
         e.keyEncodingStrategy = .convertToSnakeCase
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
