@@ -294,10 +294,16 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
         let store = try HardenedStore()
         let c = try PlenumClient(socketPath: store.socket)
         try c.useRings()
-        // This process maps the ring file: reach it through /proc/self/map_files.
+        // This process maps the ring file: reach it through /proc/self/map_files
+        // (this client's mapping, not another test's: suites run side by side).
+        let m = try #require(c.ringMemory)
+        let base = UInt(bitPattern: m.read(at: 0, count: 1) { $0.baseAddress! })
         let maps = readWhole("/proc/self/maps")
-        let line = try #require(maps.split(separator: "\n").last { $0.contains("memfd:plenum-rings") },
-                                "\(maps.split(separator: "\n").filter { $0.contains("memfd") || $0.contains("deleted") })")
+        let line = try #require(maps.split(separator: "\n").first { l in
+            guard l.contains("memfd:plenum-rings"), let range = l.split(separator: " ").first else { return false }
+            let ends = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+            return ends.count == 2 && ends[0] <= base && base < ends[1]
+        }, "\(maps.split(separator: "\n").filter { $0.contains("memfd") || $0.contains("deleted") })")
         let fd = open("/proc/self/map_files/\(line.split(separator: " ")[0])", O_RDWR)
         #expect(fd >= 0)
         #expect(ftruncate(fd, 0) != 0 && errno == EPERM, "the ring file is sealed")
