@@ -381,7 +381,11 @@ final class PeerLinks {
             let r: PostResult
             // Posted in place, as the consumer is polled.
             do { r = try m.body.withUnsafeBytes { try l.producer!.post(kind: m.kind, requestId: m.correlation, payload: $0) } } catch {
-                logger.warning("peer ring unusable; re-attaching", metadata: ["peer": "\(l.peer)", "error": "\(error)"])
+                // Aggregated (SPEC §9.4 "Limits"): a ring that stays unusable
+                // is re-attached every tick, and one line per attempt flooded
+                // the log (issue 23).
+                warnings.warning(logger, key: "unusable-\(l.peer)", "peer ring unusable; re-attaching",
+                                 metadata: ["peer": "\(l.peer)", "error": "\(error)"], now: monotonicNanos())
                 l.producer = nil
                 l.consumer = nil
                 return posted
