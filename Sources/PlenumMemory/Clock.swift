@@ -9,10 +9,3 @@ import Glibc
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
-
-/// A non-negative integer from the environment (tuning knobs for
-/// experiments), or nil when unset or not a number.
-public func envNumber(_ name: String) -> UInt64? {
-    guard let v = getenv(name) else { return nil }
-    return UInt64(String(cString: v))
-}
