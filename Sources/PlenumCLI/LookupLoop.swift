@@ -22,16 +22,7 @@ struct LookupLoop: ParsableCommand {
     func run() throws {
         let config = try loadCluster(cluster)
         guard let asker = config.node(from), let homeNode = config.node(home), from != home else { throw ValidationError("--from and --home: two nodes of the file") }
-        let live = config.nodes.map(\.id)
-        var ids: [ObjectID] = []
-        var k: UInt64 = 0
-        while ids.count < 64 {
-            k += 1
-            var b = [UInt8](repeating: 0xA7, count: 20)
-            withUnsafeBytes(of: k.bigEndian) { for i in 0..<8 { b[12 + i] = $0[i] } }
-            let id = ObjectID(bytes: b)!
-            if Home.of(id, among: live) == home { ids.append(id) }
-        }
+        let ids = idsHomed(at: home, among: config.nodes.map(\.id), count: 64, fill: 0xA7)
         let owner = try PlenumClient(socketPath: homeNode.socket, prefault: false)
         for id in ids where try !owner.contains(id) { try owner.put(id, data: [1]) }
         let c = try PlenumClient(socketPath: asker.socket, prefault: false)

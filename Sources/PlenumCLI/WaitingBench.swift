@@ -59,16 +59,7 @@ struct WaitingBench: ParsableCommand {
         let config = try LocalCluster.start(nodes: nodes, memory: 32 << 20, dir: dir, tag: "bw-\(getpid())-\(name)", configure: configure)
         do {
             try LocalCluster.waitReady(config, dir: dir, seconds: 60)
-            let live = config.nodes.map(\.id)
-            var ids: [ObjectID] = []
-            var k: UInt64 = 0
-            while ids.count < 64 {
-                k += 1
-                var b = [UInt8](repeating: 0xBA, count: 20)
-                withUnsafeBytes(of: k.bigEndian) { for i in 0..<8 { b[12 + i] = $0[i] } }
-                let id = ObjectID(bytes: b)!
-                if Home.of(id, among: live) == home { ids.append(id) }
-            }
+            let ids = idsHomed(at: home, among: config.nodes.map(\.id), count: 64, fill: 0xBA)
             let owner = try PlenumClient(socketPath: config.node(home)!.socket)
             for id in ids { try owner.put(id, data: [1]) }
             let c = try PlenumClient(socketPath: config.nodes[0].socket)

@@ -46,11 +46,7 @@ extension StoreDaemon {
         dispatch(core.handle(.local(.tick), now: now))
         if !heartbeatArmed {
             heartbeatArmed = true
-            heartbeatSpec.pointee.tv_sec = Int64(heartbeatNanos / 1_000_000_000)
-            heartbeatSpec.pointee.tv_nsec = Int64(heartbeatNanos % 1_000_000_000)
-            let q = sqe()
-            io_uring_prep_timeout(q, heartbeatSpec, 0, 0)
-            io_uring_sqe_set_data64(q, Self.data(.heartbeat))
+            armTimeout(heartbeatSpec, heartbeatNanos, .heartbeat)
         }
     }
 

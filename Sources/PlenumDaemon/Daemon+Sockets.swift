@@ -90,11 +90,7 @@ extension StoreDaemon {
     func armRetry() {
         guard !retryArmed else { return }
         retryArmed = true
-        retrySpec.pointee.tv_sec = 0
-        retrySpec.pointee.tv_nsec = Int64(Self.retryNanos)
-        let s = sqe()
-        io_uring_prep_timeout(s, retrySpec, 0, 0)
-        io_uring_sqe_set_data64(s, Self.data(.retry))
+        armTimeout(retrySpec, Self.retryNanos, .retry)
     }
 
     /// Bells off (SPEC §10.3 "No bells"): wakes a sleeping loop after
@@ -102,11 +98,16 @@ extension StoreDaemon {
     func armIdlePoll(_ nanos: UInt64) {
         guard !idlePollArmed else { return }
         idlePollArmed = true
-        idlePollSpec.pointee.tv_sec = Int64(nanos / 1_000_000_000)
-        idlePollSpec.pointee.tv_nsec = Int64(nanos % 1_000_000_000)
+        armTimeout(idlePollSpec, nanos, .idlePoll)
+    }
+
+    /// One io_uring timeout of `nanos`, completing with `tag`.
+    func armTimeout(_ spec: UnsafeMutablePointer<__kernel_timespec>, _ nanos: UInt64, _ tag: Tag) {
+        spec.pointee.tv_sec = Int64(nanos / 1_000_000_000)
+        spec.pointee.tv_nsec = Int64(nanos % 1_000_000_000)
         let s = sqe()
-        io_uring_prep_timeout(s, idlePollSpec, 0, 0)
-        io_uring_sqe_set_data64(s, Self.data(.idlePoll))
+        io_uring_prep_timeout(s, spec, 0, 0)
+        io_uring_sqe_set_data64(s, Self.data(tag))
     }
 
     func armTimer() {
