@@ -44,11 +44,16 @@ final class NonCoherentMemory {
         /// become published truth at this node's next completed fence.
         var flushedSinceFence: [(Int, UInt32)] = []
         var crashed = false
+        /// Per line: `commits` when this copy was fetched. A value the copy
+        /// holds that was published later was read before its publication
+        /// (a snoop of a dirty line, or an evicted unpublished value).
+        var fetchedAt: [Int]
         init(bytes: Int, line: Int) {
             cache = [UInt8](repeating: 0, count: bytes)
             tags = [UInt32](repeating: 0, count: bytes / 8)
             present = [Bool](repeating: false, count: bytes / line)
             dirty = [Bool](repeating: false, count: bytes / line)
+            fetchedAt = [Int](repeating: 0, count: bytes / line)
         }
     }
 
@@ -64,8 +69,15 @@ final class NonCoherentMemory {
     var writerOf: [Int] = [-1]
     var publishedStamp: [UInt32] = [0]        // writer's stamp at publication, .max = not yet
     var publishedStep: [Int] = [0]
-    /// The writer's vector clock when the value left it: `nodes` entries per serial.
+    /// The writer's vector clock at the store: `nodes` entries per serial.
     var knowledge: [UInt32]
+    /// The writer's vector clock at the store's publication (its fence),
+    /// what a reader learns who read the value after that (`publishedCommit`).
+    var committedKnowledge: [UInt32]
+    /// Completed publishing fences so far, and per serial the count at its
+    /// publication (Int.max: not yet).
+    var commits = 0
+    var publishedCommit: [Int] = [0]
     /// Per word: serials of every store to it, in order (its versions).
     var versions: [[UInt32]]
     /// Per node: vector clock of publications it causally knows.
@@ -97,6 +109,7 @@ final class NonCoherentMemory {
         versions = [[UInt32]](repeating: [], count: size / 8)
         clocks = [[UInt32]](repeating: [UInt32](repeating: 0, count: nodes), count: nodes)
         knowledge = [UInt32](repeating: 0, count: nodes)
+        committedKnowledge = knowledge
         self.nodes = (0..<nodes).map { _ in Node(bytes: base, line: line) }
         reach = [[Bool]](repeating: [Bool](repeating: true, count: spec.count), count: nodes)
         lineWriter = [Int?](repeating: nil, count: size / line)
@@ -137,6 +150,7 @@ final class NonCoherentMemory {
         }
         node.present[l] = true
         node.dirty[l] = false
+        node.fetchedAt[l] = commits
     }
 
     /// Writes node n's copy of `l` to memory: the whole line, or with torn
@@ -214,7 +228,7 @@ final class NonCoherentMemory {
                 sim.staleRead(node: n, word: w, tag: UInt32(t), truth: UInt32(next), at: publishedStep[next])
                 return
             }
-            learn(n, from: t)
+            learn(n, from: t, fetchedAt: node.fetchedAt[w * 8 / line])
         }
     }
 
@@ -242,9 +256,19 @@ final class NonCoherentMemory {
 
     /// Node n read a value produced by store `t`: it now knows what the
     /// writer knew when the value left it.
-    private func learn(_ n: Int, from t: Int) {
+    /// A read of store t teaches what its writer knew when it stored — and,
+    /// if the reader's copy was fetched after t's publication, what the
+    /// writer knew when it published. A copy fetched before (a snoop served
+    /// it from the writer's dirty line) teaches nothing of that publication:
+    /// its sibling stores of the same publication may be missing from the
+    /// copy, and reading their older values is not stale.
+    private func learn(_ n: Int, from t: Int, fetchedAt: Int) {
         let k = nodes.count
-        for i in 0..<k where knowledge[t * k + i] > clocks[n][i] { clocks[n][i] = knowledge[t * k + i] }
+        if publishedCommit[t] <= fetchedAt {
+            for i in 0..<k where committedKnowledge[t * k + i] > clocks[n][i] { clocks[n][i] = committedKnowledge[t * k + i] }
+        } else {
+            for i in 0..<k where knowledge[t * k + i] > clocks[n][i] { clocks[n][i] = knowledge[t * k + i] }
+        }
     }
 
     // MARK: store buffer
@@ -299,6 +323,8 @@ final class NonCoherentMemory {
             publishedStamp.append(.max)
             publishedStep.append(0)
             knowledge.append(contentsOf: clocks[n])
+            committedKnowledge.append(contentsOf: clocks[n])
+            publishedCommit.append(.max)
             for i in 0..<bytes.count { node.cache[o + i] = bytes[i] }
             for w in (o / 8)...((o + bytes.count - 1) / 8) {
                 versions[w].append(serial)
@@ -327,11 +353,13 @@ final class NonCoherentMemory {
         // During set-up everything is published with stamp 0: known to all.
         let stamp: UInt32
         if sim.settingUp { stamp = 0 } else { clocks[n][n] += 1; stamp = clocks[n][n] }
+        commits += 1
         for (_, s) in nodes[n].flushedSinceFence where publishedStamp[Int(s)] == .max {
             publishedStamp[Int(s)] = stamp
             publishedStep[Int(s)] = sim.step
+            publishedCommit[Int(s)] = commits
             let k = nodes.count
-            for i in 0..<k { knowledge[Int(s) * k + i] = clocks[n][i] }
+            for i in 0..<k { committedKnowledge[Int(s) * k + i] = clocks[n][i] }
         }
         nodes[n].flushedSinceFence.removeAll(keepingCapacity: true)
     }

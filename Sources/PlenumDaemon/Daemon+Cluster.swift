@@ -182,6 +182,7 @@ extension StoreDaemon {
                 }
             }
             j.field("forwarded_for_others", peers?.forwarded ?? 0)
+            j.field("link_blocks_repaired", peers?.blocksRepaired ?? 0)
             j.field("transport") {
                 j.object {
                     j.field("name", peers?.config.transport.rawValue ?? "rings")

@@ -73,6 +73,8 @@ final class PeerLinks {
     var trace = HopTraceLog()
     /// Bell datagrams sent to sleeping peers (status `wait.bells_rung`).
     var bellsRung = 0
+    /// Damaged descriptors of hosted blocks rewritten (status `link_blocks_repaired`).
+    var blocksRepaired = 0
     var links: [NodeID: Link] = [:]
     var peerRegions: [NodeID: Region] = [:]
     /// The inode each peer region was mapped from: a peer that restarts
@@ -152,16 +154,39 @@ final class PeerLinks {
         }
     }
 
-    func block(_ p: NodeID, _ c: NodeID) -> (LinkBlock, MappedMemory)? {
+    /// Where block p→c lies — the plan and its host's segment table alone,
+    /// no ring check: its heartbeat line is read and written even while its
+    /// ring is damaged (liveness is the heartbeats', SPEC §10.3 "Death").
+    func placed(_ p: NodeID, _ c: NodeID) -> (LinkBlock, MappedMemory)? {
         guard let site = plan.site(from: p, to: c), let m = memory(of: site.host) else { return nil }
         let header = site.host == me ? own.header : peerRegions[site.host]!.header
         guard let seg = try? SegmentTable.find("peer-links", in: m, header: header),
               (site.index + 1) * blockBytes <= seg.length,
-              let b = try? LinkBlock(base: seg.offset + site.index * blockBytes, line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize),
+              let b = try? LinkBlock(base: seg.offset + site.index * blockBytes, line: config.lineSize, slots: config.ringSlots, slotSize: config.ringSlotSize)
+        else { return nil }
+        return (b, m)
+    }
+
+    /// Block p→c with a ring that describes as the plan says (SPEC §10.3 "Attach").
+    func block(_ p: NodeID, _ c: NodeID) -> (LinkBlock, MappedMemory)? {
+        guard let (b, m) = placed(p, c),
               let d = try? Ring.describe(at: b.ring.base, length: blockBytes - 2 * config.lineSize, in: m),
               d.producer == p, d.consumer == c, d.layout == b.ring
         else { return nil }
         return (b, m)
+    }
+
+    /// Repair (SPEC §10.3): the host rewrites the descriptor of every block
+    /// it hosts that no longer reads as format wrote it, so a peer that
+    /// dropped its ring can attach again without anyone restarting.
+    func repairHosted() {
+        for pair in plan.hosted[me] ?? [] {
+            guard let (b, m) = placed(pair[0], pair[1]),
+                  Ring.repairDescriptor(b.ring, producer: pair[0], consumer: pair[1], in: m) else { continue }
+            blocksRepaired += 1
+            warnings.warning(logger, key: "repair-\(pair[0])-\(pair[1])", "link block descriptor damaged; rewritten",
+                             metadata: ["pair": "\(pair[0])->\(pair[1])", "repaired": "\(blocksRepaired)"], now: monotonicNanos())
+        }
     }
 
     static func inode(_ path: String) -> UInt64? {
@@ -228,15 +253,21 @@ final class PeerLinks {
         hb.beat = beat
         hb.incarnation = incarnation
         lastLoad = hb
+        repairHosted()
         for l in links.values.sorted(by: { $0.peer < $1.peer }) {
-            if case .up = l.state {} else if l.attached, replaced(l) {
-                // Not up, and its memory is a new file: map it afresh.
+            var working = false
+            if case .up = l.state, l.attached { working = true }
+            if !working, replaced(l) {
+                // Not working, and its memory is a new file: map it afresh.
                 detach(l)
             }
             if !l.attached { attach(l) }
-            guard l.attached, let ob = l.outBlock, let om = l.outMemory, let ib = l.inBlock, let im = l.inMemory else { continue }
-            hb.publish(at: ob.heartbeat, in: om)
-            guard let theirs = Heartbeat.read(at: ib.heartbeat, in: im) else {
+            // Heartbeats travel whether or not the ring works: a link whose
+            // ring is damaged keeps its peer alive only while the peer beats,
+            // and a peer that stops beating is fenced all the same.
+            if let (ob, om) = heartbeatBlock(l, outbound: true) { hb.publish(at: ob.heartbeat, in: om) }
+            guard let (ib, im) = heartbeatBlock(l, outbound: false),
+                  let theirs = Heartbeat.read(at: ib.heartbeat, in: im) else {
                 // Unreadable (torn or damaged): it counts as silence.
                 declareDeadIfSilent(l, now: now, into: &events)
                 continue
@@ -275,6 +306,14 @@ final class PeerLinks {
                 events.append(.peerDown(r.peer, why: "no relayed hello through node \(r.via) for \(ms) ms (timeout \(config.deadAfterMillis) ms)"))
             }
         }
+    }
+
+    /// The block whose heartbeat line this node writes (outbound) or reads:
+    /// the attached one, else wherever the plan puts it.
+    func heartbeatBlock(_ l: Link, outbound: Bool) -> (LinkBlock, MappedMemory)? {
+        if outbound, let b = l.outBlock, let m = l.outMemory { return (b, m) }
+        if !outbound, let b = l.inBlock, let m = l.inMemory { return (b, m) }
+        return outbound ? placed(me, l.peer) : placed(l.peer, me)
     }
 
     /// An up peer whose beat has not moved for `dead_after_ms` is dead; it

@@ -111,7 +111,15 @@ public struct RingConsumer<Memory: SharedMemory> {
                 payload: UnsafeRawBufferPointer(rebasing: b[RingLayout.slotHeaderBytes...]))
             return try body(message)
         }
-        guard let outcome else { return skip(.checksum(sequence: seq)) }
+        guard let outcome else {
+            // A reset may have cleared the slot between the commit load and
+            // this read (the producer publishes its new epoch before it
+            // clears any commit word, SPEC §5.6 steps 1–2): then the slot is
+            // discarded by the reset, not corrupt (§5.4 step 5).
+            let before = epoch
+            if checkProducerEpoch() == nil, epoch != before { return .empty }
+            return skip(.checksum(sequence: seq))
+        }
         advance()
         _stats.delivered &+= 1
         return .delivered(outcome)
@@ -228,14 +236,17 @@ public struct RingConsumer<Memory: SharedMemory> {
         _consumed = 0
         published = 0
         reportedStall = 0
-        // consumed first, ackEpoch last: an eviction between them shows the
-        // producer the old epoch, which it ignores.
+        // consumed and resetRequest first, ackEpoch last: an eviction
+        // between them shows the producer the old epoch, which it ignores.
+        // Clearing resetRequest also erases a damaged one, which the
+        // producer ignores only while this adoption is awaited (§5.6 step 4).
         memory.store64(0, at: layout.consumedOffset, ordering: .relaxed)
+        memory.store64(0, at: layout.resetRequestOffset, ordering: .relaxed)
         memory.store64(current, at: layout.ackEpochOffset, ordering: .releasing)
         // A flush names one address; it may pass the store to the other word
         // of the line (thesis §3.5.3) unless fenced.
         memory.fence(.store)
-        memory.flush(at: layout.consumedOffset, count: 16)
+        memory.flush(at: layout.consumedOffset, count: 24)
         memory.fence(.store)
         _stats.resets &+= 1
         return nil

@@ -24,8 +24,13 @@ public enum Ring {
         memory.flush(at: layout.consumerLine, count: memory.lineSize)
         memory.flush(at: layout.producerLine, count: memory.lineSize)
         memory.fence(.store)
-        memory.write(at: layout.descriptorOffset, count: RingLayout.dCRC + 4) { b in
-            b.initializeMemory(as: UInt8.self, repeating: 0)
+        writeDescriptor(layout, producer: producer, consumer: consumer, in: memory)
+    }
+
+    /// The descriptor's bytes [0, 36) for a ring of `layout` (SPEC §5.1).
+    static func descriptor(_ layout: RingLayout, producer: UInt32, consumer: UInt32) -> [UInt8] {
+        var d = [UInt8](repeating: 0, count: RingLayout.dCRC + 4)
+        d.withUnsafeMutableBytes { b in
             b.storeBytes(of: RingLayout.magic.littleEndian, toByteOffset: RingLayout.dMagic, as: UInt64.self)
             b.storeBytes(of: RingLayout.version.littleEndian, toByteOffset: RingLayout.dVersion, as: UInt32.self)
             b.storeBytes(of: UInt32(layout.lineSize).littleEndian, toByteOffset: RingLayout.dLine, as: UInt32.self)
@@ -36,9 +41,33 @@ public enum Ring {
             let crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<RingLayout.dCRC]))
             b.storeBytes(of: crc.littleEndian, toByteOffset: RingLayout.dCRC, as: UInt32.self)
         }
+        return d
+    }
+
+    /// Format step 3 (SPEC §5.2): the descriptor's fields and CRC;
+    /// fence(.store); flush [0, 36); fence(.store).
+    static func writeDescriptor<M: SharedMemory>(_ layout: RingLayout, producer: UInt32, consumer: UInt32, in memory: M) {
+        let d = descriptor(layout, producer: producer, consumer: consumer)
+        d.withUnsafeBytes { src in memory.write(at: layout.descriptorOffset, count: src.count) { $0.copyMemory(from: src) } }
         memory.fence(.store)
-        memory.flush(at: layout.descriptorOffset, count: RingLayout.dCRC + 4)
+        memory.flush(at: layout.descriptorOffset, count: d.count)
         memory.fence(.store)
+    }
+
+    /// The creator's repair of a damaged descriptor (SPEC §10.3 "Repair"):
+    /// invalidate [0, 36); fence(.full); read; if the bytes differ from
+    /// what format wrote, write them again as format step 3 does. The
+    /// descriptor is immutable, so rewriting its one true value never races
+    /// a reader: either read sees a descriptor that validates or none.
+    /// Returns whether it rewrote.
+    public static func repairDescriptor<M: SharedMemory>(_ layout: RingLayout, producer: UInt32, consumer: UInt32, in memory: M) -> Bool {
+        let d = descriptor(layout, producer: producer, consumer: consumer)
+        memory.invalidate(at: layout.descriptorOffset, count: d.count)
+        memory.fence(.full)
+        let intact = memory.read(at: layout.descriptorOffset, count: d.count) { b in b.elementsEqual(d) }
+        if intact { return false }
+        writeDescriptor(layout, producer: producer, consumer: consumer, in: memory)
+        return true
     }
 
     /// Reads and validates the descriptor of the ring at `base`, inside a

@@ -147,15 +147,25 @@ public struct RingProducer<Memory: SharedMemory> {
         // A consumer requests epoch + 1 of the epoch it saw, which is never
         // ahead of this producer's: anything beyond epoch + 1 is corruption,
         // not a request — serving it would reset forever (SPEC §5.6).
-        guard request <= epoch &+ 1 else {
-            throw .corruptPeer("reset request \(request) for a ring in epoch \(epoch): only \(epoch &+ 1) can be requested")
-        }
-        if request > epoch { reset(); return .resetPending }
+        // While a reset awaits its acknowledgement the line may still hold
+        // whatever damaged it; the consumer clears the request when it
+        // adopts the new epoch (§5.6 step 4), so it is ignored until then
+        // (throwing here re-attached and reset the ring forever, issue 23).
+        if request > epoch &+ 1 {
+            guard awaitingAck else {
+                throw .corruptPeer("reset request \(request) for a ring in epoch \(epoch): only \(epoch &+ 1) can be requested")
+            }
+        } else if request > epoch { reset(); return .resetPending }
         if awaitingAck {
             guard acked == epoch, consumed == 0 else { return .resetPending }
             awaitingAck = false
         }
         guard acked == epoch else {
+            // An older epoch acknowledged after this one was: the consumer's
+            // adoption reached this producer (a snoop of its dirty line) and
+            // was then lost in its crash. As when `consumed` goes back, only
+            // a reset puts both ends in step again (SPEC §5.3 step 2.3).
+            if acked < epoch { reset(); return .resetPending }
             throw .corruptPeer("consumer acknowledges epoch \(acked) but the ring is in epoch \(epoch)")
         }
         guard consumed <= posted else {
