@@ -82,6 +82,8 @@ final class ClusterWorld {
     var inFlight: [Int]
     /// told[i][j]: node i was told node j is dead.
     var told: [[Bool]]
+    /// A node saw the cluster quiescent: the run ended there (`quiesce`).
+    var quiesced = false
     var crashStep: [Int?]
     var clients: [SimClient] = []
     var replies: [[UInt64: StoreResponse]]
@@ -154,7 +156,7 @@ final class ClusterWorld {
             loops += 1
             if loops % 32 == 0 { apply(me, cores[me].handle(.local(.tick), now: now), memory) }
             if !sim.shouldStop(me) { progress = clients[me].step(self, memory) || progress }
-            if quiescent { break }
+            if quiescent { quiesce(); break }
             if !progress { sim.idle(me) }
         }
     }
@@ -264,16 +266,42 @@ final class ClusterWorld {
         (0..<(n * n)).filter { inFlight[$0] != 0 }.map { "\($0 / n)→\($0 % n): \(inFlight[$0])" }.joined(separator: ", ")
     }
 
-    /// At the end: every reference released or reclaimed, nothing unsealed,
-    /// the allocator's bytes those of the objects.
+    private var outboxText: String {
+        (0..<(n * n)).filter { $0 / n != $0 % n && !outbox[$0 / n][$0 % n].isEmpty }.map { "\($0 / n)→\($0 % n): \(outbox[$0 / n][$0 % n].count)" }.joined(separator: ", ")
+    }
+
+    private var untoldText: String {
+        (0..<(n * n)).filter { !sim.crashed[$0 / n] && sim.crashed[$0 % n] && !told[$0 / n][$0 % n] }.map { "\($0 % n) to \($0 / n)" }.joined(separator: ", ")
+    }
+
+    /// The first node to see the cluster quiescent ends the run there: the
+    /// end state is judged at that moment and every node stops (no crash is
+    /// injected once stopping). Letting the others run on let a node post
+    /// or crash after its peers had stopped for good, which read as "did
+    /// not quiesce" (issue 24, cluster seeds 3988, 5624, 2267).
+    func quiesce() {
+        guard !quiesced else { return }
+        quiesced = true
+        checkEndState()
+        sim.stopping = true
+    }
+
+    /// At the end: the run quiesced (judged then), or it did not.
     func checkQuiescence() {
-        guard sim.violation == nil else { return }
+        guard sim.violation == nil, !quiesced else { return }
         guard quiescent else {
             let waiting = (0..<n).filter { !sim.crashed[$0] && !clients[$0].done }
             sim.fail(.lost, node: waiting.first ?? 0, line: -1,
-                     "the cluster did not quiesce: clients of nodes \(waiting) unfinished, message(s) in flight \(inFlightText), requests pending \((0..<n).map { cores[$0].pendingRequests })")
+                     "the cluster did not quiesce: clients of nodes \(waiting) unfinished, message(s) in flight \(inFlightText), requests pending \((0..<n).map { cores[$0].pendingRequests }), outboxes \(outboxText), deaths untold \(untoldText)")
             return
         }
+        checkEndState()
+    }
+
+    /// Every reference released or reclaimed, nothing unsealed, the
+    /// allocator's bytes those of the objects.
+    func checkEndState() {
+        guard sim.violation == nil else { return }
         for i in 0..<n where !sim.crashed[i] {
             let store = cores[i].store
             if let broken = store.checkInvariants() { sim.fail(.leak, node: i, line: -1, "node \(i): \(broken)"); return }

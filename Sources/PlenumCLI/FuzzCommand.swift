@@ -86,7 +86,7 @@ struct FrameFuzz {
               Wire.encode(Wire.RingPair(requests: 64, replies: 4096, length: 4032, doorbell: 0), requestId: 9),
               Wire.encodeVerified([nil, .digestMismatch(id)], requestId: 9)]
         seeds = s
-        let peers: [PeerMessage] = [.hello(incarnation: 3), .reserve(id), .publish(id, owner: 1, creator: 2, location: l, digest: 3),
+        let peers: [PeerMessage] = [.hello(incarnation: 3), .reserve(id, view: 5), .view(6), .publish(id, owner: 1, creator: 2, location: l, digest: 3, view: 7),
                                     .lookup(id, watch: true), .acquireReply(code: 0, location: l, digest: 9),
                                     .allocate(id, dataSize: 5, metadataSize: 1), .barrierRelease(name: 1, round: 2, nodes: 3),
                                     .listChunk([info], last: true), .relay(to: 1, from: 2, kind: 0x10, correlation: 4, body: [1, 2])]

@@ -104,7 +104,7 @@ extension ClusterCore {
             myReservations.insert(k.id)
             reserved(k, now: now, into: &out)
         } else {
-            send(.reserve(k.id), to: h, awaiting: .reserve(k), now: now, into: &out)
+            send(.reserve(k.id, view: sentView), to: h, awaiting: .reserve(k), now: now, into: &out)
         }
     }
 
@@ -170,7 +170,7 @@ extension ClusterCore {
             }
         } else {
             if let c { awaitingAcks[c, default: 0] += 1 }
-            send(.publish(id, owner: me, creator: creator, location: l, digest: digest), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)
+            send(.publish(id, owner: me, creator: creator, location: l, digest: digest, view: sentView), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)
         }
     }
 
@@ -214,7 +214,7 @@ extension ClusterCore {
                     batchAnswered(token, i, .alreadyExists(id), into: &out)
                 }
             } else {
-                send(.reserve(id), to: h, awaiting: .batchReserve(token: token, index: i, id: id), now: now, into: &out)
+                send(.reserve(id, view: sentView), to: h, awaiting: .batchReserve(token: token, index: i, id: id), now: now, into: &out)
             }
         }
     }

@@ -16,17 +16,15 @@ extension ClusterCore {
         case .hello, .relay:
             break // transport: handled by the shell (links and relays)
         // home: directory
-        case .reserve(let id):
-            let ok = store.location(id) == nil && directory.reserve(id, by: n)
-            answer(n, corr, .result(code: ok ? 0 : StoreError.alreadyExists(id).peerCode), now: now, into: &out)
+        case .reserve(_, let v):
+            inView(v, m, from: n, correlation: corr, now: now, into: &out)
         case .unreserve(let id):
             directory.unreserve(id, by: n)
-        case .publish(let id, let owner, let creator, let l, let digest):
+        case .publish(_, let owner, _, _, _, let v):
             guard owner == n else { counters.refusedMessages += 1; return }
-            for w in directory.publish(id, owner: owner, creator: creator, location: l, digest: digest) {
-                published(id, owner: owner, location: l, digest: digest, to: w, now: now, into: &out)
-            }
-            if corr != 0 { acknowledge(n, corr, into: &out) }
+            inView(v, m, from: n, correlation: corr, now: now, into: &out)
+        case .view(let d):
+            senderMoved(n, to: d, now: now, into: &out)
         case .unpublish(let id, let owner):
             guard owner == n else { counters.refusedMessages += 1; return }
             directory.unpublish(id, owner: owner)

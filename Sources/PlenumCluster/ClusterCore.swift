@@ -34,6 +34,10 @@ public struct ClusterCore: Sendable {
         /// Off over the gRPC baseline, whose unary calls pair each request
         /// with the answer of the node asked.
         public var forwardAcquire = true
+        /// Views on reserves and publishes (SPEC §10.4 "Views"). They need
+        /// FIFO links, so the gRPC carriers (one call per message) turn them
+        /// off: view 0 is sent, and a 0 is served in any view.
+        public var views = true
         public init(node: NodeID, incarnation: UInt64, reachable: Set<NodeID>) {
             self.node = node
             self.incarnation = incarnation
@@ -150,12 +154,17 @@ public struct ClusterCore: Sendable {
     /// Requests that timed out, kept a while so a late grant is given back.
     var expired: [UInt64: Outstanding] = [:]
     var held: [ClientID: [ClusterAction]] = [:]
+    /// The view homes are computed in (SPEC §10.4 "Views"), and reserves
+    /// and publishes from peers in other views, per sender, in order.
+    public internal(set) var view: UInt64 = 0
+    var parked: [NodeID: [(corr: UInt64, message: PeerMessage, view: UInt64)]] = [:]
 
     public init(config: Config, store: StoreConfig) {
         self.config = config
         self.store = StoreCore(config: store)
         // Correlation ids of different incarnations do not collide.
         nextCorrelation = (config.incarnation & 0xFFFF_FFFF) << 24 | 1
+        view = currentView
     }
 
     public typealias StoreConfig = StoreCore.Config
@@ -324,6 +333,7 @@ public struct ClusterCore: Sendable {
         awaitingAcks[Self.pseudoClient(n)] = nil
         held[Self.pseudoClient(n)] = nil
         directory.drop(node: n)
+        parked[n] = nil
         // Objects in its memory are gone for local holders.
         for c in remoteRefs.keys { remoteRefs[c] = remoteRefs[c]!.filter { $0.value.node != n } }
         for c in remoteUnsealed.keys {
@@ -344,6 +354,7 @@ public struct ClusterCore: Sendable {
     /// sealed object and re-send every reservation to its (new) home, and
     /// re-send barrier arrivals to their coordinators.
     mutating func membershipChanged(now: UInt64, into out: inout [ClusterAction]) {
+        enterView(now: now, into: &out)
         let nodes = live, me = self.me
         directory.keep { Home.of($0, among: nodes) == me }
         for (id, location, digest) in store.sealedObjects {
@@ -352,7 +363,7 @@ public struct ClusterCore: Sendable {
         }
         for id in myReservations {
             let h = home(of: id)
-            if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id), to: h, awaiting: .ignore, now: now, into: &out) }
+            if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id, view: sentView), to: h, awaiting: .ignore, now: now, into: &out) }
         }
         // Blocking gets keep their watch at the id's (new) home.
         for (id, waiters) in watching {
@@ -368,6 +379,7 @@ public struct ClusterCore: Sendable {
         }
         for (name, round) in barrierArrived { arrive(name: name, round: round, now: now, into: &out) }
         for name in barrierArrivals.keys { checkBarrier(name, now: now, into: &out) }
+        serveParked(now: now, into: &out)
     }
 
     /// What to do when a request to a peer cannot complete.

@@ -93,6 +93,7 @@ extension StoreError {
         switch code {
         case 1: return .alreadyExists(id)
         case 2: return .notFound(id)
+        case 13: return .nodeUnavailable(node, why: "the cluster's membership changed while \(id) was being reserved; retry")
         case 3: return .notSealed(id)
         case 4: return .alreadySealed(id)
         case 5: return .remote(code: 5, text: "object \(id) is in use on node \(node): release it first")

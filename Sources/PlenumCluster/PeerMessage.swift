@@ -18,9 +18,12 @@ public enum PeerMessage: Equatable, Sendable {
     /// First message of every attachment of a producer: who is talking.
     case hello(incarnation: UInt64)
     // directory (to the id's home node)
-    case reserve(ObjectID)
+    /// `view`: the sender's view digest (SPEC §10.4 "Views"); a home in
+    /// another view refuses it.
+    case reserve(ObjectID, view: UInt64)
     case unreserve(ObjectID)
-    case publish(ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64)
+    /// `view` as for reserve; a home in another view parks it.
+    case publish(ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64, view: UInt64)
     case unpublish(ObjectID, owner: NodeID)
     case lookup(ObjectID, watch: Bool)
     /// A reader's lookup that asks the home to have the owner grant the
@@ -33,6 +36,9 @@ public enum PeerMessage: Equatable, Sendable {
     case acquireFor(ObjectID, reader: NodeID)
     /// The watcher no longer waits for this id (its get ended).
     case unwatch(ObjectID)
+    /// The sender moved to this view (to every live peer, before anything
+    /// else it sends in it): what it sent in other views is superseded.
+    case view(UInt64)
     case lookupReply(DirectoryState, owner: NodeID, location: ObjectLocation, digest: UInt64)
     /// A watched id was published (home → watcher).
     case published(ObjectID, owner: NodeID, location: ObjectLocation, digest: UInt64)
@@ -64,7 +70,7 @@ public enum PeerMessage: Equatable, Sendable {
     /// Ring slot kinds (SPEC §10.5 table).
     public enum Kind: UInt16, Sendable {
         case hello = 0x01
-        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire
+        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire, view
         case acquire = 0x20, release, allocate, seal, abort, delete, acquireFor
         case notifySealed = 0x30, notifyDeleted
         case barrierArrive = 0x40, barrierRelease
@@ -89,6 +95,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .lookupAcquire: return .lookupAcquire
         case .acquireFor: return .acquireFor
         case .unwatch: return .unwatch
+        case .view: return .view
         case .lookupReply: return .lookupReply
         case .published: return .published
         case .acquire: return .acquire
@@ -124,11 +131,13 @@ public enum PeerMessage: Equatable, Sendable {
         var w = WireWriter()
         switch self {
         case .hello(let inc): w.u64(inc)
-        case .reserve(let id), .unreserve(let id), .acquire(let id), .release(let id), .abort(let id),
+        case .unreserve(let id), .acquire(let id), .release(let id), .abort(let id),
              .delete(let id), .notifyDeleted(let id), .unwatch(let id):
             w.id(id)
-        case .publish(let id, let owner, let creator, let l, let d):
-            w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d)
+        case .reserve(let id, let v): w.id(id); w.u64(v)
+        case .view(let v): w.u64(v)
+        case .publish(let id, let owner, let creator, let l, let d, let v):
+            w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d); w.u64(v)
         case .unpublish(let id, let owner): w.id(id); w.u32(owner)
         case .lookup(let id, let watch), .lookupAcquire(let id, let watch): w.id(id); w.u8(watch ? 1 : 0)
         case .acquireFor(let id, let reader): w.id(id); w.u32(reader)
@@ -163,7 +172,8 @@ public enum PeerMessage: Equatable, Sendable {
         let m: PeerMessage
         switch kind {
         case .hello: m = .hello(incarnation: try r.u64())
-        case .reserve: m = .reserve(try r.id())
+        case .reserve: m = .reserve(try r.id(), view: try r.u64())
+        case .view: m = .view(try r.u64())
         case .unreserve: m = .unreserve(try r.id())
         case .unwatch: m = .unwatch(try r.id())
         case .acquire: m = .acquire(try r.id())
@@ -172,7 +182,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .delete: m = .delete(try r.id())
         case .notifyDeleted: m = .notifyDeleted(try r.id())
         case .publish:
-            m = .publish(try r.id(), owner: try r.u32(), creator: try r.u32(), location: try Wire.location(&r), digest: try r.u64())
+            m = .publish(try r.id(), owner: try r.u32(), creator: try r.u32(), location: try Wire.location(&r), digest: try r.u64(), view: try r.u64())
         case .unpublish: m = .unpublish(try r.id(), owner: try r.u32())
         case .lookup, .lookupAcquire:
             let id = try r.id()

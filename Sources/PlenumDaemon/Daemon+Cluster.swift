@@ -101,6 +101,8 @@ extension StoreDaemon {
             }
             j.field("clients", connections.count)
             j.field("directory_entries", core.directoryEntries)
+            j.field("view", String(core.view, radix: 16))
+            j.field("parked", core.parkedCount)
             j.field("pending_peer_requests", core.pendingRequests)
             j.field("barrier_waiters", core.barrierWaiterCount)
             j.field("wait") {

@@ -301,6 +301,7 @@ public final class StoreDaemon {
             // The gRPC baseline's unary calls pair a request with its answer
             // from the node asked: no forwarded answers there (SPEC §10.11).
             cc.forwardAcquire = config.transport == .rings
+            cc.views = config.transport == .rings
         }
         core = ClusterCore(config: cc, store: .init(base: segment.offset, capacity: segment.length, lineSize: line))
     }

@@ -109,7 +109,7 @@ extension ClusterCoreTests {
     func testARequestWithoutACorrelationIdIsRefusedWithoutEffect() {
         var h = ClusterHarness(nodes: 2)
         _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
-        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .reserve(oid(2))), now: h.now)
+        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .reserve(oid(2), view: h.nodes[1].view)), now: h.now)
         XCTAssertEqual(h.nodes[1].store.stats.objects, 0)
         XCTAssertEqual(h.nodes[1].directoryEntries, 0)
         XCTAssertEqual(h.nodes[1].counters.refusedMessages, 2)

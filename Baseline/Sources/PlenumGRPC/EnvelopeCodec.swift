@@ -62,10 +62,12 @@ public enum EnvelopeCodec {
         e.correlation = correlation
         switch m {
         // Rings only: forwarded acquires (SPEC §10.6 "get") are off over gRPC.
-        case .hello, .relay, .lookupAcquire, .acquireFor: throw .notCarried(m.kind)
-        case .reserve(let i): e.reserve = .with { $0.id = Data(i.bytes) }
+        // Views need FIFO links (SPEC §10.4 "Views"): off over gRPC, so
+        // reserves and publishes carry view 0 and no view message is sent.
+        case .hello, .relay, .lookupAcquire, .acquireFor, .view: throw .notCarried(m.kind)
+        case .reserve(let i, _): e.reserve = .with { $0.id = Data(i.bytes) }
         case .unreserve(let i): e.unreserve = .with { $0.id = Data(i.bytes) }
-        case .publish(let i, let owner, let creator, let l, let d):
+        case .publish(let i, let owner, let creator, let l, let d, _):
             e.publish = .with { $0.id = Data(i.bytes); $0.owner = owner; $0.creator = creator; $0.location = loc(l); $0.digest = d }
         case .unpublish(let i, let owner): e.unpublish = .with { $0.id = Data(i.bytes); $0.owner = owner }
         case .lookup(let i, let watch): e.lookup = .with { $0.id = Data(i.bytes); $0.watch = watch }
@@ -108,9 +110,9 @@ public enum EnvelopeCodec {
         let m: PeerMessage
         switch e.message {
         case nil: throw .empty
-        case .reserve(let x)?: m = .reserve(try id(x.id))
+        case .reserve(let x)?: m = .reserve(try id(x.id), view: 0)
         case .unreserve(let x)?: m = .unreserve(try id(x.id))
-        case .publish(let x)?: m = .publish(try id(x.id), owner: x.owner, creator: x.creator, location: loc(x.location), digest: x.digest)
+        case .publish(let x)?: m = .publish(try id(x.id), owner: x.owner, creator: x.creator, location: loc(x.location), digest: x.digest, view: 0)
         case .unpublish(let x)?: m = .unpublish(try id(x.id), owner: x.owner)
         case .lookup(let x)?: m = .lookup(try id(x.id), watch: x.watch)
         case .published(let x)?: m = .published(try id(x.id), owner: x.owner, location: loc(x.location), digest: x.digest)

@@ -1,0 +1,114 @@
+import PlenumStore
+
+/// Views (SPEC §10.4 "Views"): the live set a node computes homes in, named
+/// by a digest of its members and their incarnations. Reserves and
+/// publishes carry the sender's view; a home serves them only in that same
+/// view. One from another view is parked: served once this node moves to
+/// that view, dropped once its sender says (`view`) it moved on — the
+/// sender re-sends what still matters after every change of its own view
+/// (§10.4 "Re-homing"), so nothing a stale view sent survives it.
+///
+/// ```
+///  sender in v ── reserve/publish(v) ──▶ home in v ? serve
+///                                                  : park ─┬─ home moves to v   ─▶ serve
+///                                                          ├─ sender says view(w≠v) ─▶ drop (reserve: "retry"; publish: ack)
+///                                                          └─ sender dies        ─▶ drop
+/// ```
+extension ClusterCore {
+    /// Messages a home parks per sender at most; beyond, a reserve is
+    /// refused ("retry") and a publish dropped (counted as refused).
+    static let maxParked = 65_536
+
+    /// splitmix64 over (node + 1, incarnation) of every live node in
+    /// ascending node id (SPEC §10.4 "Views").
+    public static func viewDigest(_ members: [(node: NodeID, incarnation: UInt64)]) -> UInt64 {
+        var v: UInt64 = 0
+        for m in members.sorted(by: { $0.node < $1.node }) {
+            v = Home.mix(v ^ (UInt64(m.node) &+ 1))
+            v = Home.mix(v ^ m.incarnation)
+        }
+        return v
+    }
+
+    /// This node's view now (never 0, which means "no view").
+    var currentView: UInt64 {
+        let v = Self.viewDigest([(me, config.incarnation)] + peers.map { ($0.key, $0.value.incarnation) })
+        return v == 0 ? 1 : v
+    }
+
+    /// The view a reserve or publish carries: 0 with views off.
+    var sentView: UInt64 { config.views ? view : 0 }
+
+    /// Messages parked for a view this node is not in.
+    public var parkedCount: Int { parked.values.reduce(0) { $0 + $1.count } }
+
+    /// A reserve or publish from `n` in view `v`: served now, or parked.
+    mutating func inView(_ v: UInt64, _ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64,
+                         into out: inout [ClusterAction]) {
+        if v == view || v == 0 { serve(m, from: n, correlation: corr, now: now, into: &out); return }
+        guard parked[n, default: []].count < Self.maxParked else {
+            counters.refusedMessages += 1
+            superseded(m, from: n, correlation: corr, now: now, into: &out)
+            return
+        }
+        parked[n, default: []].append((corr, m, v))
+    }
+
+    /// Serves a reserve or publish in this node's view (SPEC §10.4 table).
+    mutating func serve(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        switch m {
+        case .reserve(let id, _):
+            let ok = store.location(id) == nil && directory.reserve(id, by: n)
+            answer(n, corr, .result(code: ok ? 0 : StoreError.alreadyExists(id).peerCode), now: now, into: &out)
+        case .publish(let id, let owner, let creator, let l, let digest, _):
+            for w in directory.publish(id, owner: owner, creator: creator, location: l, digest: digest) {
+                published(id, owner: owner, location: l, digest: digest, to: w, now: now, into: &out)
+            }
+            if corr != 0 { acknowledge(n, corr, into: &out) }
+        default: break
+        }
+    }
+
+    /// A parked message its sender's view left behind: a reserve is answered
+    /// "membership changed, retry" (13, nodeUnavailable), an acknowledged
+    /// publish is acknowledged (the sender re-published it in its new view).
+    mutating func superseded(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        guard corr != 0 else { return }
+        switch m {
+        case .reserve: answer(n, corr, .result(code: StoreError.nodeUnavailable(me, why: "").peerCode), now: now, into: &out)
+        case .publish: acknowledge(n, corr, into: &out)
+        default: break
+        }
+    }
+
+    /// `view(d)` from `n`: whatever `n` sent in other views is superseded.
+    mutating func senderMoved(_ n: NodeID, to d: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        guard let list = parked[n] else { return }
+        parked[n] = nil
+        var kept: [(corr: UInt64, message: PeerMessage, view: UInt64)] = []
+        for p in list {
+            if p.view == d { kept.append(p) } else { superseded(p.message, from: n, correlation: p.corr, now: now, into: &out) }
+        }
+        if !kept.isEmpty { parked[n] = kept }
+    }
+
+    /// This node moved to view `view`: tell every live peer first (FIFO
+    /// links: before anything sent in it), then serve what waited for it.
+    mutating func enterView(now: UInt64, into out: inout [ClusterAction]) {
+        view = currentView
+        guard config.views else { return }
+        for n in peers.keys.sorted() { send(.view(view), to: n, now: now, into: &out) }
+    }
+
+    mutating func serveParked(now: UInt64, into out: inout [ClusterAction]) {
+        for n in parked.keys.sorted() {
+            guard let list = parked[n], list.contains(where: { $0.view == view }) else { continue }
+            parked[n] = nil
+            var kept: [(corr: UInt64, message: PeerMessage, view: UInt64)] = []
+            for p in list {
+                if p.view == view { serve(p.message, from: n, correlation: p.corr, now: now, into: &out) } else { kept.append(p) }
+            }
+            if !kept.isEmpty { parked[n] = kept }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import PlenumClient
+import PlenumCluster
+import PlenumStore
+import Testing
+
+/// Views (SPEC §10.4 "Views", issue 23): an owner that sees a fast restart
+/// later than the others re-publishes its objects in a view the others have
+/// left; no home keeps an entry from that view.
+@Suite(.serialized) struct MembershipViewTests {
+    static func joins(_ cluster: TestCluster, _ n: NodeID) -> Int {
+        (cluster.status(n)?["messages"] as? [String: Any])?["joins"] as? Int ?? -1
+    }
+
+    static func entries(_ cluster: TestCluster, among nodes: [NodeID]) -> [Int] {
+        nodes.map { cluster.status($0)?["directory_entries"] as? Int ?? -1 }
+    }
+
+    @Test func anOwnerThatSeesAFastRestartLateLeavesNoEntryBehindItsObjects() throws {
+        let cluster = try TestCluster(nodes: 4)
+        defer { cluster.stop() }
+        let owner: NodeID = 3, restarted: NodeID = 1
+        let c3 = try cluster.client(owner)
+        let ids = (0..<300).map { cid($0, 0x61) }
+        for id in ids { try c3.put(id, data: [7]) }        // every object in node 3's memory
+        let before = [NodeID(0), 2, 3].map { Self.joins(cluster, $0) }
+        // The owner stops; node 1 is killed and started at once, before
+        // anyone notices its silence; nodes 0 and 2 meet its new life.
+        let p3 = try #require(cluster.processes[owner]).process.processIdentifier
+        Glibc.kill(p3, SIGSTOP)
+        cluster.kill(restarted)
+        try cluster.start(restarted)
+        let othersMet = cluster.eventually(60) { Self.joins(cluster, 0) > before[0] && Self.joins(cluster, 2) > before[1] }
+        // The owner resumes: it sees node 1's old life end, re-homes
+        // without it (its publishes go to nodes 0 and 2, homes in no view
+        // they are in), then meets the new life and re-homes again.
+        Glibc.kill(p3, SIGCONT)
+        #expect(othersMet, "nodes 0 and 2 did not meet node 1's new life")
+        #expect(cluster.eventually(60) { Self.joins(cluster, owner) > before[2] })
+        try cluster.waitAllAlive()
+        #expect(try c3.delete(ids).allSatisfy { $0 == nil })
+        // No entry survives its object, and nothing stays parked.
+        let all: [NodeID] = [0, 1, 2, 3]
+        #expect(cluster.eventually(60) { Self.entries(cluster, among: all) == [0, 0, 0, 0] },
+                "entries left per node: \(Self.entries(cluster, among: all))")
+        #expect(cluster.eventually(60) { all.allSatisfy { cluster.status($0)?["parked"] as? Int == 0 } })
+        // Node 1 leaves: its ids move to the others, none of which may
+        // answer for a deleted one.
+        cluster.kill(restarted)
+        let c0 = try cluster.client(0)
+        #expect(cluster.eventually(60) { cluster.peer(restarted, seenBy: 0)?["alive"] as? Bool == false })
+        #expect(try c0.contains(ids, window: 64).filter { $0 }.count == 0, "deleted ids still found")
+        try c0.put(ids[0], data: [1])
+        #expect(try c3.get([ids[0]], timeoutMs: 60_000).first??.data == [1], "a deleted id can be created again")
+    }
+}
