@@ -16,7 +16,10 @@ import PlenumWire
 ///   region path   nothing there        → created 0600, locked, deleted on exit
 ///                 locked (flock)       → refuse (a live store owns it)
 ///                 this node's own region, unlocked (cluster restart)
-///                                      → reformatted, 0600, deleted on exit
+///                                      → unlinked and created anew (a new
+///                                        file: whatever a peer's client still
+///                                        maps keeps its bytes, SPEC §10.8),
+///                                        0600, deleted on exit
 ///                 other, with --force  → reformatted, 0600, kept on exit
 ///                 other                → refuse
 /// ```
@@ -77,6 +80,15 @@ extension StoreDaemon {
         guard own || force else {
             close(fd)
             throw .badOption("region \(path) exists: a store never reformats an existing region (whatever it holds would be lost); remove it, choose another path, or pass --force")
+        }
+        if own {
+            // A new life in a new file (SPEC §10.8 "A new life, a new file"):
+            // buffers peers' clients still map of the old life keep their
+            // bytes (the old pages live until the last mapping goes), and
+            // peers see the new inode and map the new file.
+            unlink(path)
+            close(fd)
+            return try lockRegionFile(path, force: false, clusterNode: clusterNode)
         }
         if regular, fchmod(fd, 0o600) != 0 {
             let e = SystemCallError.last("fchmod", subject: path, hint: "object data must not be readable by others; fix the file's owner")

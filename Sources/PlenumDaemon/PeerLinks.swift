@@ -194,11 +194,14 @@ final class PeerLinks {
         return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil
     }
 
-    /// Whether a peer region this link uses was replaced (or removed) on disk.
-    func replaced(_ l: Link) -> Bool {
+    /// Whether a peer region this link uses was replaced (or, unless
+    /// `present`, removed) on disk.
+    func replaced(_ l: Link, present: Bool = false) -> Bool {
         for host in Set([plan.site(from: me, to: l.peer)?.host, plan.site(from: l.peer, to: me)?.host, l.peer].compactMap { $0 }) where host != me {
             guard peerRegions[host] != nil, let path = config.node(me)?.reach[host] else { continue }
-            if Self.inode(path) != regionInodes[host] { return true }
+            let now = Self.inode(path)
+            if present, now == nil { continue }
+            if now != regionInodes[host] { return true }
         }
         return false
     }
@@ -259,6 +262,14 @@ final class PeerLinks {
             if case .up = l.state, l.attached { working = true }
             if !working, replaced(l) {
                 // Not working, and its memory is a new file: map it afresh.
+                detach(l)
+            } else if working, replaced(l, present: true) {
+                // A new file where a live peer's memory was: a new life of
+                // the peer (a restarted node creates its region anew, §10.8).
+                events.append(.peerDown(l.peer, why: "restarted (new region file)"))
+                logger.warning("peer restarted", metadata: ["peer": "\(l.peer)", "why": "new region file"])
+                l.state = .waiting
+                l.seen = 0
                 detach(l)
             }
             if !l.attached { attach(l) }

@@ -53,4 +53,31 @@ import Testing
         try c0.put(ids[0], data: [1])
         #expect(try c3.get([ids[0]], timeoutMs: 60_000).first??.data == [1], "a deleted id can be created again")
     }
+
+    /// SPEC §10.8 "A new life, a new file": a buffer of an object in a peer's
+    /// memory keeps that life's bytes when the peer is killed and restarts,
+    /// even once the new life puts an object at the same offset.
+    @Test func aRestartedOwnerNeverChangesTheBytesOfABufferOfItsLastLife() throws {
+        let cluster = try TestCluster(nodes: 2, deadAfterMs: 3_000)
+        defer { cluster.stop() }
+        let c0 = try cluster.client(0), c1 = try cluster.client(1)
+        let path = cluster.config.node(1)!.region
+        func inode() -> UInt64? { var st = stat(); return stat(path, &st) == 0 ? UInt64(st.st_ino) : nil }
+        let x = cid(1, 0x71), old = bytes(4096, seed: 1)
+        try c1.put(x, data: old)
+        let b = try #require(try c0.get([x], timeoutMs: 0).first ?? nil)
+        #expect(b.region != 0, "a zero-copy view of node 1's memory")
+        #expect(try b.data == old)
+        let before = inode()
+        cluster.kill(1)
+        try cluster.start(1)
+        try cluster.waitAllAlive()
+        #expect(inode() != nil && inode() != before, "the new life is a new file")
+        let y = cid(2, 0x71), new = bytes(4096, seed: 2)
+        try cluster.client(1).put(y, data: new)
+        let yb = try #require(try c0.get([y], timeoutMs: 60_000).first ?? nil)
+        #expect(try yb.data == new)
+        #expect(yb.location.offset == b.location.offset, "the new life's first object sits where the old one was")
+        #expect(try b.data == old, "the old buffer changed under its holder")
+    }
 }

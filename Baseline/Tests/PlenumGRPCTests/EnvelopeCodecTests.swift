@@ -11,8 +11,9 @@ import Testing
 
     /// One of every message the transports carry, with distinct field values.
     static let every: [PeerMessage] = [
-        .reserve(id), .unreserve(id),
-        .publish(id, owner: 2, creator: 3, location: loc, digest: 0xDEAD_BEEF_0123_4567),
+        // Views are the rings' alone (SPEC §10.4 "Views"): gRPC carries view 0.
+        .reserve(id, view: 0), .unreserve(id),
+        .publish(id, owner: 2, creator: 3, location: loc, digest: 0xDEAD_BEEF_0123_4567, view: 0),
         .unpublish(id, owner: 5), .lookup(id, watch: true), .lookup(id, watch: false),
         .published(id, owner: 1, location: loc, digest: 9), .unwatch(id),
         .lookupReply(.sealed, owner: 3, location: loc, digest: 11), .lookupReply(.reserved, owner: 0, location: ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0), digest: 0),
@@ -27,7 +28,7 @@ import Testing
     ]
 
     @Test func everyMessageRoundTripsThroughBytesWithItsSenderAndCorrelation() throws {
-        #expect(Set(Self.every.map(\.kind.rawValue)).count == 23, "every §10.5 kind but hello, relay and the forwarded acquires")
+        #expect(Set(Self.every.map(\.kind.rawValue)).count == 23, "every §10.5 kind but hello, relay, view and the forwarded acquires")
         for (i, m) in Self.every.enumerated() {
             let e = try EnvelopeCodec.encode(m, from: 3, correlation: UInt64(i) << 40 | 1)
             let wire = try e.serializedBytes() as [UInt8]
@@ -46,6 +47,8 @@ import Testing
         let id = ObjectID(bytes: [UInt8](repeating: 4, count: 20))!
         #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.lookupAcquire(id, watch: false), from: 0, correlation: 1) }
         #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.acquireFor(id, reader: 2), from: 0, correlation: 1) }
+        // So are views (SPEC §10.4 "Views"): they need FIFO links.
+        #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.view(7), from: 0, correlation: 0) }
     }
 
     /// What a hostile or broken peer can put in the fields protobuf does not
