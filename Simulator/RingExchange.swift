@@ -143,7 +143,9 @@ struct RingExchange {
                         return h
                     }
                 }
-                while !sim.shouldStop(me) && (outs.contains { !$0.allPosted } || ins.contains { !$0.allDelivered }) {
+                // A producer stays until its consumer has everything: an idle
+                // producer serves reset requests (SPEC §5.3 "Idle").
+                while !sim.shouldStop(me) && (outs.contains { !$0.allDelivered } || ins.contains { !$0.allDelivered }) {
                     sim.loopHead(me)
                     var progress = false
                     for (k, l) in outs.enumerated() where !l.allPosted && !sim.shouldStop(me) {
@@ -151,6 +153,15 @@ struct RingExchange {
                     }
                     for (k, l) in ins.enumerated() where !l.allDelivered && !sim.shouldStop(me) {
                         progress = poll(&consumers[k], l, sim, me, maxPayload) || progress
+                    }
+                    if !progress {
+                        for (k, l) in outs.enumerated() where l.allPosted && !l.allDelivered && !sim.shouldStop(me) {
+                            if producers[k].serveResetRequest(), !sim.crashed[me] {
+                                l.reset(to: producers[k].epoch)
+                                sim.trace(me, "reset", line: -1, "ring \(l.ring): idle producer serves a reset request, epoch \(producers[k].epoch)")
+                                progress = true
+                            }
+                        }
                     }
                     if !progress { sim.idle(me) }
                 }

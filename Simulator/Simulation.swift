@@ -237,7 +237,14 @@ public final class Simulation {
     /// preemption, so it does not count against an exploration bound.
     func idle(_ n: Int) {
         let others = runnable(except: n)
-        guard !others.isEmpty else { return }
+        guard !others.isEmpty else {
+            // Alone, waiting still costs a step: a lone node that polls
+            // without touching memory ends at the run's step bound instead
+            // of spinning forever (issue 24, seed 22052).
+            step += 1
+            if step >= 2 * config.maxSteps { stopping = true }
+            return
+        }
         // Exploring, a waiting node hands over round-robin (not a branch: the
         // preemptions enumerate who runs when): a choice of 0 every time would
         // starve a third node forever.

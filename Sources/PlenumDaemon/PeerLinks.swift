@@ -277,6 +277,8 @@ final class PeerLinks {
             // ring is damaged keeps its peer alive only while the peer beats,
             // and a peer that stops beating is fenced all the same.
             if let (ob, om) = heartbeatBlock(l, outbound: true) { hb.publish(at: ob.heartbeat, in: om) }
+            // An idle producer serves its consumer's reset request (SPEC §5.3 "Idle").
+            if l.pending == 0, l.producer?.serveResetRequest() == true { l.queue = [] }
             guard let (ib, im) = heartbeatBlock(l, outbound: false),
                   let theirs = Heartbeat.read(at: ib.heartbeat, in: im) else {
                 // Unreadable (torn or damaged): it counts as silence.

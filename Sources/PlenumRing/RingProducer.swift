@@ -182,6 +182,18 @@ public struct RingProducer<Memory: SharedMemory> {
         return posted &- consumed >= UInt64(layout.slotCount) ? .full : nil
     }
 
+    /// An idle producer's look at the consumer line (SPEC §5.3 "Idle"):
+    /// serves a pending reset request (exactly epoch + 1), which otherwise
+    /// waits for the next post that finds the ring full — forever, if
+    /// nothing more is posted. Anything else in the line is left to the
+    /// next post's checks. Returns whether it reset.
+    public mutating func serveResetRequest() -> Bool {
+        let (_, _, request) = readConsumerLine()
+        guard request == epoch &+ 1, request > epoch else { return false }
+        reset()
+        return true
+    }
+
     /// Observe the consumer line: invalidate; fence; read (SPEC §5.3).
     @usableFromInline
     func readConsumerLine() -> (consumed: UInt64, ackEpoch: UInt64, resetRequest: UInt64) {

@@ -105,4 +105,28 @@ import Testing
         #expect(c.epoch == 2, "the reset was adopted")
         #expect(c.stats.corrupt == 1)
     }
+
+    /// SPEC §5.3 "Idle": a producer with nothing more to post serves a
+    /// consumer's reset request; it neither resets for nothing nor for an
+    /// absurd request.
+    @Test func anIdleProducerServesAResetRequestAndOnlyAValidOne() throws {
+        let f = try RingFixture(slots: 4)
+        var p = try f.producer()
+        var c = f.consumer()
+        #expect(try p.post([1], id: 1) == .posted(sequence: 1))
+        let none = p.serveResetRequest()
+        #expect(!none, "no request: no reset")
+        f.memory.store64(0xA5A5_A5A5, at: f.layout.resetRequestOffset, ordering: .releasing)
+        let absurd = p.serveResetRequest()
+        #expect(!absurd, "an absurd request is not served")
+        c.requestReset()
+        let served = p.serveResetRequest()
+        #expect(served)
+        #expect(p.epoch == 2)
+        for _ in 0..<70 where c.epoch != 2 { _ = c.take() }
+        #expect(c.epoch == 2, "the consumer adopts the reset it asked for")
+        let again = p.serveResetRequest()
+        #expect(!again, "served once")
+        #expect(try p.post([2], id: 2) == .posted(sequence: 1))
+    }
 }
