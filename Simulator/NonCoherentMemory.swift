@@ -348,6 +348,8 @@ final class NonCoherentMemory {
     /// publish sequence of SPEC §2 — so those values become ground truth.
     /// A store never followed by a flush is not published by a fence alone;
     /// it is once a later flush and fence follow it (a doorbell, say).
+    /// (What the writer merely believes published and its crash then lost
+    /// is revoked by `crash`.)
     func commit(_ n: Int) {
         guard !nodes[n].flushedSinceFence.isEmpty else { return }
         // During set-up everything is published with stamp 0: known to all.
@@ -371,7 +373,26 @@ final class NonCoherentMemory {
         node.queue.removeAll()
         node.unflushed.removeAll()
         node.flushedSinceFence.removeAll()
-        for l in node.present.indices { node.present[l] = false; node.dirty[l] = false }
+        let perLine = line / 8
+        for l in node.present.indices where node.present[l] {
+            if node.dirty[l] {
+                // Stores of this node that its protocol believed published
+                // (a flush of another line and a fence followed them) but
+                // that never left its cache die with it: memory keeps the
+                // older value, which is then the truth, not a stale read
+                // (issue 24, seed 56410: a slot header, its payload lines
+                // flushed, lost before the commit's flush).
+                for w in (l * perLine)..<((l + 1) * perLine) {
+                    let kept = memoryTags[w]
+                    for v in versions[w].reversed() {
+                        if v == kept { break }
+                        if writerOf[Int(v)] == n { publishedStamp[Int(v)] = .max }
+                    }
+                }
+            }
+            node.present[l] = false
+            node.dirty[l] = false
+        }
     }
 
     /// Lines node n holds (for eviction choices).

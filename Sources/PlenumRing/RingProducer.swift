@@ -40,8 +40,20 @@ public struct RingProducer<Memory: SharedMemory> {
         memory.fence(.full)
         epoch = memory.load64(at: layout.epochOffset, ordering: .acquiring)
         guard epoch > 0 else { throw .notARing(reason: "producer epoch is 0: the ring was never formatted") }
-        let (consumed, acked, _) = readConsumerLine()
-        guard acked == epoch else { awaitingAck = true; return }
+        let (consumed, acked, request) = readConsumerLine()
+        guard acked == epoch else {
+            awaitingAck = true
+            finishInterruptedReset()
+            return
+        }
+        if request == epoch &+ 1, request > epoch {
+            // The consumer lost its place and asked for a reset: serve it
+            // before posting anything (SPEC §5.2 producer step 3; posting
+            // over the slots it lost its place in raced its polls of them,
+            // issue 24, seed 68090).
+            reset()
+            return
+        }
         cachedConsumed = consumed
         _posted = consumed
         // Resume: count slots committed after the ack in this epoch.
@@ -51,9 +63,9 @@ public struct RingProducer<Memory: SharedMemory> {
             memory.invalidate(at: slot, count: RingLayout.slotHeaderBytes)
             memory.fence(.full)
             let word = memory.load64(at: slot, ordering: .acquiring)
-            if word == next &+ UInt64(layout.slotCount) {
-                // A later lap than the acknowledgement allows: the consumer
-                // resumed behind what we had seen (SPEC §5.6). Reset.
+            if word > next, (word &- next) % UInt64(layout.slotCount) == 0 {
+                // A later lap (one or more) than the acknowledgement allows:
+                // the consumer resumed behind what we had seen (SPEC §5.6). Reset.
                 reset()
                 return
             }
@@ -180,6 +192,31 @@ public struct RingProducer<Memory: SharedMemory> {
         }
         cachedConsumed = consumed
         return posted &- consumed >= UInt64(layout.slotCount) ? .full : nil
+    }
+
+    /// At an attach that finds a reset awaiting its acknowledgement (SPEC
+    /// §5.2 producer step 3): finish the reset's step 2, which a producer
+    /// that died mid-reset left undone — clear every commit word whose slot
+    /// carries another epoch. A stale commit word is not harmless: a snoop
+    /// of this producer's dirty slot line can show the consumer the new
+    /// epoch's header beside it (found ≠ expected, epoch current: a bad
+    /// sequence; issue 24, seed 54847). Slots of the current epoch keep
+    /// theirs (posted before a crash, they may yet be delivered).
+    mutating func finishInterruptedReset() {
+        let low = UInt32(truncatingIfNeeded: epoch)
+        var cleared = false
+        for i in 0..<layout.slotCount {
+            let slot = layout.slotsOffset + i * layout.slotSize
+            memory.invalidate(at: slot, count: RingLayout.slotHeaderBytes)
+            memory.fence(.full)
+            let word = memory.load64(at: slot, ordering: .acquiring)
+            let slotEpoch = memory.read(at: slot + RingLayout.sEpoch, count: 4) { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            guard word != 0, slotEpoch != low else { continue }
+            memory.store64(0, at: slot, ordering: .relaxed)
+            memory.flush(at: slot, count: 8)
+            cleared = true
+        }
+        if cleared { memory.fence(.store) }
     }
 
     /// An idle producer's look at the consumer line (SPEC §5.3 "Idle"):
