@@ -26,5 +26,8 @@ final class Coroutine {
 
     deinit { plenum_coro_destroy(handle) }
 
+    /// Where this coroutine goes, for good, when its body returns.
+    func exit(to next: OpaquePointer) { plenum_coro_exit_to(handle, next) }
+
     static func switchTo(from: OpaquePointer, to: OpaquePointer) { plenum_coro_switch(from, to) }
 }

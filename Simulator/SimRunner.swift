@@ -9,7 +9,7 @@ public struct SimRun: Sendable, Equatable {
     public var messages = 40
     public var slots = 4
     /// Lines per ring slot (a payload spans up to slotLines granules).
-    public var slotLines = 2
+    public var slotLines = 3
     /// The consumers' acknowledgement batch (clamped to 1…slots/2).
     public var ackBatch = 2
 
@@ -115,7 +115,7 @@ public struct SimRun: Sendable, Equatable {
         messages = try int("messages", 1...1_000_000)
         slots = try int("slots", 2...1024)
         guard slots & (slots - 1) == 0 else { throw BadToken(token: token, why: "slots must be a power of two") }
-        guard v2 else { return }
+        guard v2 else { slotLines = 2; return }
         config.nodes = try int("nodes", 2...8)
         config.lineSize = try int("line", 64...256)
         guard [64, 128, 256].contains(config.lineSize) else { throw BadToken(token: token, why: "line must be 64, 128 or 256") }

@@ -13,6 +13,7 @@ struct plenum_coro {
     size_t mapped;
     void (*entry)(void *);
     void *arg;
+    plenum_coro *exit_to;
 };
 
 plenum_coro *plenum_coro_main(void) {
@@ -23,8 +24,12 @@ plenum_coro *plenum_coro_main(void) {
 static void trampoline(unsigned hi, unsigned lo) {
     plenum_coro *c = (plenum_coro *)(((uintptr_t)hi << 32) | (uintptr_t)lo);
     c->entry(c->arg);
-    abort(); // entry must switch away, never return
+    // The entry's frames are gone: resume where it asked to go, for good.
+    if (c->exit_to) setcontext(&c->exit_to->context);
+    abort();
 }
+
+void plenum_coro_exit_to(plenum_coro *coro, plenum_coro *next) { coro->exit_to = next; }
 
 plenum_coro *plenum_coro_create(size_t stack_bytes, void (*entry)(void *), void *arg) {
     plenum_coro *c = calloc(1, sizeof(plenum_coro));

@@ -48,7 +48,7 @@ struct SimCommand: ParsableCommand {
         @Option(help: "Cache line (and flush granule) size: 64, 128 or 256.") var line = 128
         @Option(help: "ring-exchange: messages per ring; cluster: operations per client.") var messages = 40
         @Option(help: "Slots per ring (a power of two ≥ 2).") var slots = 4
-        @Option(help: "Lines per slot.") var slotLines = 2
+        @Option(help: "Lines per slot (3: a payload spans granules beyond the header's).") var slotLines = 3
         @Option(help: "Consumers' acknowledgement batch.") var ack = 2
         @Option(help: "Node crashes per million operations (ring-exchange restarts them).") var crash = 0
         @Option(help: "Comma-separated mutant names to switch on (plenum sim list).") var mutants: String?

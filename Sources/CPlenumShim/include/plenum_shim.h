@@ -132,8 +132,12 @@ typedef struct plenum_coro plenum_coro;
 /// A context for the calling (scheduler) stack; switch away from it to start.
 plenum_coro *plenum_coro_main(void);
 /// A coroutine that will run `entry(arg)` on a fresh `stack_bytes` stack
-/// (guard page below it). `entry` must not return: it switches away for good.
+/// (guard page below it). When `entry` returns (its frames unwound, so the
+/// objects they held are released) the coroutine resumes the context set
+/// with `plenum_coro_exit_to`, for good; none set: abort.
 plenum_coro *plenum_coro_create(size_t stack_bytes, void (*entry)(void *), void *arg);
+/// Where `coro` goes when its entry returns (set before it returns).
+void plenum_coro_exit_to(plenum_coro *coro, plenum_coro *next);
 /// Saves the current context into `from` and resumes `to`.
 void plenum_coro_switch(plenum_coro *from, plenum_coro *to);
 /// Frees a coroutine that is not running (never the current one).
