@@ -144,11 +144,15 @@ public struct RingConsumer<Memory: SharedMemory> {
     /// (reported once; the ring stalls at it until the producer resets).
     @usableFromInline
     mutating func idle<R>(found: UInt64, expected: UInt64) -> PollResult<R> {
-        let olderLap = expected > UInt64(layout.slotCount) ? expected - UInt64(layout.slotCount) : 0
+        let lap = UInt64(layout.slotCount)
         idleStreak += 1
         if published != consumed, idleStreak >= ackIdlePolls { publishAck() }
         idleSinceEpochCheck += 1
-        if found == olderLap || found == 0 {
+        // An older lap of this slot, of any age: its newest write has not
+        // reached memory yet (after a producer's crash lost a line a snoop
+        // had already shown us, it can be two laps old; issue 24, seed
+        // 118267). Never wrapped: found < expected.
+        if found == 0 || (found < expected && (expected &- found) % lap == 0) {
             _stats.emptyPolls &+= 1
             if idleSinceEpochCheck >= Self.epochCheckInterval {
                 idleSinceEpochCheck = 0
@@ -166,11 +170,10 @@ public struct RingConsumer<Memory: SharedMemory> {
         if let bad = checkProducerEpoch() { return .corrupt(bad) }
         if epoch != before { return .empty }
         if reportedStall == expected { return .empty }
-        if found == expected &+ UInt64(layout.slotCount) {
-            // The next lap of this slot: we resumed behind an acknowledgement
-            // the producer had already seen (SPEC §5.6; it can be at most one
-            // lap ahead). We lost our place: ask for a reset and wait for it,
-            // nothing is corrupt.
+        if found > expected, (found &- expected) % lap == 0 {
+            // A later lap of this slot: we resumed behind an acknowledgement
+            // the producer had already seen (SPEC §5.6). We lost our place:
+            // ask for a reset and wait for it, nothing is corrupt.
             reportedStall = expected
             requestReset()
             return .empty
