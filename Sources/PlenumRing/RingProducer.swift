@@ -41,9 +41,11 @@ public struct RingProducer<Memory: SharedMemory> {
         epoch = memory.load64(at: layout.epochOffset, ordering: .acquiring)
         guard epoch > 0 else { throw .notARing(reason: "producer epoch is 0: the ring was never formatted") }
         let (consumed, acked, request) = readConsumerLine()
+        // Whatever a reset of an earlier life left of older epochs goes,
+        // awaited or already acknowledged (seeds 54847, 134789).
+        finishInterruptedReset()
         guard acked == epoch else {
             awaitingAck = true
-            finishInterruptedReset()
             return
         }
         if request == epoch &+ 1, request > epoch {
@@ -194,10 +196,10 @@ public struct RingProducer<Memory: SharedMemory> {
         return posted &- consumed >= UInt64(layout.slotCount) ? .full : nil
     }
 
-    /// At an attach that finds a reset awaiting its acknowledgement (SPEC
-    /// §5.2 producer step 3): finish the reset's step 2, which a producer
-    /// that died mid-reset left undone — clear every commit word whose slot
-    /// carries another epoch. A stale commit word is not harmless: a snoop
+    /// At every attach (SPEC §5.2 producer step 2): finish the step 2 of a
+    /// reset that a producer which died mid-reset left undone — clear every
+    /// commit word whose slot carries another epoch (whether or not the
+    /// consumer has acknowledged the reset since). A stale commit word is not harmless: a snoop
     /// of this producer's dirty slot line can show the consumer the new
     /// epoch's header beside it (found ≠ expected, epoch current: a bad
     /// sequence; issue 24, seed 54847). Slots of the current epoch keep
