@@ -199,11 +199,11 @@ public struct RingProducer<Memory: SharedMemory> {
     /// At every attach (SPEC §5.2 producer step 2): finish the step 2 of a
     /// reset that a producer which died mid-reset left undone — clear every
     /// commit word whose slot carries another epoch (whether or not the
-    /// consumer has acknowledged the reset since). A stale commit word is not harmless: a snoop
-    /// of this producer's dirty slot line can show the consumer the new
-    /// epoch's header beside it (found ≠ expected, epoch current: a bad
-    /// sequence; issue 24, seed 54847). Slots of the current epoch keep
-    /// theirs (posted before a crash, they may yet be delivered).
+    /// consumer has acknowledged the reset since). A stale commit word is
+    /// not harmless: a snoop of this producer's dirty slot line can show
+    /// the consumer the new epoch's header beside it (a bad sequence or a
+    /// failed CRC; issue 24, seeds 54847, 134789). Slots of the current
+    /// epoch keep theirs (posted before a crash, they may yet be delivered).
     mutating func finishInterruptedReset() {
         let low = UInt32(truncatingIfNeeded: epoch)
         var cleared = false
