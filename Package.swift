@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "PlenumPlasma", dependencies: ["PlenumStore"], swiftSettings: optimise),
         // The cluster protocol: a sans-I/O state machine beside StoreCore,
         // its peer messages, directory and cluster file (SPEC §10).
-        .target(name: "PlenumCluster", dependencies: ["PlenumStore", "PlenumWire"], swiftSettings: optimise),
+        .target(name: "PlenumCluster", dependencies: ["PlenumMemory", "PlenumStore", "PlenumWire"], swiftSettings: optimise),
         // liburing through a system-library target (apt: liburing-dev).
         .systemLibrary(name: "CURing", providers: [.apt(["liburing-dev"])]),
         // The store daemon: io_uring event loop around StoreCore.
@@ -119,7 +119,7 @@ let package = Package(
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore", "PlenumWire", "PlenumPlasma"]),
-        .testTarget(name: "PlenumClusterTests", dependencies: ["PlenumCluster", "PlenumStore", "PlenumWire"]),
+        .testTarget(name: "PlenumClusterTests", dependencies: ["PlenumCluster", "PlenumStore", "PlenumWire", "PlenumMemory"]),
         .testTarget(name: "PlenumSimulatorTests", dependencies: ["PlenumSimulator", "PlenumMemory"]),
         // Multi-process tests drive the real `plenum` executable.
         .testTarget(

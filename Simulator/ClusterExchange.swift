@@ -43,7 +43,8 @@ struct ClusterExchange {
         let regionCount = n + (sim.config.pool ? 1 : 0)
         let home = pairs.map { RingExchange.placement($0.p, $0.c, config: sim.config)! }
         let ringsIn = (0..<regionCount).map { r in home.filter { $0 == r }.count * ringSpan }
-        sim.setUpMemory(regions: (0..<regionCount).map { r in (max(line, ringsIn[r] + (r < n ? Self.objectBytes : 0)), r < n ? r : nil) })
+        let indexBytes = ClusterIndex.bytes(line: line)
+        sim.setUpMemory(regions: (0..<regionCount).map { r in (max(line, ringsIn[r] + (r < n ? Self.objectBytes + indexBytes : 0)), r < n ? r : nil) })
         var used = [Int](repeating: 0, count: regionCount)
         var layouts: [Int: RingLayout] = [:]     // key p * n + c
         for (i, pc) in pairs.enumerated() {
@@ -57,7 +58,8 @@ struct ClusterExchange {
             sim.mem.lineWriter[layout.consumerLine / line] = pc.c
             for l in (layout.slotsOffset / line)..<((layout.base + layout.totalBytes) / line) { sim.mem.lineWriter[l] = pc.p }
         }
-        let world = ClusterWorld(sim: sim, nodes: n, layouts: layouts, objectBase: ringsIn, operations: operations, ackBatch: ackBatch)
+        let index = ClusterIndex(sim: sim, nodes: n, bases: (0..<n).map { sim.mem.regions[$0].base + ringsIn[$0] + Self.objectBytes })
+        let world = ClusterWorld(sim: sim, nodes: n, layouts: layouts, objectBase: ringsIn, operations: operations, ackBatch: ackBatch, index: index)
         sim.restarts = false
         sim.run((0..<n).map { me in { memory, _ in world.node(me, memory) } })
         world.checkQuiescence()
@@ -76,6 +78,7 @@ final class ClusterWorld {
     let operations: Int
     let ackBatch: Int
     let ledger: ClusterLedger
+    let index: ClusterIndex
     var cores: [ClusterCore] = []
     var outbox: [[[(corr: UInt64, message: PeerMessage)]]]
     /// Messages posted and not yet taken, per (producer, consumer).
@@ -89,8 +92,9 @@ final class ClusterWorld {
     var replies: [[UInt64: StoreResponse]]
     var now: UInt64 { UInt64(sim.step) &* 1_000 }
 
-    init(sim: Simulation, nodes n: Int, layouts: [Int: RingLayout], objectBase: [Int], operations: Int, ackBatch: Int) {
+    init(sim: Simulation, nodes n: Int, layouts: [Int: RingLayout], objectBase: [Int], operations: Int, ackBatch: Int, index: ClusterIndex) {
         self.sim = sim
+        self.index = index
         self.n = n
         self.layouts = layouts
         self.objectBase = objectBase
@@ -110,6 +114,7 @@ final class ClusterWorld {
             store.mutants = storeMutants
             var core = ClusterCore(config: .init(node: NodeID(i), incarnation: 1, reachable: reachable), store: store)
             core.config.requestTimeout = 30_000 * 1_000
+            core.indexesDirectory = true
             cores.append(core)
             clients.append(SimClient(node: i, operations: operations, seed: sim.config.seed &+ UInt64(i) &* 7919))
         }
@@ -135,6 +140,7 @@ final class ClusterWorld {
     // MARK: the node shell
 
     func node(_ me: Int, _ memory: SimMemory) {
+        cores[me].peeker = SimIndexReader(index, me: me, memory: memory)
         var producers: [Int: RingProducer<SimMemory>] = [:]
         var consumers: [Int: RingConsumer<SimMemory>] = [:]
         for j in 0..<n where j != me {
@@ -148,7 +154,7 @@ final class ClusterWorld {
         var loops = 0
         while !sim.shouldStop(me) {
             var progress = false
-            detectDeaths(me)
+            detectDeaths(me, memory)
             for j in 0..<n where j != me && !told[me][j] && !sim.shouldStop(me) {
                 progress = receive(me, from: j, &consumers[j]!, memory) || progress
                 progress = send(me, to: j, &producers[j]!) || progress
@@ -162,7 +168,7 @@ final class ClusterWorld {
     }
 
     /// Peers of a crashed node are told after `detectAfter` operations.
-    private func detectDeaths(_ me: Int) {
+    private func detectDeaths(_ me: Int, _ memory: SimMemory) {
         for j in 0..<n where j != me && !told[me][j] && sim.crashed[j] {
             if crashStep[j] == nil { crashStep[j] = sim.step; ledger.crashed(j) }
             guard sim.step >= crashStep[j]! + ClusterExchange.detectAfter else { continue }
@@ -170,7 +176,7 @@ final class ClusterWorld {
             outbox[me][j].removeAll()
             inFlight[j * n + me] = 0
             inFlight[me * n + j] = 0
-            apply(me, cores[me].handle(.peerDown(NodeID(j), why: "crashed (simulated failure detector)"), now: now), nil)
+            apply(me, cores[me].handle(.peerDown(NodeID(j), why: "crashed (simulated failure detector)"), now: now), memory)
             if (0..<n).allSatisfy({ $0 == j || sim.crashed[$0] || told[$0][j] }) { ledger.fenced(j) }
         }
     }
@@ -219,9 +225,13 @@ final class ClusterWorld {
         return sent
     }
 
-    /// Carries out a core's actions on node `me` (`memory` nil: no memory
-    /// action can arise, e.g. after a peer's death).
+    /// Carries out a core's actions on node `me`, its directory index first
+    /// (`memory` nil: before the run, when no memory action can arise).
     func apply(_ me: Int, _ actions: [ClusterAction], _ memory: SimMemory?) {
+        if let memory {
+            index.write(me, cores[me].takeIndexChanges(), memory)
+            if sim.shouldStop(me) { return }
+        }
         for a in actions {
             switch a {
             case .local(.reply(_, let rid, let r)): replies[me][rid] = r

@@ -48,6 +48,11 @@ public struct ClusterConfig: Equatable, Sendable {
     /// sleeping peer; false (every multi-host deployment): a sleeping store
     /// polls its peer rings on a short timer instead (SPEC §10.3).
     public var bells = true
+    /// Entries each node's directory index holds before entries overflow
+    /// into private memory (SPEC §10.4 "Directory index"); 0: no index,
+    /// every remote lookup is a message. Rounded up to whole buckets.
+    public var directoryIndex = 65_536
+    public static let maxDirectoryIndex = 1 << 24
     public var nodes: [Node]
 
     public init(nodes: [Node]) { self.nodes = nodes }
@@ -89,6 +94,7 @@ public struct ClusterConfig: Equatable, Sendable {
         transport = "\(transport.rawValue)"
         wait = "\(wait.rawValue)"
         bells = \(bells)
+        directory_index = \(directoryIndex)
 
         """
         for n in nodes {
@@ -142,6 +148,7 @@ public struct ClusterConfig: Equatable, Sendable {
                 case "ring_slots": c.ringSlots = i
                 case "ring_slot_size": c.ringSlotSize = i
                 case "request_timeout_ms": c.requestTimeoutMillis = i
+                case "directory_index": c.directoryIndex = i
                 default: throw .unknownKey("cluster.\(k)")
                 }
             }
@@ -223,6 +230,9 @@ public struct ClusterConfig: Equatable, Sendable {
         guard [64, 128, 256].contains(lineSize) else { throw .badValue("line_size must be 64, 128 or 256") }
         guard heartbeatMillis > 0, deadAfterMillis > 2 * heartbeatMillis else {
             throw .badValue("dead_after_ms must exceed two heartbeats (heartbeat_ms = \(heartbeatMillis))")
+        }
+        guard directoryIndex >= 0, directoryIndex <= Self.maxDirectoryIndex else {
+            throw .badValue("directory_index must be 0 (no index) … \(Self.maxDirectoryIndex) entries")
         }
         guard requestTimeoutMillis >= 10 else { throw .badValue("request_timeout_ms must be at least 10") }
         guard ringSlots >= 8, ringSlots <= 4096, ringSlots & (ringSlots - 1) == 0 else { throw .badValue("ring_slots must be a power of two in 8…4096") }

@@ -39,6 +39,8 @@ extension ClusterCore {
                 } else {
                     resolve(token, i, nil, now: now, into: &out)
                 }
+            } else if let a = peek(id, at: h), peeked(a, token, i, id, watch: timeoutMs != 0, now: now, into: &out) {
+                continue
             } else {
                 if timeoutMs != 0 { watching[id, default: []].append((token, i)) }
                 if config.forwardAcquire {
@@ -49,6 +51,24 @@ extension ClusterCore {
             }
         }
         if gets[token] != nil, timeoutMs == 0, gets[token]!.open.isEmpty { finishGet(token, now: now, into: &out) }
+    }
+
+    /// The home's index answered for `id` (SPEC §10.6 "get"): sealed at a
+    /// live peer whose memory is mapped here — acquire there at once; not
+    /// sealed and not waiting — not found. Anything else (the owner is this
+    /// node or not live, or a wait needs the home's watch): false, ask the home.
+    mutating func peeked(_ a: IndexAnswer, _ token: UInt64, _ i: Int, _ id: ObjectID, watch: Bool,
+                         now: UInt64, into out: inout [ClusterAction]) -> Bool {
+        switch a {
+        case .sealed(let owner):
+            guard owner != me, peers[owner]?.regionSize != nil else { return false }
+            send(.acquire(id), to: owner, awaiting: .acquire(get: token, index: i, id: id), now: now, into: &out)
+            return true
+        case .absent, .reserved:
+            guard !watch else { return false }
+            resolve(token, i, nil, now: now, into: &out)
+            return true
+        }
     }
 
     /// A reference through the local store (the object lives here).
@@ -193,6 +213,13 @@ extension ClusterCore {
             let h = home(of: id)
             if h == me {
                 deleteAt(directory.lookup(id, watch: nil), token, i, id, now: now, into: &out)
+            } else if let a = peek(id, at: h), a != .sealed(owner: me) {
+                // The index answered: straight to the owner (SPEC §10.6 "delete").
+                switch a {
+                case .absent: deleteAnswered(token, i, .notFound(id), into: &out)
+                case .reserved: deleteAnswered(token, i, .notSealed(id), into: &out)
+                case .sealed(let owner): deleteAt(Directory.Entry(reservedBy: owner, owner: owner), token, i, id, now: now, into: &out)
+                }
             } else {
                 send(.lookup(id, watch: false), to: h, awaiting: .deleteLookup(token: token, index: i), now: now, into: &out)
             }

@@ -158,6 +158,10 @@ public struct ClusterCore: Sendable {
     /// and publishes from peers in other views, per sender, in order.
     public internal(set) var view: UInt64 = 0
     var parked: [NodeID: [(corr: UInt64, message: PeerMessage, view: UInt64)]] = [:]
+    /// Reads peers' directory indexes (SPEC §10.4 "Directory index"): set
+    /// by a shell whose peers' regions are mapped; nil asks every home by
+    /// message.
+    public var peeker: (any DirectoryPeeker)?
 
     public init(config: Config, store: StoreConfig) {
         self.config = config
@@ -174,6 +178,33 @@ public struct ClusterCore: Sendable {
     public var live: [NodeID] { [me] + peers.keys.sorted() }
     public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
     public var directoryEntries: Int { directory.count }
+
+    /// Whether this node keeps its directory index (the shell owns the
+    /// index itself; the core only reports what changed).
+    public var indexesDirectory: Bool {
+        get { directory.tracking }
+        set { directory.tracking = newValue }
+    }
+
+    /// The entries changed since the last call, as the index shows them
+    /// (nil: no entry). The shell writes them into its index before it
+    /// carries out any action of the same call (SPEC §10.4 "Directory
+    /// index": an index is never behind what its home announced).
+    public mutating func takeIndexChanges() -> [(ObjectID, IndexAnswer?)] {
+        guard directory.tracking else { return [] }
+        return directory.takeChanged().map { id in
+            guard let e = directory.entries[id] else { return (id, nil) }
+            return (id, e.owner.map { IndexAnswer.sealed(owner: $0) } ?? .reserved)
+        }
+    }
+
+    /// What `h`'s index says of `id`, if this node reads it; counted.
+    mutating func peek(_ id: ObjectID, at h: NodeID) -> IndexAnswer? {
+        guard let peeker, let info = peers[h] else { return nil }
+        let a = peeker.peek(id, at: h, incarnation: info.incarnation)
+        if a == nil { counters.indexMisses += 1 } else { counters.indexPeeks += 1 }
+        return a
+    }
     /// Watches this node holds as a home (blocking gets elsewhere).
     public var directoryWatches: Int { directory.watcherCount }
     /// References each peer holds on objects in this node's memory.

@@ -84,6 +84,10 @@ public struct ClusterCounters: Equatable, Sendable {
     public var peerTimeouts = 0
     public var deaths = 0
     public var joins = 0
+    /// Lookups answered from a home's directory index, and peeks that had
+    /// to ask the home (SPEC §10.4 "Directory index").
+    public var indexPeeks = 0
+    public var indexMisses = 0
     public init() {}
 }
 
@@ -124,4 +128,12 @@ extension StoreError {
         case .remote(let c, _): return c
         }
     }
+}
+
+/// Reads homes' directory indexes for a `ClusterCore` (SPEC §10.4
+/// "Directory index"). The shell's implementation maps the homes' regions;
+/// the simulator's reads its model. nil: ask the home by message (no index,
+/// not reachable, a new life not mapped yet, a bucket being written).
+public protocol DirectoryPeeker: AnyObject, Sendable {
+    func peek(_ id: ObjectID, at home: NodeID, incarnation: UInt64) -> IndexAnswer?
 }

@@ -49,7 +49,8 @@ extension ObjectID {
 
 /// The directory entries a node keeps for the ids it is home of
 /// (SPEC §10.4): who reserved an id, and once sealed, where it lives.
-/// Private memory only; nothing of it is shared.
+/// Private memory; a home with a directory index copies every change into
+/// it (`changed`, SPEC §10.4 "Directory index").
 struct Directory {
     struct Entry: Equatable {
         var reservedBy: NodeID
@@ -64,26 +65,39 @@ struct Directory {
     private(set) var watchers: [ObjectID: Set<NodeID>] = [:]
 
     var count: Int { entries.count }
+    /// Ids whose entry changed since the shell last took them (only while
+    /// `tracking`: a home with an index).
+    var tracking = false
+    private(set) var changed: Set<ObjectID> = []
+
+    mutating func takeChanged() -> Set<ObjectID> {
+        defer { changed = [] }
+        return changed
+    }
+
+    private mutating func touch(_ id: ObjectID) { if tracking { changed.insert(id) } }
 
     /// The one place uniqueness is decided: first reservation wins.
     mutating func reserve(_ id: ObjectID, by node: NodeID) -> Bool {
         guard entries[id] == nil else { return false }
         entries[id] = Entry(reservedBy: node)
+        touch(id)
         return true
     }
 
     mutating func unreserve(_ id: ObjectID, by node: NodeID) {
-        if let e = entries[id], !e.sealed, e.reservedBy == node { entries[id] = nil }
+        if let e = entries[id], !e.sealed, e.reservedBy == node { entries[id] = nil; touch(id) }
     }
 
     /// Records a sealed object; returns the nodes that watched for it.
     mutating func publish(_ id: ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64) -> Set<NodeID> {
         entries[id] = Entry(reservedBy: creator, owner: owner, location: location, digest: digest)
+        touch(id)
         return watchers.removeValue(forKey: id) ?? []
     }
 
     mutating func unpublish(_ id: ObjectID, owner: NodeID) {
-        if let e = entries[id], e.owner == owner { entries[id] = nil }
+        if let e = entries[id], e.owner == owner { entries[id] = nil; touch(id) }
     }
 
     /// What is known of `id`; a watch is registered when it is not sealed.
@@ -102,7 +116,13 @@ struct Directory {
 
     /// A node died: its objects and pending reservations are forgotten.
     mutating func drop(node: NodeID) {
-        entries = entries.filter { _, e in e.owner != node && !(e.owner == nil && e.reservedBy == node) }
+        var gone: [ObjectID] = []
+        entries = entries.filter { id, e in
+            let keep = e.owner != node && !(e.owner == nil && e.reservedBy == node)
+            if !keep { gone.append(id) }
+            return keep
+        }
+        for id in gone { touch(id) }
         for (id, w) in watchers where w.contains(node) {
             var s = w
             s.remove(node)
@@ -112,7 +132,13 @@ struct Directory {
 
     /// Keeps only the entries whose home is still `me` (membership changed).
     mutating func keep(where isMine: (ObjectID) -> Bool) {
-        entries = entries.filter { isMine($0.key) }
+        var gone: [ObjectID] = []
+        entries = entries.filter { id, _ in
+            let keep = isMine(id)
+            if !keep { gone.append(id) }
+            return keep
+        }
+        for id in gone { touch(id) }
         watchers = watchers.filter { isMine($0.key) }
     }
 }

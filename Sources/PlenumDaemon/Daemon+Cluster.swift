@@ -101,6 +101,13 @@ extension StoreDaemon {
             }
             j.field("clients", connections.count)
             j.field("directory_entries", core.directoryEntries)
+            j.field("directory_index") {
+                j.object {
+                    j.field("capacity", index?.layout.capacity ?? 0); j.field("indexed", index?.indexed ?? 0)
+                    j.field("overflowed", index?.overflowedCount ?? 0); j.field("bucket_writes", index?.writes ?? 0)
+                    j.field("peeks", core.counters.indexPeeks); j.field("peeks_asked", core.counters.indexMisses)
+                }
+            }
             j.field("view", String(core.view, radix: 16))
             j.field("parked", core.parkedCount)
             j.field("pending_peer_requests", core.pendingRequests)

@@ -107,6 +107,12 @@ extension StoreDaemon {
     }
 
     func dispatch(_ actions: [ClusterAction]) {
+        // The index first: nothing these actions announce may be missing
+        // from it (SPEC §10.4 "Directory index").
+        if index != nil {
+            let m = region.memory()
+            for (id, a) in core.takeIndexChanges() { index!.update(id, a, in: m) }
+        }
         for a in actions {
             switch a {
             case .local(.reply(let client, let rid, let response)):

@@ -178,6 +178,8 @@ public final class StoreDaemon {
     /// The socket this daemon bound (device, inode): exit removes only it.
     var socketIdentity: (UInt64, UInt64)?
     var core: ClusterCore
+    /// This node's directory index, if it keeps one (SPEC §10.4 "Directory index").
+    var index: DirectoryIndexWriter?
     /// Links to the other stores (nil for a single store).
     let peers: PeerLinks?
     /// This life of the node (wall-clock ns at start; SPEC §10.3).
@@ -250,14 +252,19 @@ public final class StoreDaemon {
         self.ringBytes = ringBytes
         var plan: RingPlan?
         var linkArea = 0
+        var indexArea = 0
         let me = options.cluster?.node ?? 0
         if let (config, _) = options.cluster {
             plan = try RingPlan(config)
             let blocks = plan!.rings(in: me) * LinkBlock.bytes(line: line, slots: config.ringSlots, slotSize: config.ringSlotSize)
             linkArea = max(4096, (blocks + 4095) / 4096 * 4096)
+            if config.transport == .rings, config.directoryIndex > 0,
+               let l = DirectoryIndexLayout(base: 0, lineSize: line, entries: config.directoryIndex) {
+                indexArea = (l.totalBytes + 4095) / 4096 * 4096
+            }
         }
-        // SPEC §10.3 "Region size": header, objects, peer links — nothing else.
-        let size = RegionLayout.dataOffset(line: line) + heap + linkArea
+        // SPEC §10.3 "Region size": header, objects, peer links, directory index — nothing else.
+        let size = RegionLayout.dataOffset(line: line) + heap + linkArea + indexArea
         (regionLockFD, ownsRegionFile) = try Self.lockRegionFile(path, force: options.forceRegion, clusterNode: options.cluster?.node)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -265,7 +272,7 @@ public final class StoreDaemon {
         self.incarnation = incarnation
         // Everything that can fail after the region file is locked undoes
         // the lock and the file it created.
-        let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>)
+        let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>, index: DirectoryIndexWriter?)
         do {
             let region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true,
                                            requireBacking: options.prefault)
@@ -281,10 +288,17 @@ public final class StoreDaemon {
             if let (config, node) = options.cluster, let plan {
                 let links = try SegmentTable.append(.raw, name: "peer-links", length: linkArea, in: region.memory(), header: region.header)
                 try PeerLinks.formatHosted(in: region, segment: links, config: config, plan: plan, me: node)
+                var index: DirectoryIndexWriter?
+                if indexArea > 0 {
+                    let seg = try SegmentTable.append(.raw, name: PeerIndexes.segmentName, length: indexArea, in: region.memory(), header: region.header)
+                    let layout = DirectoryIndexLayout(base: seg.offset, lineSize: line, entries: config.directoryIndex)!
+                    layout.format(incarnation: incarnation, in: region.memory())
+                    index = DirectoryIndexWriter(layout: layout)
+                }
                 made = (region, segment, PeerLinks(config: config, plan: plan, me: node, incarnation: incarnation, own: region, logger: logger),
-                        Set(config.node(node)!.reach.keys))
+                        Set(config.node(node)!.reach.keys), index)
             } else {
-                made = (region, segment, nil, [])
+                made = (region, segment, nil, [], nil)
             }
         } catch {
             if ownsRegionFile { unlink(path) }
@@ -304,6 +318,11 @@ public final class StoreDaemon {
             cc.views = config.transport == .rings
         }
         core = ClusterCore(config: cc, store: .init(base: segment.offset, capacity: segment.length, lineSize: line))
+        index = made.index
+        core.indexesDirectory = index != nil
+        // Peers' indexes are read where they have one (§10.4); not over the
+        // gRPC baseline, which measures what messages cost.
+        if let peers = made.peers, options.cluster?.config.transport == .rings { core.peeker = PeerIndexes(links: peers) }
     }
 
     deinit {

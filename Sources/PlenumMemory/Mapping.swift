@@ -64,6 +64,17 @@ public final class Mapping: @unchecked Sendable {
         }
     }
 
+    /// Maps the pages of `[offset, offset+count)` for reading now
+    /// (`MADV_POPULATE_READ`), best effort: a range a peer reads on every
+    /// lookup (a directory index) costs no page fault on the first reads.
+    public func prefaultForReading(offset: Int, count: Int) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = max(0, offset) / page * page
+        let end = min(size, offset + count)
+        guard end > start else { return }
+        _ = madvise(base + start, end - start, 22)   // MADV_POPULATE_READ; older kernels: faults as before
+    }
+
     /// Asks for transparent huge pages over this mapping (`MADV_HUGEPAGE`).
     /// For a tmpfs file this takes effect only if
     /// /sys/kernel/mm/transparent_hugepage/shmem_enabled is `advise`,

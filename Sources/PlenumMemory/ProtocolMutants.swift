@@ -43,6 +43,9 @@ public struct ProtocolMutants: OptionSet, Sendable, Hashable {
     public static let releaseBeforeRead = ProtocolMutants(rawValue: 1 << 10)
     /// A writer seals without flushing the object's bytes from its cache.
     public static let sealWithoutFlush = ProtocolMutants(rawValue: 1 << 11)
+    /// A peer reads a home's directory index without invalidating the
+    /// bucket first (§10.4 "Directory index"): it may answer from its cache.
+    public static let indexReadWithoutInvalidate = ProtocolMutants(rawValue: 1 << 12)
 
     /// Every mutant of the ring, run by the ring scenarios.
     public static let ring: [(name: String, mutant: ProtocolMutants)] = [
@@ -62,6 +65,7 @@ public struct ProtocolMutants: OptionSet, Sendable, Hashable {
         ("no-invalidate-on-acquire", .noInvalidateOnAcquire),
         ("release-before-read", .releaseBeforeRead),
         ("seal-without-flush", .sealWithoutFlush),
+        ("index-read-without-invalidate", .indexReadWithoutInvalidate),
     ]
 
     public static var all: [(name: String, mutant: ProtocolMutants)] { ring + store }

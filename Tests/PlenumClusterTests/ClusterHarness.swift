@@ -13,6 +13,8 @@ struct ClusterHarness {
     var now: UInt64 = 1_000_000_000
     var digestOK = true
     var delivered = 0
+    /// Runs before a node's actions are carried out (a shell's duties, e.g. its directory index).
+    var beforeActions: ((inout ClusterHarness, NodeID) -> Void)?
 
     struct PeerLink { var from: NodeID; var to: NodeID; var corr: UInt64; var kind: UInt16; var body: [UInt8] }
 
@@ -43,6 +45,7 @@ struct ClusterHarness {
     }
 
     mutating func apply(_ i: NodeID, _ actions: [ClusterAction]) {
+        if let f = beforeActions { f(&self, i) }
         for a in actions {
             switch a {
             case .local(.reply(let c, let rid, let r)): replies[Int(i)].append((c, rid, r))

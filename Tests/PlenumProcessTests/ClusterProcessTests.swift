@@ -141,13 +141,14 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         let region = try #require(c2.regions.first { $0.handle == b.region })
         #expect(b.region != 0 && region.node == 0)
         #expect(try c2.memory(for: b.location).size == region.size)
-        // SPEC §10.3 "Region size": 4096 (header) + objects + peer-links, nothing after.
+        // SPEC §10.3 "Region size": 4096 (header) + objects + peer-links + directory-index, nothing after.
         let plan = try RingPlan(cluster.config), c = cluster.config
         let block = 5 * c.lineSize + c.ringSlots * c.ringSlotSize
         for n in c.nodes {
             let links = max(4096, (plan.rings(in: n.id) * block + 4095) / 4096 * 4096)
             let size = (try? FileManager.default.attributesOfItem(atPath: n.region)[.size] as? Int) ?? -1
-            #expect(size == 4096 + (n.memory + 4095) / 4096 * 4096 + links, "node \(n.id)'s region")
+            let index = (c.lineSize * (1 + c.directoryIndex / ((c.lineSize - 16) / 24)) + 4095) / 4096 * 4096
+            #expect(size == 4096 + (n.memory + 4095) / 4096 * 4096 + links + index, "node \(n.id)'s region")
             if n.id == 0 { #expect(region.size == size, "the size the client was told") }
         }
         // Node 0 sees node 2's reference: delete and eviction refused.

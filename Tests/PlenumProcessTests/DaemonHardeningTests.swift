@@ -239,7 +239,8 @@ func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
     /// a peer that does not consume (stopped) do not make the store spin,
     /// and they are delivered once the peer runs again.
     @Test func messagesWaitingForAStoppedPeerNeitherSpinNorGetLost() throws {
-        let cluster = try TestCluster(nodes: 2, deadAfterMs: 120_000, requestTimeoutMs: 120_000)
+        // Lookups are messages to the home here (no directory index, SPEC §10.4).
+        let cluster = try TestCluster(nodes: 2, deadAfterMs: 120_000, requestTimeoutMs: 120_000, configure: { $0.directoryIndex = 0 })
         defer { cluster.stop() }
         let c0 = try cluster.client(0)
         let node0 = cluster.processes[0]!.process.processIdentifier, node1 = cluster.processes[1]!.process.processIdentifier

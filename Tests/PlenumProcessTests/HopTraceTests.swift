@@ -8,8 +8,9 @@ import Testing
 /// SPEC §9.2 0x17 and §8 "Hop trace": stores stamp the hops of an
 /// operation, and `bench cluster --trace` turns them into a breakdown.
 @Suite(.serialized) struct HopTraceTests {
+    /// Without a directory index (SPEC §10.4), a lookup asks the home.
     @Test func aRemoteLookupLeavesItsFourHopsInTheTracesInTimeOrder() throws {
-        let cluster = try TestCluster(nodes: 3)
+        let cluster = try TestCluster(nodes: 3, configure: { $0.directoryIndex = 0 })
         defer { cluster.stop() }
         let live = cluster.config.nodes.map(\.id)
         let id = (0..<10_000).lazy.map { cid($0, 0x77) }.first { Home.of($0, among: live) == 1 }!
@@ -49,9 +50,14 @@ import Testing
             #expect(stamps.first == "client posts" && stamps.last == "client has the reply", "\(stamps)")
             #expect((t["usual"] as? Int ?? 0) > 0 && (t["traced"] as? Int) == 40)
             #expect(segments.allSatisfy { ($0["p50_ns"] as? Int ?? -1) >= 0 })
+            // The home's directory index answers (SPEC §10.4): a lookup wakes
+            // no peer, a get goes straight to the owner.
             if t["name"] as? String == "contains (lookup)" {
-                #expect(stamps.contains("n0 posts lookup → n1") && stamps.contains("n1 takes lookup ← n0")
-                        && stamps.contains("n1 posts lookupReply → n0") && stamps.contains("n0 takes lookupReply ← n1"), "\(stamps)")
+                #expect(stamps == ["client posts", "n0 takes contains", "n0 posts containsReply", "client has the reply"], "\(stamps)")
+            }
+            if t["name"] as? String == "get+release" {
+                #expect(stamps.contains("n0 posts acquire → n2") && stamps.contains("n2 posts acquireReply → n0")
+                        && !stamps.contains { $0.contains("n1") }, "\(stamps)")
             }
         }
     }

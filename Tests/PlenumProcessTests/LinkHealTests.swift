@@ -61,7 +61,8 @@ import Testing
     func aScribbledLinkBlockHealsWithoutARestartAndResetsOnce(_ what: Scribble) throws {
         // 16 slots: the producer reads the consumer line (and meets the
         // damage) once 16 messages are outstanding by its count (§5.3 step 2).
-        let cluster = try TestCluster(nodes: 2, tag: "heal\(what.rawValue)", requestTimeoutMs: 2_000) { $0.ringSlots = 16 }
+        // Lookups travel the damaged ring (no directory index, SPEC §10.4).
+        let cluster = try TestCluster(nodes: 2, tag: "heal\(what.rawValue)", requestTimeoutMs: 2_000) { $0.ringSlots = 16; $0.directoryIndex = 0 }
         defer { cluster.stop() }
         let c0 = try cluster.client(0), c1 = try cluster.client(1)
         let ids = Self.ids(homedAt: 1, among: [0, 1], count: 8, tag: 0x51)
@@ -90,7 +91,7 @@ import Testing
     }
 
     @Test func aPeerWhoseRingIsBrokenIsFencedWhenSilentAndMeetsItsPartnerWhenRestarted() throws {
-        let cluster = try TestCluster(nodes: 2, deadAfterMs: 3_000, requestTimeoutMs: 2_000) { $0.ringSlots = 16 }
+        let cluster = try TestCluster(nodes: 2, deadAfterMs: 3_000, requestTimeoutMs: 2_000) { $0.ringSlots = 16; $0.directoryIndex = 0 }
         defer { cluster.stop() }
         let ids = Self.ids(homedAt: 1, among: [0, 1], count: 40, tag: 0x52)
         // Node 1 stops (no heartbeat, no repair), its block 0→1 is scribbled

@@ -22,6 +22,7 @@ import Testing
             c.bells = bells
             c.heartbeatMillis = 1000
             c.deadAfterMillis = 30_000
+            c.directoryIndex = 0        // every lookup a message to the home (SPEC §10.4)
         })
         defer { cluster.stop() }
         let ids = Self.homedAt(1, among: [0, 1], count: 30, tag: bells ? 0x51 : 0x52)
