@@ -119,7 +119,7 @@ public struct ClusterCore: Sendable {
     public var config: Config
     public internal(set) var store: StoreCore
     var directory = Directory()
-    public internal(set) var peers: [NodeID: PeerInfo] = [:]
+    public internal(set) var peers: [NodeID: PeerInfo] = [:] { didSet { live = [me] + peers.keys.sorted() } }
     public internal(set) var loads: [NodeID: PeerLoad] = [:]
     public internal(set) var counters = ClusterCounters()
     var nextCorrelation: UInt64
@@ -168,14 +168,16 @@ public struct ClusterCore: Sendable {
         self.store = StoreCore(config: store)
         // Correlation ids of different incarnations do not collide.
         nextCorrelation = (config.incarnation & 0xFFFF_FFFF) << 24 | 1
+        live = [config.node]
         view = currentView
     }
 
     public typealias StoreConfig = StoreCore.Config
 
     public var me: NodeID { config.node }
-    /// Live nodes, this one included.
-    public var live: [NodeID] { [me] + peers.keys.sorted() }
+    /// Live nodes, this one included, ascending after this one (kept with
+    /// `peers`: every remote operation computes a home over it).
+    public private(set) var live: [NodeID] = []
     public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
     public var directoryEntries: Int { directory.count }
 

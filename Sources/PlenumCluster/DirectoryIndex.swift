@@ -125,27 +125,32 @@ extension DirectoryIndexLayout {
     /// reader rule). nil: ask the home.
     ///
     /// ```
-    ///  invalidate bucket, fence ─ s1 ← seq (acquiring) ─ odd? nil
-    ///  invalidate bucket, fence ─ copy the line            (entries fetched after s1)
-    ///  fence, invalidate bucket, fence ─ s2 ← seq ─ s2 ≠ s1? nil
+    ///  bucket = granules g0 (holds seq) … gk of this memory's write-back unit
+    ///  invalidate g0, fence ─ s1 ← seq (acquiring) ─ odd? nil
+    ///  invalidate g1…gk, fence ─ copy the line      (g1…gk fetched after s1;
+    ///                                                g0 in the fetch s1 came from, or later)
+    ///  fence, invalidate g0, fence ─ s2 ← seq ─ s2 ≠ s1? nil
     ///  id in a slot: its state │ no slot, overflow 0: absent │ else nil
     /// ```
     /// The home's memory never shows an even `seq` over a half-written
     /// bucket (writer rule), and `seq` only grows, so s1 = s2 means no
-    /// rewrite began between the two loads: the copy is one state of the
-    /// bucket, a state at least as new as any the home had acknowledged
-    /// before the read began.
+    /// rewrite began between the two loads: every granule of the copy was
+    /// fetched between them, so the copy is one state of the bucket, at
+    /// least as new as any the home had acknowledged before the read began.
     public func peek<M: SharedMemory>(_ id: ObjectID, in m: M) -> IndexAnswer? {
         let off = bucketOffset(bucket(of: id))
+        let g = min(max(m.flushGranule, 8), lineSize)
         // Ordering: acquiring loads of a home-written line; flush rule: the
         // reader only invalidates (it never writes these lines). SPEC §10.4.
         let invalidates = !m.mutants.contains(.indexReadWithoutInvalidate)    // simulator only (§7.4)
-        if invalidates { m.invalidate(at: off, count: lineSize) }
+        if invalidates { m.invalidate(at: off, count: g) }
         m.fence(.full)
         let s1 = m.load64(at: off, ordering: .acquiring)
         guard s1 & 1 == 0 else { return nil }
-        if invalidates { m.invalidate(at: off, count: lineSize) }
-        m.fence(.full)
+        if g < lineSize {
+            if invalidates { m.invalidate(at: off + g, count: lineSize - g) }
+            m.fence(.full)
+        }
         let (w0, w1, w2) = id.words
         let per = perBucket
         let found: IndexAnswer?? = m.read(at: off, count: lineSize) { b -> IndexAnswer?? in
@@ -167,7 +172,7 @@ extension DirectoryIndexLayout {
             return overflow == 0 ? .some(.absent) : .some(nil)
         }
         m.fence(.full)
-        if invalidates { m.invalidate(at: off, count: lineSize) }
+        if invalidates { m.invalidate(at: off, count: g) }
         m.fence(.full)
         guard m.load64(at: off, ordering: .acquiring) == s1, let answer = found else { return nil }
         return answer

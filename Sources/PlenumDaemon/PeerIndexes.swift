@@ -10,7 +10,7 @@ import PlenumStore
 /// ```
 ///  peek(id, home h, incarnation i)
 ///    h's region not mapped here ─────────────────────────────▶ nil (ask h)
-///    mapping or i changed since last time ─▶ find "directory-index" in h's
+///    mapping (PeerLinks' generation) or i changed ─▶ find "directory-index" in h's
 ///        segment table, check its header (magic, version, line, crc,
 ///        geometry inside the segment) and that it names life i
 ///    no index there (a peer without one, a new life not mapped yet) ▶ nil
@@ -20,24 +20,38 @@ final class PeerIndexes: DirectoryPeeker, @unchecked Sendable {
     static let segmentName = "directory-index"
 
     private unowned let links: PeerLinks
-    private var found: [NodeID: (region: ObjectIdentifier, incarnation: UInt64, layout: DirectoryIndexLayout?)] = [:]
+    /// Per home (node ids are 0…63): what was found for which mapping
+    /// generation and incarnation.
+    private struct Found {
+        var generation: Int
+        var incarnation: UInt64
+        /// Weak: a replaced peer file is unmapped when `PeerLinks` lets it go.
+        weak var region: Region?
+        var layout: DirectoryIndexLayout?
+    }
+    private var found = [Found?](repeating: nil, count: 64)
 
     init(links: PeerLinks) { self.links = links }
 
     func peek(_ id: ObjectID, at home: NodeID, incarnation: UInt64) -> IndexAnswer? {
-        guard let r = links.peerRegions[home] else { return nil }
-        let key = ObjectIdentifier(r)
-        let m = r.memory()
-        if let f = found[home], f.region == key, f.incarnation == incarnation {
-            return f.layout?.peek(id, in: m)
+        guard home < 64 else { return nil }
+        let generation = links.regionsChanged
+        if let f = found[Int(home)], f.generation == generation, f.incarnation == incarnation {
+            guard let layout = f.layout, let r = f.region else { return nil }
+            return layout.peek(id, in: r.memory())
         }
+        let r = links.peerRegions[home]
         var layout: DirectoryIndexLayout?
-        if let seg = try? SegmentTable.find(Self.segmentName, in: m, header: r.header),
-           let (l, life) = DirectoryIndexLayout.read(at: seg.offset, length: seg.length, in: m), life == incarnation {
-            layout = l
-            r.mapping.prefaultForReading(offset: l.base, count: l.totalBytes)
+        if let r {
+            let m = r.memory()
+            if let seg = try? SegmentTable.find(Self.segmentName, in: m, header: r.header),
+               let (l, life) = DirectoryIndexLayout.read(at: seg.offset, length: seg.length, in: m), life == incarnation {
+                layout = l
+                r.mapping.prefaultForReading(offset: l.base, count: l.totalBytes)
+            }
         }
-        found[home] = (key, incarnation, layout)
-        return layout?.peek(id, in: m)
+        found[Int(home)] = Found(generation: generation, incarnation: incarnation, region: r, layout: layout)
+        guard let layout, let r else { return nil }
+        return layout.peek(id, in: r.memory())
     }
 }

@@ -76,7 +76,10 @@ final class PeerLinks {
     /// Damaged descriptors of hosted blocks rewritten (status `link_blocks_repaired`).
     var blocksRepaired = 0
     var links: [NodeID: Link] = [:]
-    var peerRegions: [NodeID: Region] = [:]
+    var peerRegions: [NodeID: Region] = [:] { didSet { regionsChanged &+= 1 } }
+    /// Bumped at every change of `peerRegions` (readers that cache a
+    /// peer's mapping check it instead of looking the region up).
+    private(set) var regionsChanged = 0
     /// The inode each peer region was mapped from: a peer that restarts
     /// cleanly creates a new file, which a stale mapping would never show.
     var regionInodes: [NodeID: UInt64] = [:]
