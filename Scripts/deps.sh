@@ -7,6 +7,7 @@ plenum_missing_packages() {
     [ -f /usr/include/liburing.h ] || missing+=(liburing-dev)
     [ -f /usr/include/numa.h ] || missing+=(libnuma-dev)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # the unit template's test (Deploy/)
     echo "${missing[@]:-}"
 }
 

@@ -173,8 +173,8 @@ extension LocalCluster {
 }
 
 struct ClusterCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "cluster", abstract: "Start or stop a cluster of stores on this host.",
-                                                    subcommands: [Up.self, Down.self])
+    static let configuration = CommandConfiguration(commandName: "cluster", abstract: "Start or stop a cluster of stores on this host; check a cluster file.",
+                                                    subcommands: [Up.self, Down.self, ClusterCheck.self])
 
     struct Up: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start every node (default: 3 local nodes in /dev/shm) and wait until they see each other.")

@@ -256,12 +256,9 @@ public final class StoreDaemon {
         let me = options.cluster?.node ?? 0
         if let (config, _) = options.cluster {
             plan = try RingPlan(config)
-            let blocks = plan!.rings(in: me) * LinkBlock.bytes(line: line, slots: config.ringSlots, slotSize: config.ringSlotSize)
-            linkArea = max(4096, (blocks + 4095) / 4096 * 4096)
-            if config.transport == .rings, config.directoryIndex > 0,
-               let l = DirectoryIndexLayout(base: 0, lineSize: line, entries: config.directoryIndex) {
-                indexArea = (l.totalBytes + 4095) / 4096 * 4096
-            }
+            let sizes = RegionPlan(config: config, plan: plan!, node: me)
+            linkArea = sizes.links
+            indexArea = sizes.index
         }
         // SPEC §10.3 "Region size": header, objects, peer links, directory index — nothing else.
         let size = RegionLayout.dataOffset(line: line) + heap + linkArea + indexArea

@@ -21,7 +21,7 @@ struct LinkBlock {
     let line: Int
     let ring: RingLayout
 
-    static func bytes(line: Int, slots: Int, slotSize: Int) -> Int { 5 * line + slots * slotSize }
+    static func bytes(line: Int, slots: Int, slotSize: Int) -> Int { RegionPlan.blockBytes(line: line, slots: slots, slotSize: slotSize) }
 
     init(base: Int, line: Int, slots: Int, slotSize: Int) throws {
         self.base = base
