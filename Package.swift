@@ -30,6 +30,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-atomics", from: "1.3.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Metrics (SPEC §10.9 "Metrics"): swift-prometheus's collectors and
+        // text format (it builds on swift-metrics' CoreMetrics).
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C: only what Swift cannot reach (cache-line flushes, fences, cpuid,
@@ -84,7 +87,8 @@ let package = Package(
         .target(
             name: "PlenumDaemon",
             dependencies: ["PlenumStore", "PlenumWire", "PlenumCluster", "PlenumPlasma", "PlenumRegion", "PlenumRing", "PlenumMemory", "CURing", "CPlenumShim",
-                           .product(name: "Logging", package: "swift-log")],
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Prometheus", package: "swift-prometheus")],
             swiftSettings: optimise
         ),
         // The Swift client library: socket requests, zero-copy object views.

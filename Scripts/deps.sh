@@ -8,6 +8,7 @@ plenum_missing_packages() {
     [ -f /usr/include/numa.h ] || missing+=(libnuma-dev)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)   # the unit template's test (Deploy/)
+    command -v tmux >/dev/null 2>&1 || missing+=(tmux)                 # `plenum top`'s test, in a real terminal
     echo "${missing[@]:-}"
 }
 

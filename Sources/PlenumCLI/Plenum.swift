@@ -26,7 +26,7 @@ struct Plenum: ParsableCommand {
         with writer-owned commit words and cache-line flushes after every post.
         See README.md and SPEC.md.
         """,
-        subcommands: [StoreCommand.self, ClusterCommand.self, StatusCommand.self, BarrierCommand.self, ClientWorkload.self, LookupLoop.self, PutCommand.self, GetCommand.self, ListCommand.self, RemoveCommand.self, StatCommand.self, PlasmaStoreServer.self, RegionCommand.self, RingCommand.self, BenchCommand.self, DemoCommand.self, SimCommand.self, FuzzCommand.self]
+        subcommands: [StoreCommand.self, ClusterCommand.self, StatusCommand.self, MetricsCommand.self, TopCommand.self, BarrierCommand.self, ClientWorkload.self, LookupLoop.self, PutCommand.self, GetCommand.self, ListCommand.self, RemoveCommand.self, StatCommand.self, PlasmaStoreServer.self, RegionCommand.self, RingCommand.self, BenchCommand.self, DemoCommand.self, SimCommand.self, FuzzCommand.self]
     )
 }
 

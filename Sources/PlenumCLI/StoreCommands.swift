@@ -23,6 +23,7 @@ struct StoreCommand: ParsableCommand {
     @Option(help: "A uid besides this daemon's own that may change the store (repeatable).") var writerUid: [UInt32] = []
     @Option(help: "Disconnect a ring client that takes none of its waiting replies for this long (ms).") var replyStallMs: UInt64 = 10_000
     @Option(help: "Also serve Plasma 11 clients (pyarrow.plasma, libplasma) on this socket (SPEC §11).") var plasmaSocket: String?
+    @Option(help: "Rewrite this file every second with the store's metrics in Prometheus's text format, for node_exporter's textfile collector (SPEC §10.9).") var metricsFile: String?
     @Flag(inversion: .prefixedNo, help: "Allocate and map the whole region at start: no page faults on later writes, and a /dev/shm too small fails now.") var prefault = true
     @Flag(help: "Ask for transparent huge pages over the region (tmpfs: needs /sys/kernel/mm/transparent_hugepage/shmem_enabled = advise).") var hugePages = false
     @OptionGroup var log: LogOptions
@@ -52,6 +53,7 @@ struct StoreCommand: ParsableCommand {
         o.socketMode = mode
         o.writerUIDs = Set(writerUid.map { uid_t($0) })
         o.plasmaSocketPath = plasmaSocket
+        o.metricsFile = metricsFile
         o.replyStallNanos = replyStallMs.multipliedReportingOverflow(by: 1_000_000).overflow ? .max : replyStallMs * 1_000_000
         let daemon = try StoreDaemon(o, logger: logger)
         try daemon.run()

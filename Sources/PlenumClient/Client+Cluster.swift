@@ -77,6 +77,13 @@ extension PlenumClient {
         }
     }
 
+    /// What the store counts, in Prometheus's text format (SPEC §10.9 "Metrics").
+    public func metrics() throws(ClientError) -> String {
+        try socketCall(Wire.encodeMetrics) { incoming, rid -> String? in
+            if case .metrics(rid, let text) = incoming { return text } else { return nil }
+        }
+    }
+
     public func clusterStatus() throws(ClientError) -> String {
         try socketCall(Wire.encodeClusterStatus) { incoming, rid -> String? in
             if case .clusterStatus(rid, let json) = incoming { return json } else { return nil }

@@ -195,7 +195,7 @@ public final class PlenumClient {
     func take(_ incoming: Wire.Incoming, awaiting rid: UInt64) {
         switch incoming {
         case .notification(let n): notifications.append(n)
-        case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .wake: break
+        case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .metrics, .wake: break
         case .reply(let r, let result):
             if r == rid || inFlight.remove(r) != nil { completed[r] = result }
         }

@@ -271,6 +271,10 @@ public struct ClusterCore: Sendable {
             outstanding[corr] = Outstanding(node: n, deadline: now &+ config.requestTimeout, what: p)
         }
         counters.messagesOut += 1
+        switch m {
+        case .notifySealed, .notifyDeleted: break
+        default: counters.peerWork += 1
+        }
         out.append(.send(n, correlation: corr, m))
     }
 

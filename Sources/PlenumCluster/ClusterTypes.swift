@@ -88,6 +88,10 @@ public struct ClusterCounters: Equatable, Sendable {
     /// to ask the home (SPEC §10.4 "Directory index").
     public var indexPeeks = 0
     public var indexMisses = 0
+    /// Messages sent other than notifications: a client request that
+    /// changed it (or `indexPeeks`, `indexMisses`) took a peer's part
+    /// (metrics' `scope`, SPEC §10.9).
+    public var peerWork = 0
     public init() {}
 }
 

@@ -254,3 +254,56 @@ final class JSON {
 private extension String {
     func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }
+
+extension StoreDaemon {
+    /// Peer messages sent (notifications aside) and directory indexes read
+    /// so far: a request that changed it between its arrival and its reply
+    /// was remote.
+    var peerWork: Int { core.counters.peerWork &+ core.counters.indexPeeks &+ core.counters.indexMisses }
+
+    /// SPEC §10.9 "Metrics": the store's state now, then its per-request series.
+    func metricsText() -> String {
+        let held = core.referencesHeld, lent = core.referencesLent
+        var peerRows: [MetricsSnapshot.Peer] = []
+        for l in (peers?.links.values.sorted { $0.peer < $1.peer }) ?? [] {
+            peerRows.append(.init(peer: l.peer, alive: core.peers[l.peer] != nil, sent: l.sent, received: l.received, fullEvents: l.fullEvents,
+                                  corrupt: l.corrupt, held: held[l.peer] ?? 0, lent: lent[l.peer] ?? 0))
+        }
+        for r in (peers?.relayed.values.sorted { $0.peer < $1.peer }) ?? [] {
+            peerRows.append(.init(peer: r.peer, alive: core.peers[r.peer] != nil, sent: r.sent, received: r.received, fullEvents: 0,
+                                  corrupt: 0, held: held[r.peer] ?? 0, lent: lent[r.peer] ?? 0))
+        }
+        return metrics.render(MetricsSnapshot(store: core.store.stats, clients: connections.count,
+                                              directoryEntries: core.directoryEntries, cluster: core.counters, peers: peerRows))
+    }
+}
+
+extension StoreDaemon {
+    /// `--metrics-file`: the text to PATH.tmp, renamed over PATH (a reader
+    /// never sees half a file), every second.
+    func writeMetricsFile() {
+        guard let path = options.metricsFile else { return }
+        let tmp = path + ".tmp"
+        let bytes = Array(metricsText().utf8)
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        var ok = fd >= 0
+        if ok {
+            ok = bytes.withUnsafeBytes { b in
+                var done = 0
+                while done < b.count {
+                    let n = write(fd, b.baseAddress! + done, b.count - done)
+                    if n <= 0 { return false }
+                    done += n
+                }
+                return true
+            }
+            close(fd)
+        }
+        if ok { ok = rename(tmp, path) == 0 }
+        if !ok {
+            let e = errno
+            warnings.warning(logger, key: "metrics-file", "metrics file \(path) could not be written (errno \(e)); retrying every second", now: monotonicNanos())
+        }
+        armTimeout(metricsSpec, 1_000_000_000, .metricsFile)
+    }
+}

@@ -147,7 +147,10 @@ extension StoreDaemon {
     func handlePlasma(_ q: PlasmaRequest, from c: Connection, _ s: PlasmaSession) {
         let now = monotonicNanos()
         func ask(_ p: PlasmaSession.Pending, _ r: StoreRequest) {
-            dispatch(core.handle(.local(.request(c.id, requestId: s.track(p), r)), now: now))
+            let rid = s.track(p)
+            metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(r), now: now, peerWork: peerWork)
+            dispatch(core.handle(.local(.request(c.id, requestId: rid, r)), now: now))
+            metrics.settle()
         }
         switch q {
         case .connect:

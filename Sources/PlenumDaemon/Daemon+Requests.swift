@@ -19,20 +19,26 @@ extension StoreDaemon {
             switch decoded {
             case (let rid, .core(let request)):
                 if !c.mayWrite, Self.changesTheStore(request) { return refuseReadOnly(c, rid) }
+                metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(request), now: now, peerWork: peerWork)
                 dispatch(core.handle(.local(.request(c.id, requestId: rid, request)), now: now))
+                metrics.settle()
             case (let rid, .createAndSeal(let objects)):
                 guard c.mayWrite else { return refuseReadOnly(c, rid) }
                 let token = nextBatch
                 nextBatch += 1
                 batches[token] = (c.id, rid, objects)
+                metrics.begin(client: c.id, rid: rid, op: StoreMetrics.createAndSeal, now: now, peerWork: peerWork)
                 dispatch(core.handle(.reserveBatch(token: token, ids: objects.map(\.id)), now: now))
+                metrics.settle()
             case (let rid, .openRings):
                 openRings(for: c, requestId: rid)
             case (_, .wake):
                 lastRingActivity = now
             case (let rid, .cluster(let request)):
                 if case .createOn = request, !c.mayWrite { return refuseReadOnly(c, rid) }
+                metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(request), now: now, peerWork: peerWork)
                 dispatch(core.handle(.cluster(c.id, requestId: rid, request), now: now))
+                metrics.settle()
             case (let rid, .regions):
                 sendRegions(to: c, requestId: rid)
             case (let rid, .hopTrace(let on)):
@@ -40,13 +46,18 @@ extension StoreDaemon {
                 sendSocket(c, Wire.encodeHopTraceReply(events[...], dropped: dropped, requestId: rid))
             case (let rid, .clusterStatus):
                 sendSocket(c, Wire.encodeClusterStatus(statusJSON(), requestId: rid))
+            case (let rid, .metrics):
+                sendSocket(c, Wire.encodeMetrics(metricsText(), requestId: rid))
             case (let rid, .writeAccess):
                 grantWriteAccess(to: c, requestId: rid)
             case (let rid, .releaseQuietly(let ids)):
                 // As `release`, once per id, with every reply to it dropped:
                 // a failure (no reference) is only logged at debug level.
                 for id in ids {
+                    metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(StoreRequest.release(id)), now: now, peerWork: peerWork)
                     let actions = core.handle(.local(.request(c.id, requestId: rid, .release(id))), now: now)
+                    for case .local(.reply(c.id, rid, let r)) in actions { metrics.end(client: c.id, rid: rid, r, now: monotonicNanos(), peerWork: peerWork) }
+                    metrics.settle()
                     dispatch(actions.filter { a in
                         guard case .local(.reply(c.id, rid, let r)) = a else { return true }
                         if case .error(let e) = r { logger.debug("quiet release of \(id) by client \(c.id): \(e)") }
@@ -103,6 +114,7 @@ extension StoreDaemon {
         let (sealed, more) = core.sealLocal(client, o.id, digest: digest, now: now)
         dispatch(more)
         if case .error(let e)? = sealed { return e }
+        metrics.created(bytes: total)
         return nil
     }
 
@@ -116,6 +128,7 @@ extension StoreDaemon {
         for a in actions {
             switch a {
             case .local(.reply(let client, let rid, let response)):
+                metrics.end(client: client, rid: rid, response, now: monotonicNanos(), peerWork: peerWork)
                 guard let c = connections[client] else { break }
                 if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else {
                     let frame = Wire.encode(response, requestId: rid)

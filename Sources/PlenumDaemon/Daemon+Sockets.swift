@@ -158,6 +158,8 @@ extension StoreDaemon {
         case .heartbeat:
             heartbeatArmed = false
             heartbeat()
+        case .metricsFile:
+            writeMetricsFile()
         case .bell:
             // A peer posted while this store slept: poll now.
             lastRingActivity = monotonicNanos()
@@ -325,6 +327,7 @@ extension StoreDaemon {
 
     func finishClose(_ c: Connection) {
         guard connections.removeValue(forKey: c.id) != nil else { return }
+        metrics.forget(client: c.id)
         shutdownSocket(c.fd)   // completes an outstanding recv
         close(c.fd)
         if c.recvArmed { retired[c.id] = c }

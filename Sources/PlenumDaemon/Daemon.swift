@@ -58,6 +58,9 @@ public final class StoreDaemon {
         public var writerUIDs: Set<uid_t> = []
         /// Also serve Plasma 11's client protocol on this socket (SPEC §11).
         public var plasmaSocketPath: String?
+        /// Rewritten every second with `metricsText()` (node_exporter's
+        /// textfile collector, SPEC §10.9 "Metrics"); removed at shutdown.
+        public var metricsFile: String?
         /// The capacity Plasma clients are told (default: `memory`).
         public var plasmaCapacity: Int?
         /// Keep evicted objects' bytes in this process, up to this many bytes,
@@ -118,7 +121,7 @@ public final class StoreDaemon {
         }
     }
 
-    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry, plasmaAccept, plasmaAcceptRetry, plasmaRead, idlePoll }
+    enum Tag: UInt64 { case accept = 1, recv, send, signal, timer, acceptRetry, heartbeat, bell, retry, plasmaAccept, plasmaAcceptRetry, plasmaRead, idlePoll, metricsFile }
 
     /// A client's pair of shared-memory rings (SPEC §9.6): requests in,
     /// replies and notifications out, in a memory file only this client and
@@ -180,6 +183,8 @@ public final class StoreDaemon {
     var core: ClusterCore
     /// This node's directory index, if it keeps one (SPEC §10.4 "Directory index").
     var index: DirectoryIndexWriter?
+    /// What this store counts (SPEC §10.9 "Metrics").
+    let metrics: StoreMetrics
     /// Links to the other stores (nil for a single store).
     let peers: PeerLinks?
     /// This life of the node (wall-clock ns at start; SPEC §10.3).
@@ -189,6 +194,7 @@ public final class StoreDaemon {
     var bellFD: Int32 = -1
     var bellBuffer = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 8)
     var heartbeatSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
+    var metricsSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var nextHeartbeat: UInt64 = 0
     var heartbeatArmed = false
     /// Create-and-seal batches waiting for their ids' reservations.
@@ -237,6 +243,7 @@ public final class StoreDaemon {
         Self.blockTerminatingSignals()
         self.options = options
         self.logger = logger
+        metrics = StoreMetrics(node: options.cluster?.node)
         var w = WaitPolicy(mode: options.cluster.map { $0.config.waitMode(of: $0.node) } ?? .adaptive, bells: options.cluster?.config.bells ?? true)
         // Tuning overrides, for experiments only (SPEC §10.1 "Waiting").
         if let v = envNumber("PLENUM_BUSY_SPIN_NS") { w.busySpin = v }
@@ -330,6 +337,7 @@ public final class StoreDaemon {
         signalInfo.deallocate()
         bellBuffer.deallocate()
         heartbeatSpec.deallocate()
+        metricsSpec.deallocate()
     }
 
     /// Blocks the terminating signals (and SIGPIPE) in this thread; returns
@@ -360,6 +368,7 @@ public final class StoreDaemon {
         armAccept()
         if plasmaListenFD >= 0 { armPlasmaAccept() }
         armSignal()
+        writeMetricsFile()
         if let peers, let me = options.cluster.flatMap({ $0.config.node($0.node) }) {
             try openBell()
             try peers.startCarrier(bell: me.bell)
@@ -467,6 +476,7 @@ public final class StoreDaemon {
     }
 
     func shutdown() {
+        if let f = options.metricsFile { unlink(f) }
         peers?.stopCarrier()
         for c in connections.values { close(c.fd) }
         connections.removeAll()

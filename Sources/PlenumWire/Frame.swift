@@ -25,11 +25,14 @@ public enum Frame {
         case releaseQuietly = 0x16
         // where a traced operation's time goes (SPEC §9.2, §10.9)
         case hopTrace = 0x17
+        // what the store counts, in Prometheus's text format (SPEC §9.2, §10.9 "Metrics")
+        case metrics = 0x18
         // replies
         case created = 0x81, sealed, aborted, objects, released, containsReply, deleted, listReply, evicted, subscribed, statsReply
         case refreshed, createdAndSealed, ringsOpened
         case barrierPassed = 0x91, regionsReply, clusterStatusReply, writeGranted, verified
         case hopTraceReply = 0x97
+        case metricsReply = 0x98
         case error = 0xFF
         // notifications and the greeting
         case notifySealed = 0xC1, notifyDeleted = 0xC2

@@ -78,6 +78,8 @@ public enum Wire {
         case releaseQuietly([ObjectID])
         /// Start (true) or stop recording hop events; answered with what was recorded.
         case hopTrace(on: Bool)
+        /// What the store counts, as Prometheus text (SPEC §10.9 "Metrics").
+        case metrics
     }
 
     /// One region a store maps and passes to its clients (SPEC §10.7): the
@@ -108,6 +110,14 @@ public enum Wire {
 
     public static func encodeRegions(requestId: UInt64) -> [UInt8] { Frame.build(.regions, requestId: requestId) }
     public static func encodeClusterStatus(requestId: UInt64) -> [UInt8] { Frame.build(.clusterStatus, requestId: requestId) }
+    public static func encodeMetrics(requestId: UInt64) -> [UInt8] { Frame.build(.metrics, requestId: requestId) }
+
+    public static func encodeMetrics(_ text: String, requestId: UInt64) -> [UInt8] {
+        Frame.build(.metricsReply, requestId: requestId) { w in
+            let u = Array(text.utf8)
+            w.u32(UInt32(u.count)); w.bytes(u)
+        }
+    }
 
     public static func encode(_ table: [RegionInfo], requestId: UInt64) -> [UInt8] {
         Frame.build(.regionsReply, requestId: requestId) { w in
@@ -202,9 +212,9 @@ public enum Wire {
         case .wake:
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
             return (rid, .wake)
-        case .regions, .clusterStatus, .writeAccess:
+        case .regions, .clusterStatus, .writeAccess, .metrics:
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }
-            return (rid, k == .regions ? .regions : k == .writeAccess ? .writeAccess : .clusterStatus)
+            return (rid, k == .regions ? .regions : k == .writeAccess ? .writeAccess : k == .metrics ? .metrics : .clusterStatus)
         case .verify:
             let ids = try r.ids(limit: Frame.maxIds)
             guard r.remaining == 0 else { throw .trailingBytes(r.remaining) }

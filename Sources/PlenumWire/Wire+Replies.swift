@@ -96,6 +96,7 @@ extension Wire {
         case writeGranted(requestId: UInt64)
         case verified(requestId: UInt64, [StoreError?])
         case hopTrace(requestId: UInt64, events: [HopEvent], dropped: Int)
+        case metrics(requestId: UInt64, String)
         /// The store posted to the reply ring of a client that said it
         /// sleeps (SPEC §9.6 "The client's sleeping word").
         case wake
@@ -153,6 +154,8 @@ extension Wire {
         case .hopTraceReply:
             let (events, dropped) = try decodeHopTraceReply(&r)
             return .hopTrace(requestId: rid, events: events, dropped: dropped)
+        case .metricsReply:
+            return .metrics(requestId: rid, String(decoding: try r.blob(), as: UTF8.self))
         case .clusterStatusReply:
             let text = String(decoding: try r.blob(), as: UTF8.self)
             return .clusterStatus(requestId: rid, text)
