@@ -79,7 +79,8 @@ struct ClusterPlanReport {
         [
             "valid": true,
             "line_size": config.lineSize, "ring_slots": config.ringSlots, "ring_slot_size": config.ringSlotSize,
-            "transport": config.transport.rawValue, "bells": config.bells, "directory_index": config.directoryIndex,
+            "transport": config.transport.rawValue, "bells": config.bells,
+            "directory_index": config.transport == .rings ? config.directoryIndex : 0,
             "nodes": ids.map { id -> [String: Any] in
                 let n = config.node(id)!, r = region(id)
                 var d: [String: Any] = [

@@ -101,7 +101,7 @@ struct TopModel {
         let bounds = perBound.keys.sorted { (Double($0) ?? .infinity) < (Double($1) ?? .infinity) }
         guard let total = bounds.last.flatMap({ perBound[$0] }), total > 0 else { return "-" }
         for b in bounds where perBound[b]! >= q * total {
-            guard let s = Double(b) else { return "> 1 s" }
+            guard b != "+Inf", let s = Double(b), s.isFinite else { return "> 1 s" }
             return s < 1e-3 ? "≤\(Int((s * 1e6).rounded())) µs" : s < 1 ? "≤\(Int((s * 1e3).rounded())) ms" : "≤\(Int(s)) s"
         }
         return "-"
@@ -152,7 +152,9 @@ final class RawTerminal {
         guard isTTY else { return }
         tcgetattr(STDIN_FILENO, &saved)
         var raw = saved
-        raw.c_lflag &= ~tcflag_t(ICANON | ECHO)
+        // No line editing, no echo, and Ctrl-C is a key (it quits, and the
+        // terminal is given back) rather than a signal that would not.
+        raw.c_lflag &= ~tcflag_t(ICANON | ECHO | ISIG)
         tcsetattr(STDIN_FILENO, TCSANOW, &raw)
         Self.write("\u{1B}[?25l")     // hide the cursor
     }
@@ -174,18 +176,20 @@ final class RawTerminal {
         }
     }
 
-    /// Waits up to `seconds`; true if `q` (or Ctrl-D) was typed.
+    /// Waits up to `seconds`; true if `q`, Ctrl-C or Ctrl-D was typed, or
+    /// the input ended.
     func waitForQuit(seconds: Double) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while true {
             let left = deadline.timeIntervalSinceNow
             if left <= 0 { return false }
-            guard isTTY else { usleep(UInt32(min(left, 1) * 1_000_000)); continue }
             var p = pollfd(fd: STDIN_FILENO, events: Int16(POLLIN), revents: 0)
-            guard poll(&p, 1, Int32(left * 1000)) > 0 else { continue }
+            let ready = poll(&p, 1, Int32(max(1, left * 1000)))
+            if ready < 0 { if errno == EINTR { continue } else { usleep(UInt32(min(left, 1) * 1_000_000)); continue } }
+            guard ready > 0 else { continue }
             var c: UInt8 = 0
             let n = read(STDIN_FILENO, &c, 1)
-            if n <= 0 || c == UInt8(ascii: "q") || c == UInt8(ascii: "Q") || c == 4 { return true }
+            if n <= 0 || c == UInt8(ascii: "q") || c == UInt8(ascii: "Q") || c == 3 || c == 4 { return true }
         }
     }
 }

@@ -63,6 +63,7 @@ extension ClusterCore {
             if h == me {
                 reply(c, rid, .contains(directory.lookup(id, watch: nil)?.sealed == true), into: &out)
             } else if let a = peek(id, at: h) {
+                usedPeek()
                 if case .sealed = a { reply(c, rid, .contains(true), into: &out) } else { reply(c, rid, .contains(false), into: &out) }
             } else {
                 send(.lookup(id, watch: false), to: h, awaiting: .contains(c, requestId: rid), now: now, into: &out)

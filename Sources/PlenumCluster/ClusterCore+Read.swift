@@ -40,6 +40,7 @@ extension ClusterCore {
                     resolve(token, i, nil, now: now, into: &out)
                 }
             } else if let a = peek(id, at: h), peeked(a, token, i, id, watch: timeoutMs != 0, now: now, into: &out) {
+                usedPeek()
                 continue
             } else {
                 if timeoutMs != 0 { watching[id, default: []].append((token, i)) }
@@ -61,11 +62,11 @@ extension ClusterCore {
                          now: UInt64, into out: inout [ClusterAction]) -> Bool {
         switch a {
         case .sealed(let owner):
-            guard owner != me, peers[owner]?.regionSize != nil else { return false }
+            guard owner != me, peers[owner]?.regionSize != nil else { askedAfterPeek(); return false }
             send(.acquire(id), to: owner, awaiting: .acquire(get: token, index: i, id: id), now: now, into: &out)
             return true
         case .absent, .reserved:
-            guard !watch else { return false }
+            guard !watch else { askedAfterPeek(); return false }
             resolve(token, i, nil, now: now, into: &out)
             return true
         }
@@ -213,8 +214,9 @@ extension ClusterCore {
             let h = home(of: id)
             if h == me {
                 deleteAt(directory.lookup(id, watch: nil), token, i, id, now: now, into: &out)
-            } else if let a = peek(id, at: h), a != .sealed(owner: me) {
+            } else if let a = peek(id, at: h) {
                 // The index answered: straight to the owner (SPEC §10.6 "delete").
+                usedPeek()
                 switch a {
                 case .absent: deleteAnswered(token, i, .notFound(id), into: &out)
                 case .reserved: deleteAnswered(token, i, .notSealed(id), into: &out)

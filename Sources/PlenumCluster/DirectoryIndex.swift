@@ -23,7 +23,8 @@ import PlenumStore
 ///  16 entry 0            ┌ id bytes 0..<8 u64 ┬ id bytes 8..<16 u64 ┐
 ///  40 entry 1            └ id bytes 16..<20 u32 | owner u16 | state u8 | 0 ┘
 ///  …  perBucket = (L − 16) / 24 entries (2 for L = 64, 4 for 128, 10 for 256)
-///  state: 0 empty slot, 1 reserved (owner 0), 2 sealed at owner
+///  state: 0 empty slot, 1 reserved (owner = the reserving node), 2 sealed at owner
+///  owner 0…63 and bits 56…63 zero, else the line is scribbled: ask
 ///  bucket(id) = mix(key(id)) mod B, B a power of two (key, mix: §10.4)
 /// ```
 public struct DirectoryIndexLayout: Equatable, Sendable {
@@ -32,6 +33,8 @@ public struct DirectoryIndexLayout: Equatable, Sendable {
     public static let entryBytes = 24
     public static let bucketHeaderBytes = 16
     public static let maxBuckets = 1 << 24
+    /// Node ids are 0…63 (SPEC §10.1).
+    public static let maxNodes: NodeID = 64
 
     public let base: Int
     public let lineSize: Int
@@ -116,7 +119,8 @@ public struct DirectoryIndexLayout: Equatable, Sendable {
 /// What a peek of a home's index says of an id.
 public enum IndexAnswer: Equatable, Sendable {
     case absent
-    case reserved
+    /// Reserved by that node, not sealed yet.
+    case reserved(by: NodeID)
     case sealed(owner: NodeID)
 }
 
@@ -159,14 +163,16 @@ extension DirectoryIndexLayout {
                 let e = Self.bucketHeaderBytes + k * Self.entryBytes
                 let c = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: e + 16, as: UInt64.self))
                 let state = UInt8(truncatingIfNeeded: c >> 48)
+                let owner = NodeID(UInt16(truncatingIfNeeded: c >> 32))
                 guard state != 0,
                       UInt64(littleEndian: b.loadUnaligned(fromByteOffset: e, as: UInt64.self)) == w0,
                       UInt64(littleEndian: b.loadUnaligned(fromByteOffset: e + 8, as: UInt64.self)) == w1,
                       UInt32(truncatingIfNeeded: c) == w2 else { continue }
+                guard c >> 56 == 0, owner < Self.maxNodes else { return .some(nil) }    // scribbled: ask
                 switch state {
-                case 1: return .some(.reserved)
-                case 2: return .some(.sealed(owner: NodeID(UInt16(truncatingIfNeeded: c >> 32))))
-                default: return .some(nil)        // scribbled: ask
+                case 1: return .some(.reserved(by: owner))
+                case 2: return .some(.sealed(owner: owner))
+                default: return .some(nil)
                 }
             }
             return overflow == 0 ? .some(.absent) : .some(nil)
@@ -239,7 +245,7 @@ public struct DirectoryIndexWriter: Sendable {
         let (_, _, tail) = id.words
         switch a {
         case .absent: return 0
-        case .reserved: return UInt64(tail) | 1 << 48
+        case .reserved(let by): return UInt64(tail) | UInt64(by & 0xFFFF) << 32 | 1 << 48
         case .sealed(let o): return UInt64(tail) | UInt64(o & 0xFFFF) << 32 | 2 << 48
         }
     }

@@ -150,7 +150,7 @@ extension StoreDaemon {
             let rid = s.track(p)
             metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(r), now: now, peerWork: peerWork)
             dispatch(core.handle(.local(.request(c.id, requestId: rid, r)), now: now))
-            metrics.settle()
+            metrics.settle(peerWork: peerWork)
         }
         switch q {
         case .connect:
@@ -168,8 +168,11 @@ extension StoreDaemon {
         case .createAndSeal(let objects, let batch):
             let token = nextBatch
             nextBatch += 1
-            batches[token] = (c.id, s.track(.createAndSeal(batch: batch)), objects.map { Wire.InlineObject(id: $0.id, data: $0.data, metadata: $0.metadata) })
+            let rid = s.track(.createAndSeal(batch: batch))
+            batches[token] = (c.id, rid, objects.map { Wire.InlineObject(id: $0.id, data: $0.data, metadata: $0.metadata) })
+            metrics.begin(client: c.id, rid: rid, op: StoreMetrics.createAndSeal, now: now, peerWork: peerWork)
             dispatch(core.handle(.reserveBatch(token: token, ids: objects.map(\.id)), now: now))
+            metrics.settle(peerWork: peerWork)
         case .abort(let id):
             s.created[id] = nil
             ask(.abort(id), .abort(id))

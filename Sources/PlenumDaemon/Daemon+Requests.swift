@@ -21,7 +21,7 @@ extension StoreDaemon {
                 if !c.mayWrite, Self.changesTheStore(request) { return refuseReadOnly(c, rid) }
                 metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(request), now: now, peerWork: peerWork)
                 dispatch(core.handle(.local(.request(c.id, requestId: rid, request)), now: now))
-                metrics.settle()
+                metrics.settle(peerWork: peerWork)
             case (let rid, .createAndSeal(let objects)):
                 guard c.mayWrite else { return refuseReadOnly(c, rid) }
                 let token = nextBatch
@@ -29,7 +29,7 @@ extension StoreDaemon {
                 batches[token] = (c.id, rid, objects)
                 metrics.begin(client: c.id, rid: rid, op: StoreMetrics.createAndSeal, now: now, peerWork: peerWork)
                 dispatch(core.handle(.reserveBatch(token: token, ids: objects.map(\.id)), now: now))
-                metrics.settle()
+                metrics.settle(peerWork: peerWork)
             case (let rid, .openRings):
                 openRings(for: c, requestId: rid)
             case (_, .wake):
@@ -38,7 +38,7 @@ extension StoreDaemon {
                 if case .createOn = request, !c.mayWrite { return refuseReadOnly(c, rid) }
                 metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(request), now: now, peerWork: peerWork)
                 dispatch(core.handle(.cluster(c.id, requestId: rid, request), now: now))
-                metrics.settle()
+                metrics.settle(peerWork: peerWork)
             case (let rid, .regions):
                 sendRegions(to: c, requestId: rid)
             case (let rid, .hopTrace(let on)):
@@ -57,7 +57,7 @@ extension StoreDaemon {
                     metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(StoreRequest.release(id)), now: now, peerWork: peerWork)
                     let actions = core.handle(.local(.request(c.id, requestId: rid, .release(id))), now: now)
                     for case .local(.reply(c.id, rid, let r)) in actions { metrics.end(client: c.id, rid: rid, r, now: monotonicNanos(), peerWork: peerWork) }
-                    metrics.settle()
+                    metrics.settle(peerWork: peerWork)
                     dispatch(actions.filter { a in
                         guard case .local(.reply(c.id, rid, let r)) = a else { return true }
                         if case .error(let e) = r { logger.debug("quiet release of \(id) by client \(c.id): \(e)") }

@@ -28,6 +28,7 @@ final class PeerIndexes: DirectoryPeeker, @unchecked Sendable {
         /// Weak: a replaced peer file is unmapped when `PeerLinks` lets it go.
         weak var region: Region?
         var layout: DirectoryIndexLayout?
+        var misses = 0
     }
     private var found = [Found?](repeating: nil, count: 64)
 
@@ -36,9 +37,13 @@ final class PeerIndexes: DirectoryPeeker, @unchecked Sendable {
     func peek(_ id: ObjectID, at home: NodeID, incarnation: UInt64) -> IndexAnswer? {
         guard home < 64 else { return nil }
         let generation = links.regionsChanged
-        if let f = found[Int(home)], f.generation == generation, f.incarnation == incarnation {
-            guard let layout = f.layout, let r = f.region else { return nil }
-            return layout.peek(id, in: r.memory())
+        if var f = found[Int(home)], f.generation == generation, f.incarnation == incarnation {
+            if let layout = f.layout, let r = f.region { return layout.peek(id, in: r.memory()) }
+            // No index found for this life: look again now and then (a peer
+            // without one costs a segment-table read per 1,024 lookups).
+            f.misses += 1
+            found[Int(home)] = f
+            if f.misses % 1024 != 0 { return nil }
         }
         let r = links.peerRegions[home]
         var layout: DirectoryIndexLayout?

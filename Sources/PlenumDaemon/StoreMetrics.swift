@@ -8,19 +8,19 @@ import Prometheus
 /// ```
 ///  per request (hot path, swift-prometheus's collectors):
 ///    begin(client, rid, request) ── current = (op, start, peer work so far)
-///    handled, no reply yet ── settle: pending[(client, rid)] = current
+///    handled, no reply yet ── settle: pending[(client, rid)] = current, its scope fixed
 ///    reply ─ end(client, rid, response) ─▶ plenum_operations_total{op, outcome, scope}
 ///                                        plenum_operation_duration_seconds{op, scope} (histogram)
 ///                                        plenum_created_bytes_total, plenum_read_bytes_total
-///    scope = "remote" when the request sent a peer message or read a peer's
-///    directory index between begin and end, else "local"
+///    scope = "remote" when handling the request sent a peer message (not a
+///    notification) or read a peer's directory index, else "local"
 ///  per scrape (read from the store's own state, nothing on the hot path):
 ///    memory, objects, clients, evictions, directory, references, peers, rings
 /// ```
 /// Every series carries `node`. Used from the loop's thread only.
 final class StoreMetrics {
     let node: String
-    private struct Pending { var client: UInt64; var rid: UInt64; var op: Int; var start: UInt64; var peerWork: Int }
+    private struct Pending { var client: UInt64; var rid: UInt64; var op: Int; var start: UInt64; var peerWork: Int; var remote = false }
     /// The request being handled now: most replies come before its handling
     /// returns, and are matched here without touching `pending`.
     private var current: Pending?
@@ -92,25 +92,30 @@ final class StoreMetrics {
         current = Pending(client: client, rid: rid, op: op, start: now, peerWork: peerWork)
     }
 
-    /// Its handling returned: unanswered, it waits for its reply in `pending`.
-    func settle() {
-        guard let p = current else { return }
+    /// Its handling returned: unanswered, it waits for its reply in
+    /// `pending`, remote if its own handling took a peer's part (what
+    /// other requests do meanwhile is theirs).
+    func settle(peerWork: Int) {
+        guard var p = current else { return }
         current = nil
+        p.remote = peerWork != p.peerWork
         if pending.count < Self.maxPending { pending[Key(client: p.client, rid: p.rid)] = p }
     }
 
     /// A reply went out: counted and timed if its request was begun.
     func end(client: UInt64, rid: UInt64, _ response: StoreResponse, now: UInt64, peerWork: Int) {
-        let p: Pending
+        let p: Pending, remote: Int
         if let c = current, c.client == client, c.rid == rid {
             p = c
+            remote = peerWork != c.peerWork ? 1 : 0
             current = nil
         } else if !pending.isEmpty, let q = pending.removeValue(forKey: Key(client: client, rid: rid)) {
             p = q
+            remote = q.remote ? 1 : 0
         } else {
             return
         }
-        let remote = peerWork != p.peerWork ? 1 : 0, failed = Self.failed(response) ? 1 : 0
+        let failed = Self.failed(response) ? 1 : 0
         replies[(p.op * 2 + remote) * 2 + failed] += 1
         let t = p.op * 2 + remote, d = now &- p.start
         var b = 0

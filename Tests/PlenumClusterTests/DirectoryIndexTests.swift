@@ -30,8 +30,8 @@ final class DirectoryIndexTests: XCTestCase {
         var f = try Fixture(buckets: 64)
         let id = oid(1)
         XCTAssertEqual(f.peek(id), .absent)
-        f.set(id, .reserved)
-        XCTAssertEqual(f.peek(id), .reserved)
+        f.set(id, .reserved(by: 5))
+        XCTAssertEqual(f.peek(id), .reserved(by: 5))
         f.set(id, .sealed(owner: 3))
         XCTAssertEqual(f.peek(id), .sealed(owner: 3))
         f.set(id, .sealed(owner: 63))
@@ -51,11 +51,11 @@ final class DirectoryIndexTests: XCTestCase {
         XCTAssertEqual(f.layout.perBucket, 2)
         let (a, b, c, d) = (oid(1), oid(2), oid(3), oid(4))
         f.set(a, .sealed(owner: 1))
-        f.set(b, .reserved)
+        f.set(b, .reserved(by: 0))
         f.set(c, .sealed(owner: 2))                        // no room: private only
         XCTAssertEqual(f.writer.overflowedCount, 1)
         XCTAssertEqual(f.peek(a), .sealed(owner: 1))
-        XCTAssertEqual(f.peek(b), .reserved)
+        XCTAssertEqual(f.peek(b), .reserved(by: 0))
         XCTAssertNil(f.peek(c), "an overflowed entry is the home's to answer")
         XCTAssertNil(f.peek(d), "not in the bucket proves nothing while the bucket overflowed")
         f.set(a, nil)
@@ -88,6 +88,20 @@ final class DirectoryIndexTests: XCTestCase {
             if v >> 48 == 2 { f.memory.store64(v & ~(0xFF << 48) | 7 << 48, at: w, ordering: .relaxed) }
         }
         XCTAssertNil(f.peek(id))
+        // An owner no cluster has (ids are 0…63), or bits that must be zero: ask.
+        f.set(id, nil)
+        f.set(id, .sealed(owner: 2))
+        for k in 0..<f.layout.perBucket {
+            let w = f.layout.entryOffset(f.layout.bucket(of: id), k) + 16
+            let v = f.memory.load64(at: w, ordering: .relaxed)
+            guard v >> 48 == 2 else { continue }
+            f.memory.store64(v & ~(0xFFFF << 32) | 64 << 32, at: w, ordering: .relaxed)
+            XCTAssertNil(f.peek(id), "owner 64")
+            f.memory.store64(v | 1 << 60, at: w, ordering: .relaxed)
+            XCTAssertNil(f.peek(id), "a high bit")
+            f.memory.store64(v, at: w, ordering: .relaxed)
+            XCTAssertEqual(f.peek(id), .sealed(owner: 2))
+        }
     }
 
     func testAHeaderIsCheckedBeforeAnyBucketIsRead() throws {
@@ -208,6 +222,25 @@ final class DirectoryIndexTests: XCTestCase {
         XCTAssertEqual(h.put(unknown, client: 1, on: 2), .sealed)
         guard case .objects(let ls)? = h.replies[0].first(where: { $0.1 == 9 })?.2 else { return XCTFail("the waiting get was not answered") }
         XCTAssertNotNil(ls.first ?? nil)
+    }
+
+    /// A read does not queue behind this node's one-way unreserve the way a
+    /// lookup message did: an entry of its own that it knows is gone is
+    /// asked by message, so a client's abort then delete reads its abort.
+    func testAnOwnEntryTheNodeKnowsIsGoneIsAskedBehindItsOneWayUpdate() throws {
+        var (h, _) = try indexed(nodes: 3)
+        for i in 0..<3 { h.connect(1, on: NodeID(i)) }
+        let id = ids(homedAt: 1, count: 1, in: h)[0]
+        guard case .created? = h.call(.create(id, dataSize: 10, metadataSize: 0), client: 1, on: 0) else { return XCTFail("create") }
+        h.replies[0].removeAll()
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 8, .abort(id))), now: h.now))
+        XCTAssertEqual(h.replies[0].first { $0.1 == 8 }?.2, .aborted, "answered before the home heard of it")
+        // The unreserve is still queued to the home; the index still says reserved by node 0.
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
+        h.settle()
+        XCTAssertEqual(h.replies[0].first { $0.1 == 9 }?.2, .deleted([.notFound(id)]))
+        XCTAssertEqual(h.nodes[0].counters.indexPeeks, 0)
+        XCTAssertEqual(h.nodes[0].counters.indexMisses, 1)
     }
 
     func testADeadHomesIndexIsNotReadOnceItsEntriesMoved() throws {

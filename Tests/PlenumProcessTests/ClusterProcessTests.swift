@@ -147,7 +147,8 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         for n in c.nodes {
             let links = max(4096, (plan.rings(in: n.id) * block + 4095) / 4096 * 4096)
             let size = (try? FileManager.default.attributesOfItem(atPath: n.region)[.size] as? Int) ?? -1
-            let index = (c.lineSize * (1 + c.directoryIndex / ((c.lineSize - 16) / 24)) + 4095) / 4096 * 4096
+            // The directory index: rings only (SPEC §10.4), L·(1 + buckets) rounded to pages.
+            let index = c.transport != .rings || c.directoryIndex == 0 ? 0 : (c.lineSize * (1 + c.directoryIndex / ((c.lineSize - 16) / 24)) + 4095) / 4096 * 4096
             #expect(size == 4096 + (n.memory + 4095) / 4096 * 4096 + links + index, "node \(n.id)'s region")
             if n.id == 0 { #expect(region.size == size, "the size the client was told") }
         }
