@@ -59,7 +59,7 @@ struct TopModel {
                 let text = try nodes[i].client!.metrics()
                 nodes[i].previous = nodes[i].samples
                 nodes[i].previousAt = nodes[i].at
-                nodes[i].samples = Self.samples(text)
+                nodes[i].samples = MetricsText.samples(text)
                 nodes[i].at = now
                 nodes[i].error = nil
             } catch {
@@ -72,16 +72,6 @@ struct TopModel {
                 nodes[i].error = "\(error)"
             }
         }
-    }
-
-    /// `name{labels}` → value.
-    static func samples(_ text: String) -> [String: Double] {
-        var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let v = Double(line[line.index(after: space)...]) else { continue }
-            out[String(line[..<space])] = v
-        }
-        return out
     }
 
     /// Sum over the samples of a family (all label sets), now minus before.

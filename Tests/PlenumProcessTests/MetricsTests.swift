@@ -8,16 +8,6 @@ import Testing
 /// scripted workload, exactly what each node did; `--metrics-file` keeps a
 /// file for node_exporter; promtool accepts the text where it is installed.
 @Suite(.serialized) struct MetricsTests {
-    /// `name{labels} value` samples of a Prometheus text, by "name{labels}".
-    static func samples(_ text: String) -> [String: Double] {
-        var out: [String: Double] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            guard let space = line.lastIndex(of: " "), let v = Double(line[line.index(after: space)...]) else { continue }
-            out[String(line[..<space])] = v
-        }
-        return out
-    }
-
     static func homed(at home: NodeID, count: Int, tag: UInt8) -> [ObjectID] {
         Array((0..<100_000).lazy.map { cid($0, tag) }.filter { Home.of($0, among: [0, 1, 2]) == home }.prefix(count))
     }
@@ -44,7 +34,7 @@ import Testing
 
         let r = try PlenumProcess.run(["metrics", "--cluster", cluster.file], timeout: 60)
         #expect(r.status == 0, "\(r.stderr)")
-        let m = Self.samples(r.stdout)
+        let m = MetricsText.samples(r.stdout)
         func op(_ node: Int, _ op: String, _ outcome: String, _ scope: String) -> Double? {
             m["plenum_operations_total{node=\"\(node)\",op=\"\(op)\",outcome=\"\(outcome)\",scope=\"\(scope)\"}"]
         }
