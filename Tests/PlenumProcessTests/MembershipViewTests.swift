@@ -17,10 +17,11 @@ import Testing
     }
 
     @Test func anOwnerThatSeesAFastRestartLateLeavesNoEntryBehindItsObjects() throws {
-        // The paused owner must not be declared dead by silence on a busy
-        // machine (the restart is seen through the new region file, SPEC
-        // §10.8); the final kill is, within the 60 s the test waits.
-        let cluster = try TestCluster(nodes: 4, deadAfterMs: 20_000)
+        // The paused owner must not be declared dead by silence however long
+        // a busy machine makes the pause (up to the 60 s the others get to
+        // meet the restart; the restart itself is seen through the new
+        // region file, SPEC §10.8); the final kill is, within 180 s.
+        let cluster = try TestCluster(nodes: 4, deadAfterMs: 90_000)
         defer { cluster.stop() }
         let owner: NodeID = 3, restarted: NodeID = 1
         let c3 = try cluster.client(owner)
@@ -51,7 +52,7 @@ import Testing
         // answer for a deleted one.
         cluster.kill(restarted)
         let c0 = try cluster.client(0)
-        #expect(cluster.eventually(60) { cluster.peer(restarted, seenBy: 0)?["alive"] as? Bool == false })
+        #expect(cluster.eventually(180) { cluster.peer(restarted, seenBy: 0)?["alive"] as? Bool == false })
         #expect(try c0.contains(ids, window: 64).filter { $0 }.count == 0, "deleted ids still found")
         try c0.put(ids[0], data: [1])
         #expect(try c3.get([ids[0]], timeoutMs: 60_000).first??.data == [1], "a deleted id can be created again")
