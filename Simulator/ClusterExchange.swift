@@ -88,6 +88,10 @@ final class ClusterWorld {
     /// A node saw the cluster quiescent: the run ended there (`quiesce`).
     var quiesced = false
     var crashStep: [Int?]
+    /// Liveness (§7.3): when faults stopped and every death was known; the
+    /// last step a peer message was posted or taken.
+    var quietAt: Int?
+    var messageMovedAt = 0
     var clients: [SimClient] = []
     var replies: [[UInt64: StoreResponse]]
     var now: UInt64 { UInt64(sim.step) &* 1_000 }
@@ -155,6 +159,7 @@ final class ClusterWorld {
         while !sim.shouldStop(me) {
             var progress = false
             detectDeaths(me, memory)
+            checkLiveness()
             for j in 0..<n where j != me && !told[me][j] && !sim.shouldStop(me) {
                 progress = receive(me, from: j, &consumers[j]!, memory) || progress
                 progress = send(me, to: j, &producers[j]!) || progress
@@ -202,6 +207,7 @@ final class ClusterWorld {
                 // the outboxes by then, so quiescence cannot be seen between.
                 apply(me, cores[me].handle(.message(from: NodeID(j), correlation: corr, m), now: now), memory)
                 if !told[me][j] { inFlight[j * n + me] -= 1 }
+                messageMovedAt = sim.step
             }
         }
         return got
@@ -220,6 +226,7 @@ final class ClusterWorld {
             guard case .posted = r else { return sent }
             outbox[me][j].removeFirst()
             inFlight[me * n + j] += 1
+            messageMovedAt = sim.step
             sent = true
         }
         return sent
@@ -272,15 +279,15 @@ final class ClusterWorld {
         return true
     }
 
-    private var inFlightText: String {
+    var inFlightText: String {
         (0..<(n * n)).filter { inFlight[$0] != 0 }.map { "\($0 / n)→\($0 % n): \(inFlight[$0])" }.joined(separator: ", ")
     }
 
-    private var outboxText: String {
+    var outboxText: String {
         (0..<(n * n)).filter { $0 / n != $0 % n && !outbox[$0 / n][$0 % n].isEmpty }.map { "\($0 / n)→\($0 % n): \(outbox[$0 / n][$0 % n].count)" }.joined(separator: ", ")
     }
 
-    private var untoldText: String {
+    var untoldText: String {
         (0..<(n * n)).filter { !sim.crashed[$0 / n] && sim.crashed[$0 % n] && !told[$0 / n][$0 % n] }.map { "\($0 % n) to \($0 / n)" }.joined(separator: ", ")
     }
 
@@ -301,7 +308,7 @@ final class ClusterWorld {
         guard sim.violation == nil, !quiesced else { return }
         guard quiescent else {
             let waiting = (0..<n).filter { !sim.crashed[$0] && !clients[$0].done }
-            sim.fail(.lost, node: waiting.first ?? 0, line: -1,
+            sim.fail(.stalled, node: waiting.first ?? 0, line: -1,
                      "the cluster did not quiesce: clients of nodes \(waiting) unfinished, message(s) in flight \(inFlightText), requests pending \((0..<n).map { cores[$0].pendingRequests }), outboxes \(outboxText), deaths untold \(untoldText)")
             return
         }

@@ -91,6 +91,7 @@ struct RingExchange {
         let ledgers = pairs.enumerated().map { (i, pc) in RingLedger(ring: i, producer: pc.p, consumer: pc.c, messages: messages) }
         sim.restarts = true
         var decisions = SplitMix64(seed: sim.config.seed ^ 0x5EED_CAFE)
+        let liveness = RingLiveness(sim: sim, ledgers: ledgers)
         let programs: [(SimMemory, Int) -> Void] = (0..<n).map { me in
             { memory, incarnation in
                 let outs = ledgers.filter { $0.producer == me }
@@ -145,8 +146,10 @@ struct RingExchange {
                 }
                 // A producer stays until its consumer has everything: an idle
                 // producer serves reset requests (SPEC §5.3 "Idle").
+                liveness.progressed()   // a (re)started node has its attach behind it
                 while !sim.shouldStop(me) && (outs.contains { !$0.allDelivered } || ins.contains { !$0.allDelivered }) {
                     sim.loopHead(me)
+                    liveness.check(me)
                     var progress = false
                     for (k, l) in outs.enumerated() where !l.allPosted && !sim.shouldStop(me) {
                         progress = post(&producers[k], l, sim, me, maxPayload) || progress
@@ -163,12 +166,14 @@ struct RingExchange {
                             }
                         }
                     }
-                    if !progress { sim.idle(me) }
+                    if progress { liveness.progressed() } else { sim.idle(me) }
                 }
             }
         }
         sim.run(programs)
-        // Everything posted must be delivered, or discarded by a reset.
+        // Everything posted must be delivered, or discarded by a reset; and
+        // everything the application meant to post must have been (a ring
+        // whose ends wait on each other never posts it: a stall).
         if sim.violation == nil, !sim.pruned, !sim.crashed.contains(true) {
             for l in ledgers {
                 let lost = l.lost()
@@ -177,6 +182,7 @@ struct RingExchange {
                     break
                 }
             }
+            liveness.checkEnd()
         }
         sim.deliveries = ledgers.map { $0.delivered.filter { $0 }.count }.reduce(0, +)
     }

@@ -23,6 +23,10 @@ final class SimClient {
         case other
     }
     var waiting = Waiting.none
+    /// The step the request being waited for was sent (liveness, §7.3).
+    var issuedAt = 0
+    /// The request being waited for, if any (for a stall report).
+    var waitingFor: String? { if case .none = waiting { return nil } else { return "\(waiting)" } }
 
     init(node: Int, operations: Int, seed: UInt64) {
         self.node = node
@@ -64,6 +68,7 @@ final class SimClient {
         rid += 1
         w.sim.trace(node, "client-request", line: -1, "\(r)")
         waiting = then
+        issuedAt = w.sim.step
         w.apply(node, w.cores[node].handle(.local(.request(Self.id, requestId: rid, r)), now: w.now), memory)
     }
 
@@ -76,6 +81,7 @@ final class SimClient {
                 let target = rng.below(w.n)
                 rid += 1
                 waiting = .create(id, size: size)
+                issuedAt = w.sim.step
                 w.apply(node, w.cores[node].handle(.cluster(Self.id, requestId: rid, .createOn(id, dataSize: size, metadataSize: 0, node: UInt32(target))),
                                                    now: w.now), memory)
             } else {

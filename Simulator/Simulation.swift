@@ -17,6 +17,8 @@ public struct Violation: Error, Sendable, Equatable, CustomStringConvertible {
         case staleObject = "stale-object"
         case useAfterRelease = "use-after-release"
         case leak
+        // liveness (SPEC §7.3 "Liveness")
+        case stalled
     }
     public var kind: Kind
     public var step: Int

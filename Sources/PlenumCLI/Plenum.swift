@@ -12,6 +12,7 @@ public enum PlenumCLI {
     public static func main() -> Never {
         let name = CommandLine.arguments.first.map { String($0.split(separator: "/").last ?? "") } ?? ""
         if name == "plasma-store-server" { PlasmaStoreServer.main(Array(CommandLine.arguments.dropFirst())) }
+        if CommandLine.arguments.dropFirst().first == "sim" { SimCommand.deterministicHashing() }
         Plenum.main()
         exit(0)
     }

@@ -9,6 +9,21 @@ struct SimCommand: ParsableCommand {
         abstract: "The coherency-fault simulator: replay stale-cache scenarios against the production protocol code.",
         subcommands: [List.self, Run.self, Mutants.self, Replay.self, Explore.self, Fuzz.self])
 
+    /// A run must be the same in every process (SPEC §7.7): the production
+    /// cores iterate dictionaries, whose order follows the per-process hash
+    /// seed unless the Swift runtime is told otherwise before it starts. So
+    /// `plenum sim …` re-executes itself once with SWIFT_DETERMINISTIC_HASHING
+    /// set; without it a token fuzz found could replay clean (issue 24,
+    /// cluster seed 4136).
+    static func deterministicHashing() {
+        guard getenv("SWIFT_DETERMINISTIC_HASHING") == nil else { return }
+        setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
+        let args = CommandLine.arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", args)
+        // Not reached unless exec failed: run anyway, and say why replay may differ.
+        FileHandle.standardError.write(Data("plenum sim: could not re-execute with deterministic hashing (\(String(cString: strerror(errno)))); set SWIFT_DETERMINISTIC_HASHING=1 for replayable runs\n".utf8))
+    }
+
     static func emit(_ object: Any) throws {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))

@@ -32,6 +32,11 @@ public struct ProtocolMutants: OptionSet, Sendable, Hashable {
     /// Resume (§5.6): a restarted producer starts after the consumer's
     /// acknowledgement without scanning the slots committed after it.
     public static let resumeWithoutScan = ProtocolMutants(rawValue: 1 << 7)
+    /// Producer: a ring it finds full by its cached acknowledgement stays
+    /// full — it never re-reads the consumer line (§5.3 "full"). Nothing is
+    /// read wrong and nothing posted is lost: the messages are just never
+    /// posted, a stall only the liveness checker (§7.3) reports.
+    public static let fullRingNeverRechecked = ProtocolMutants(rawValue: 1 << 13)
 
     // Store and cluster (§9, §10)
     /// The owner frees (delete, evict) an object that only peers reference.
@@ -57,6 +62,7 @@ public struct ProtocolMutants: OptionSet, Sendable, Hashable {
         ("partial-payload-flush", .partialPayloadFlush),
         ("no-fence-after-payload-flush", .noFenceAfterPayloadFlush),
         ("resume-without-scan", .resumeWithoutScan),
+        ("full-ring-never-rechecked", .fullRingNeverRechecked),
     ]
 
     /// Every mutant of the store and cluster, run by the cluster scenario.

@@ -109,6 +109,7 @@ public struct RingProducer<Memory: SharedMemory> {
             throw .messageTooLarge(length: length, maxPayload: layout.maxPayload)
         }
         if awaitingAck || posted &- cachedConsumed >= UInt64(layout.slotCount) {
+            if memory.mutants.contains(.fullRingNeverRechecked), !awaitingAck { return .full }   // simulator only (§7.4)
             if let blocked = try refreshConsumer() { return blocked }
         }
         let seq = posted &+ 1
