@@ -7,7 +7,8 @@ import PlenumStore
 ///
 /// ```
 ///  create reply ─▶ live[id] (created) ─▶ seal sent (sealing) ─▶ sealed
-///        │ unique id among live objects of one membership; range overlaps
+///        │ unique id among live objects, across membership changes (only a
+///        │ dead node's objects and dead creators' unsealed ones are gone); range overlaps
 ///        │ no live object and no held reference of the same owner
 ///  get reply ──▶ held (node, owner, range, stamp) ─▶ read bytes == pattern(stamp)
 ///  owner frees (delete, evict) ─▶ no held reference to it may remain
@@ -24,7 +25,6 @@ final class ClusterLedger {
         var sealing = false
         /// The creator got the seal's reply.
         var confirmed = false
-        var membership: Int
     }
     struct Held { var holder: Int; var owner: Int; var offset: Int; var reserved: Int; var id: ObjectID }
 
@@ -34,13 +34,11 @@ final class ClusterLedger {
     /// one (it becomes live again); an allocation over one shows it was dropped.
     var uncertain: [Object] = []
     var held: [Held] = []
-    /// Bumped by every crash: uniqueness is promised only while membership
-    /// is stable (SPEC §10.10).
-    var membership = 0
-    /// Crashed nodes not yet fenced by every live node: the nodes' views of
-    /// membership differ, so no uniqueness is promised meanwhile.
-    var unstable = 0
     var nextStamp: UInt64 = 1
+    /// Crashed nodes: an object in a dead node's memory, or an unsealed one
+    /// a dead node was creating, is gone (or will be aborted) whatever the
+    /// survivors know yet, so its id may be created again.
+    var dead: Set<Int> = []
     var checkedReads = 0
     unowned let sim: Simulation
 
@@ -62,7 +60,7 @@ final class ClusterLedger {
 
     /// A create was granted to `creator`'s client: id unique, range free.
     func created(_ id: ObjectID, owner: Int, offset: Int, reserved: Int, size: Int, creator: Int) -> UInt64 {
-        if unstable == 0, let other = live.first(where: { $0.id == id && $0.membership == membership }) {
+        if let other = live.first(where: { $0.id == id && !dead.contains($0.owner) && !(dead.contains($0.creator) && !$0.sealing) }) {
             fail(.duplicateId, creator, "object \(id) created on node \(owner) for node \(creator) while the one created on node \(other.owner) for node \(other.creator) is live")
         }
         uncertain.removeAll { $0.owner == owner && $0.offset < offset + reserved && offset < $0.offset + $0.reserved }
@@ -74,8 +72,7 @@ final class ClusterLedger {
         }
         let stamp = nextStamp
         nextStamp += 1
-        live.append(Object(id: id, owner: owner, offset: offset, reserved: reserved, size: size, stamp: stamp, creator: creator,
-                           membership: unstable == 0 ? membership : -1))
+        live.append(Object(id: id, owner: owner, offset: offset, reserved: reserved, size: size, stamp: stamp, creator: creator))
         return stamp
     }
 
@@ -144,19 +141,16 @@ final class ClusterLedger {
         }
     }
 
-    /// Node `n` crashed: membership is unstable from now on, and its
+    /// Node `n` crashed: its objects are gone, and its
     /// client's references are gone with it.
     func crashed(_ n: Int) {
-        membership += 1
-        unstable += 1
+        dead.insert(n)
         held.removeAll { $0.holder == n }
     }
 
     /// Every live node has fenced `n`: its objects and its unsealed
     /// creations are gone (its memory is never read again).
     func fenced(_ n: Int) {
-        unstable -= 1
-        membership += 1
         uncertain += live.filter { $0.owner != n && $0.creator == n && $0.sealing && !$0.confirmed }
         live.removeAll { $0.owner == n || ($0.creator == n && !$0.confirmed) }
         uncertain.removeAll { $0.owner == n }

@@ -40,26 +40,32 @@ final class RingLiveness {
 
     func progressed() { progressAt = sim.step }
 
+    /// A ring with work left. Under injected corruption a refused slot is
+    /// never delivered, and that is the fault's doing (§7.3 "Checksum").
+    func stuck(_ l: RingLedger) -> Bool {
+        !l.allDelivered && !(sim.config.injectsCorruption && l.skipped > 0 && l.allPosted)
+    }
+
     /// Called at every loop head of every node (cheap before `maxSteps`).
     func check(_ me: Int) {
         guard sim.bound == nil, sim.step >= sim.config.maxSteps else { return }
         guard !sim.crashed.contains(true) else { progressAt = sim.step; return }
         let quietFor = sim.step - max(progressAt, sim.config.maxSteps)
-        guard quietFor > LivenessBound.ring else { return }
+        guard quietFor > LivenessBound.ring, ledgers.contains(where: stuck) else { return }
         fail("no ring made progress for \(quietFor) operations after faults stopped")
     }
 
     /// After the run: every message the application meant to post was
     /// posted and delivered (or discarded by a reset).
     func checkEnd() {
-        guard sim.violation == nil, ledgers.contains(where: { !$0.allDelivered }) else { return }
+        guard sim.violation == nil, ledgers.contains(where: stuck) else { return }
         fail("the run ended with work left")
     }
 
     private func fail(_ why: String) {
-        let stuck = ledgers.filter { !$0.allDelivered }
-        guard let first = stuck.first else { return }
-        sim.fail(.stalled, node: first.consumer, line: -1, "\(why): " + stuck.map(\.progressText).joined(separator: "; "))
+        let rings = ledgers.filter(stuck)
+        guard let first = rings.first else { return }
+        sim.fail(.stalled, node: first.consumer, line: -1, "\(why): " + rings.map(\.progressText).joined(separator: "; "))
     }
 }
 

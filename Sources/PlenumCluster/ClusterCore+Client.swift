@@ -103,6 +103,9 @@ extension ClusterCore {
         if store.location(k.id) != nil { reply(k.client, k.requestId, .error(.alreadyExists(k.id)), into: &out); return }
         let h = home(of: k.id)
         if h == me {
+            // A home grants new reservations only in a view it has taken
+            // over (SPEC §10.4 "Handoff"); until then the create waits.
+            guard takenOver else { awaitingTakeover.append((k, now &+ config.requestTimeout)); return }
             guard directory.reserve(k.id, by: me) else { reply(k.client, k.requestId, .error(.alreadyExists(k.id)), into: &out); return }
             myReservations.insert(k.id)
             reserved(k, now: now, into: &out)
@@ -210,7 +213,9 @@ extension ClusterCore {
             if store.location(id) != nil { batchAnswered(token, i, .alreadyExists(id), into: &out); continue }
             let h = home(of: id)
             if h == me {
-                if directory.reserve(id, by: me) {
+                if !takenOver {
+                    batchAnswered(token, i, .nodeUnavailable(me, why: "membership changing: this home has not taken over its view yet; retry"), into: &out)
+                } else if directory.reserve(id, by: me) {
                     myReservations.insert(id)
                     batchAnswered(token, i, nil, into: &out)
                 } else {
@@ -282,6 +287,7 @@ extension ClusterCore {
         }
         awaitingAcks[c] = nil
         held[c] = nil
+        awaitingTakeover.removeAll { $0.create.client == c }
         let unsealed = localUnsealed.removeValue(forKey: c) ?? []
         localActions(store.handle(.disconnected(c), now: now), now: now, into: &out)
         for id in unsealed where store.location(id) == nil { releaseReservation(id, now: now, into: &out) }

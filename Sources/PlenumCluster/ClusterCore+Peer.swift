@@ -25,6 +25,9 @@ extension ClusterCore {
             inView(v, m, from: n, correlation: corr, now: now, into: &out)
         case .view(let d):
             senderMoved(n, to: d, now: now, into: &out)
+        case .rehomed(let d):
+            rehomedBy[n] = d
+            if takenOver { tookOver(now: now, into: &out) }
         case .unpublish(let id, let owner):
             guard owner == n else { counters.refusedMessages += 1; return }
             directory.unpublish(id, owner: owner)
@@ -190,13 +193,23 @@ extension ClusterCore {
         if case .listChunk(_, let last) = m, !last {} else { outstanding[corr] = nil }
         switch (o.what, m) {
         case (.reserve(let k), .result(let c)):
-            if c == 0 { reserved(k, now: now, into: &out) } else {
+            if c == 0, o.view != view {
+                // Granted in a view this node has left: the new home may not
+                // know it (SPEC §10.4 "Handoff"). Give it back; the client retries.
+                send(.unreserve(k.id), to: n, now: now, into: &out)
+                reply(k.client, k.requestId, .error(.nodeUnavailable(n, why: "membership changed while reserving; retry")), into: &out)
+            } else if c == 0 { reserved(k, now: now, into: &out) } else {
                 reply(k.client, k.requestId, .error(.fromCode(c, id: k.id, node: n)), into: &out)
             }
         case (.batchReserve(let token, let i, let id), .result(let c)):
             guard batches[token] != nil else {
                 // The batch is gone: give the id back.
                 if c == 0 { send(.unreserve(id), to: n, now: now, into: &out) }
+                return
+            }
+            if c == 0, o.view != view {
+                send(.unreserve(id), to: n, now: now, into: &out)
+                batchAnswered(token, i, .nodeUnavailable(n, why: "membership changed while reserving; retry"), into: &out)
                 return
             }
             if c == 0 { myReservations.insert(id) }

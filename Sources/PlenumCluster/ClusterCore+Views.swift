@@ -15,6 +15,17 @@ import PlenumStore
 ///                                                          └─ sender dies        ─▶ drop
 /// ```
 extension ClusterCore {
+    /// A reserve or publish waiting at a home: for the home to enter its
+    /// view, or (a new reserve) for the home to take that view over.
+    struct Parked: Sendable {
+        var corr: UInt64
+        var message: PeerMessage
+        var view: UInt64
+        /// A reserve its sender made after finishing re-homing in `view`
+        /// (not one it re-sent while re-homing): it needs the takeover.
+        var fresh: Bool
+    }
+
     /// Messages a home parks per sender at most; beyond, a reserve is
     /// refused ("retry") and a publish dropped (counted as refused).
     static let maxParked = 65_536
@@ -45,13 +56,63 @@ extension ClusterCore {
     /// A reserve or publish from `n` in view `v`: served now, or parked.
     mutating func inView(_ v: UInt64, _ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64,
                          into out: inout [ClusterAction]) {
-        if v == view || v == 0 { serve(m, from: n, correlation: corr, now: now, into: &out); return }
+        // A reserve sent after its sender's `rehomed(v)` is a new one; one
+        // sent before it is the sender's re-homing (its reservations re-sent),
+        // which is part of the takeover and never waits for it.
+        var fresh = false
+        if case .reserve = m { fresh = rehomedBy[n] == v }
+        if v == 0 || (v == view && (!fresh || takenOver)) { serve(m, from: n, correlation: corr, now: now, into: &out); return }
         guard parked[n, default: []].count < Self.maxParked else {
             counters.refusedMessages += 1
             superseded(m, from: n, correlation: corr, now: now, into: &out)
             return
         }
-        parked[n, default: []].append((corr, m, v))
+        parked[n, default: []].append(Parked(corr: corr, message: m, view: v, fresh: fresh))
+    }
+
+    // MARK: handoff (SPEC §10.4 "Handoff")
+
+    /// Every live peer has said it finished re-homing in this node's view:
+    /// every entry homed here in this view has reached this node (FIFO
+    /// links: the re-publications and re-sent reservations came first), so
+    /// a new reservation can be judged. Always true with views off.
+    public var takenOver: Bool {
+        guard config.views else { return true }
+        for n in peers.keys where rehomedBy[n] != view { return false }
+        return true
+    }
+
+    /// The end of this node's re-homing in its view: tell every live peer
+    /// (after everything re-homing sent it), then serve what waited.
+    mutating func rehomed(now: UInt64, into out: inout [ClusterAction]) {
+        if config.views {
+            for n in peers.keys.sorted() { send(.rehomed(view), to: n, now: now, into: &out) }
+        }
+        tookOver(now: now, into: &out)
+    }
+
+    /// After a view change or the last peer's `rehomed`: creates waiting
+    /// for the takeover start over (their homes may have moved; one still
+    /// homed here and not taken over keeps waiting, with its deadline), and
+    /// parked messages this node can now serve are served.
+    mutating func tookOver(now: UInt64, into out: inout [ClusterAction]) {
+        let waiting = awaitingTakeover
+        awaitingTakeover = []
+        let open = takenOver
+        for w in waiting {
+            if !open && home(of: w.create.id) == me { awaitingTakeover.append(w) } else { create(w.create, now: now, into: &out) }
+        }
+        serveParked(now: now, into: &out)
+    }
+
+    /// Local creates that waited for a takeover longer than a request may.
+    mutating func expireTakeover(now: UInt64, into out: inout [ClusterAction]) {
+        guard awaitingTakeover.contains(where: { $0.deadline <= now }) else { return }
+        for w in awaitingTakeover where w.deadline <= now {
+            reply(w.create.client, w.create.requestId,
+                  .error(.nodeUnavailable(me, why: "membership changing: this home has not heard every peer finish re-homing; retry")), into: &out)
+        }
+        awaitingTakeover.removeAll { $0.deadline <= now }
     }
 
     /// Serves a reserve or publish in this node's view (SPEC §10.4 table).
@@ -85,7 +146,7 @@ extension ClusterCore {
     mutating func senderMoved(_ n: NodeID, to d: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         guard let list = parked[n] else { return }
         parked[n] = nil
-        var kept: [(corr: UInt64, message: PeerMessage, view: UInt64)] = []
+        var kept: [Parked] = []
         for p in list {
             if p.view == d { kept.append(p) } else { superseded(p.message, from: n, correlation: p.corr, now: now, into: &out) }
         }
@@ -101,12 +162,13 @@ extension ClusterCore {
     }
 
     mutating func serveParked(now: UInt64, into out: inout [ClusterAction]) {
+        let open = takenOver
         for n in parked.keys.sorted() {
-            guard let list = parked[n], list.contains(where: { $0.view == view }) else { continue }
+            guard let list = parked[n], list.contains(where: { $0.view == view && (open || !$0.fresh) }) else { continue }
             parked[n] = nil
-            var kept: [(corr: UInt64, message: PeerMessage, view: UInt64)] = []
+            var kept: [Parked] = []
             for p in list {
-                if p.view == view { serve(p.message, from: n, correlation: p.corr, now: now, into: &out) } else { kept.append(p) }
+                if p.view == view && (open || !p.fresh) { serve(p.message, from: n, correlation: p.corr, now: now, into: &out) } else { kept.append(p) }
             }
             if !kept.isEmpty { parked[n] = kept }
         }

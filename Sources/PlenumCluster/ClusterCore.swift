@@ -84,6 +84,9 @@ public struct ClusterCore: Sendable {
         var node: NodeID
         var deadline: UInt64
         var what: Pending
+        /// The view the request was sent in (a reserve granted in an older
+        /// view is given back, SPEC §10.4 "Handoff").
+        var view: UInt64 = 0
     }
 
     struct Get: Sendable {
@@ -157,7 +160,13 @@ public struct ClusterCore: Sendable {
     /// The view homes are computed in (SPEC §10.4 "Views"), and reserves
     /// and publishes from peers in other views, per sender, in order.
     public internal(set) var view: UInt64 = 0
-    var parked: [NodeID: [(corr: UInt64, message: PeerMessage, view: UInt64)]] = [:]
+    var parked: [NodeID: [Parked]] = [:]
+    /// Per peer, the last view it said it finished re-homing in (`rehomed`,
+    /// SPEC §10.4 "Handoff").
+    var rehomedBy: [NodeID: UInt64] = [:]
+    /// Local creates of ids homed here, waiting for this home to take over
+    /// its view, with their deadlines.
+    var awaitingTakeover: [(create: Create, deadline: UInt64)] = []
     /// Reads peers' directory indexes (SPEC §10.4 "Directory index"): set
     /// by a shell whose peers' regions are mapped; nil asks every home by
     /// message.
@@ -242,7 +251,7 @@ public struct ClusterCore: Sendable {
         if let p = awaiting {
             corr = nextCorrelation
             nextCorrelation &+= 1
-            outstanding[corr] = Outstanding(node: n, deadline: now &+ config.requestTimeout, what: p)
+            outstanding[corr] = Outstanding(node: n, deadline: now &+ config.requestTimeout, what: p, view: view)
         }
         counters.messagesOut += 1
         switch m {
@@ -319,6 +328,7 @@ public struct ClusterCore: Sendable {
         for (token, g) in gets {
             if let d = g.deadline, d <= now { finishGet(token, now: now, into: &out) }
         }
+        expireTakeover(now: now, into: &out)
     }
 
     // MARK: membership
@@ -345,6 +355,7 @@ public struct ClusterCore: Sendable {
         held[Self.pseudoClient(n)] = nil
         directory.drop(node: n)
         parked[n] = nil
+        rehomedBy[n] = nil
         // Objects in its memory are gone for local holders.
         for c in remoteRefs.keys { remoteRefs[c] = remoteRefs[c]!.filter { $0.value.node != n } }
         for c in remoteUnsealed.keys {
@@ -390,7 +401,7 @@ public struct ClusterCore: Sendable {
         }
         for (name, round) in barrierArrived { arrive(name: name, round: round, now: now, into: &out) }
         for name in barrierArrivals.keys { checkBarrier(name, now: now, into: &out) }
-        serveParked(now: now, into: &out)
+        rehomed(now: now, into: &out)
     }
 
     /// What to do when a request to a peer cannot complete.

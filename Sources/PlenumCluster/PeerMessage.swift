@@ -39,6 +39,9 @@ public enum PeerMessage: Equatable, Sendable {
     /// The sender moved to this view (to every live peer, before anything
     /// else it sends in it): what it sent in other views is superseded.
     case view(UInt64)
+    /// home handoff (SPEC §10.4 "Handoff"): the sender finished re-homing in
+    /// this view — everything it re-published and re-reserved came first.
+    case rehomed(UInt64)
     case lookupReply(DirectoryState, owner: NodeID, location: ObjectLocation, digest: UInt64)
     /// A watched id was published (home → watcher).
     case published(ObjectID, owner: NodeID, location: ObjectLocation, digest: UInt64)
@@ -70,7 +73,7 @@ public enum PeerMessage: Equatable, Sendable {
     /// Ring slot kinds (SPEC §10.5 table).
     public enum Kind: UInt16, Sendable {
         case hello = 0x01
-        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire, view
+        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire, view, rehomed
         case acquire = 0x20, release, allocate, seal, abort, delete, acquireFor
         case notifySealed = 0x30, notifyDeleted
         case barrierArrive = 0x40, barrierRelease
@@ -96,6 +99,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .acquireFor: return .acquireFor
         case .unwatch: return .unwatch
         case .view: return .view
+        case .rehomed: return .rehomed
         case .lookupReply: return .lookupReply
         case .published: return .published
         case .acquire: return .acquire
@@ -135,7 +139,7 @@ public enum PeerMessage: Equatable, Sendable {
              .delete(let id), .notifyDeleted(let id), .unwatch(let id):
             w.id(id)
         case .reserve(let id, let v): w.id(id); w.u64(v)
-        case .view(let v): w.u64(v)
+        case .view(let v), .rehomed(let v): w.u64(v)
         case .publish(let id, let owner, let creator, let l, let d, let v):
             w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d); w.u64(v)
         case .unpublish(let id, let owner): w.id(id); w.u32(owner)
@@ -174,6 +178,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .hello: m = .hello(incarnation: try r.u64())
         case .reserve: m = .reserve(try r.id(), view: try r.u64())
         case .view: m = .view(try r.u64())
+        case .rehomed: m = .rehomed(try r.u64())
         case .unreserve: m = .unreserve(try r.id())
         case .unwatch: m = .unwatch(try r.id())
         case .acquire: m = .acquire(try r.id())

@@ -57,4 +57,60 @@ final class ViewTests: XCTestCase {
         let a = h.nodes[0].handle(.message(from: 1, correlation: 9, .reserve(oid(8), view: 0)), now: h.now)
         XCTAssertTrue(a.contains { if case .send(1, 9, .result(0)) = $0 { return true } else { return false } }, "\(a)")
     }
+
+    /// Handoff (SPEC §10.4): node 2, home of x, dies; node 0 sees it first
+    /// and becomes x's home, while node 1 — which holds x, sealed — has not
+    /// re-published it yet. A create of x on node 0 must wait for node 1's
+    /// re-homing and then be refused; granting it at once made two objects
+    /// with one id (simulator, cluster seed 4136).
+    func testANewHomeGrantsNoReservationBeforeEveryPeerHasRehomed() throws {
+        var h = ClusterHarness(nodes: 3)
+        var probe = h
+        probe.kill(2)
+        let x = try XCTUnwrap((0..<2_000).map(oid).first { h.nodes[0].home(of: $0) == 2 && probe.nodes[0].home(of: $0) == 0 })
+        h.connect(1, on: 1)
+        XCTAssertEqual(h.put(x, client: 1, on: 1), .sealed)
+        /// Delivers between nodes 0 and 1 only: node 2 is dead.
+        func pump(_ h: inout ClusterHarness) {
+            while true {
+                h.queues[2].removeAll()
+                guard let i = [0, 1].first(where: { !h.queues[$0].isEmpty }) else { return }
+                let m = h.queues[i].removeFirst()
+                guard m.from != 2, let decoded = try? PeerMessage.decode(kind: m.kind, body: m.body) else { continue }
+                h.apply(NodeID(i), h.nodes[i].handle(.message(from: m.from, correlation: m.corr, decoded), now: h.now))
+            }
+        }
+        h.apply(0, h.nodes[0].handle(.peerDown(2, why: "test"), now: h.now))
+        pump(&h)
+        XCTAssertEqual(h.nodes[0].home(of: x), 0)
+        XCTAssertFalse(h.nodes[0].takenOver, "node 1 has not re-homed in node 0's new view")
+        h.connect(5, on: 0)
+        h.apply(0, h.nodes[0].handle(.local(.request(5, requestId: 9, .create(x, dataSize: 10, metadataSize: 0))), now: h.now))
+        pump(&h)
+        XCTAssertNil(h.replies[0].first { $0.0 == 5 && $0.1 == 9 }, "a new home must not judge a new reservation before it has taken over")
+        // Node 1 sees the death too: it re-publishes x to its new home, then says `rehomed`.
+        h.apply(1, h.nodes[1].handle(.peerDown(2, why: "test"), now: h.now))
+        pump(&h)
+        XCTAssertTrue(h.nodes[0].takenOver)
+        let r = h.replies[0].first { $0.0 == 5 && $0.1 == 9 }?.2
+        guard case .error(.alreadyExists)? = r else { return XCTFail("the create must be refused once node 1's x has arrived, got \(String(describing: r))") }
+        XCTAssertEqual(h.call(.contains(x), client: 5, on: 0), .contains(true))
+    }
+
+    /// A reservation granted in a view the requester has left is given back
+    /// (the new home may never learn of it) and the client told to retry.
+    func testAGrantFromAViewTheRequesterLeftIsGivenBack() throws {
+        var h = ClusterHarness(nodes: 3)
+        let x = try XCTUnwrap((0..<2_000).map(oid).first { h.nodes[0].home(of: $0) == 1 })
+        h.connect(5, on: 0)
+        h.apply(0, h.nodes[0].handle(.local(.request(5, requestId: 9, .create(x, dataSize: 10, metadataSize: 0))), now: h.now))
+        // Node 1 grants it, but before the answer arrives node 0 sees node 2 die.
+        let reserve = h.queues[1].removeFirst()
+        let grant = h.nodes[1].handle(.message(from: 0, correlation: reserve.corr, try PeerMessage.decode(kind: reserve.kind, body: reserve.body)), now: h.now)
+        XCTAssertTrue(grant.contains { if case .send(0, reserve.corr, .result(0)) = $0 { return true } else { return false } }, "\(grant)")
+        h.apply(0, h.nodes[0].handle(.peerDown(2, why: "test"), now: h.now))
+        let answer = h.nodes[0].handle(.message(from: 1, correlation: reserve.corr, .result(code: 0)), now: h.now)
+        XCTAssertTrue(answer.contains { if case .send(1, _, .unreserve(x)) = $0 { return true } else { return false } }, "given back: \(answer)")
+        XCTAssertTrue(answer.contains { if case .local(.reply(5, 9, .error(.nodeUnavailable))) = $0 { return true } else { return false } }, "\(answer)")
+    }
 }
