@@ -123,7 +123,7 @@ final class ClusterWorld {
             clients.append(SimClient(node: i, operations: operations, seed: sim.config.seed &+ UInt64(i) &* 7919))
         }
         for i in 0..<n {
-            var actions = cores[i].handle(.local(.connected(SimClient.id)), now: 0)
+            var actions = cores[i].handle(.local(.connected(SimClient.firstID)), now: 0)
             for j in 0..<n where j != i {
                 let size = sim.config.reaches(i, region: j) ? sim.mem.regions[j].size : nil
                 actions += cores[i].handle(.peerUp(NodeID(j), PeerInfo(incarnation: 1, region: j + 1, regionSize: size)), now: 0)
@@ -258,7 +258,7 @@ final class ClusterWorld {
                 apply(me, cores[me].handle(.digestChecked(token: token, ok: ok), now: now), memory)
             case .invalidate(let l):
                 guard let memory else { continue }
-                ObjectMemory.drop(self.region(memory, handle: 0, of: me).1, l)
+                ObjectMemory.drop(self.region(memory, handle: l.region, of: me).1, l)
             case .batchReserved: break
             }
         }

@@ -141,6 +141,11 @@ final class ClusterLedger {
         }
     }
 
+    /// Node `n`'s client died: its references are gone with it.
+    func clientDied(node n: Int) {
+        held.removeAll { $0.holder == n }
+    }
+
     /// Node `n` crashed: its objects are gone, and its
     /// client's references are gone with it.
     func crashed(_ n: Int) {

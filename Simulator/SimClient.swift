@@ -6,9 +6,16 @@ import PlenumStore
 /// create (here or on a named peer) + write + seal or abort, get + read +
 /// release, delete and contains, one request at a time, over a small id
 /// space. It writes and reads object bytes through its node's cache and
-/// takes the writer's steps of SPEC §10.8 with the production `ObjectMemory`.
+/// takes the writer's steps of SPEC §10.8 with the production `ObjectMemory`
+/// — except when it misbehaves as real clients do: it aborts without
+/// writing back what it wrote, or dies mid-create (a part written, nothing
+/// written back) or mid-read (holding its reference); a new client
+/// connects in its place. Its store must clean up after it (§10.8).
 final class SimClient {
-    static let id: ClientID = 1
+    static let firstID: ClientID = 1
+    /// This node's client now (a new id after each death).
+    var cid = SimClient.firstID
+    var deaths = 0
     let node: Int
     var remaining: Int
     var rng: SplitMix64
@@ -69,7 +76,7 @@ final class SimClient {
         w.sim.trace(node, "client-request", line: -1, "\(r)")
         waiting = then
         issuedAt = w.sim.step
-        w.apply(node, w.cores[node].handle(.local(.request(Self.id, requestId: rid, r)), now: w.now), memory)
+        w.apply(node, w.cores[node].handle(.local(.request(cid, requestId: rid, r)), now: w.now), memory)
     }
 
     private func start(_ w: ClusterWorld, _ memory: SimMemory) {
@@ -82,7 +89,7 @@ final class SimClient {
                 rid += 1
                 waiting = .create(id, size: size)
                 issuedAt = w.sim.step
-                w.apply(node, w.cores[node].handle(.cluster(Self.id, requestId: rid, .createOn(id, dataSize: size, metadataSize: 0, node: UInt32(target))),
+                w.apply(node, w.cores[node].handle(.cluster(cid, requestId: rid, .createOn(id, dataSize: size, metadataSize: 0, node: UInt32(target))),
                                                    now: w.now), memory)
             } else {
                 request(w, memory, .create(id, dataSize: size, metadataSize: 0), .create(id, size: size))
@@ -100,10 +107,24 @@ final class SimClient {
             let (owner, region) = w.region(memory, handle: l.region, of: node)
             let stamp = w.ledger.created(id, owner: owner, offset: l.offset, reserved: l.reserved, size: size, creator: node)
             let bytes = ClusterLedger.pattern(stamp: stamp, size: size)
+            let fate = rng.below(24)
+            if fate == 0 {
+                // Dies mid-create: a part written, nothing written back.
+                let part = rng.below(size + 1)
+                if part > 0 {
+                    region.write(at: l.offset, count: part) { b in bytes.withUnsafeBytes { b.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<part])) } }
+                }
+                if sim.shouldStop(node) { return }
+                w.ledger.uncertain(stamp: stamp)
+                die(w, memory, "mid-create of \(id), \(part) of \(size) B written, none written back")
+                return
+            }
             region.write(at: l.offset, count: size) { b in bytes.withUnsafeBytes { b.copyMemory(from: $0) } }
-            ObjectMemory.writeBack(region, l)
+            // An abort without write-back leaves the lines dirty here.
+            let dirtyAbort = fate <= 2
+            if !dirtyAbort { ObjectMemory.writeBack(region, l) }
             if sim.shouldStop(node) { return }
-            if rng.below(6) == 0 {
+            if dirtyAbort || rng.below(6) == 0 {
                 // The owner frees it when the abort arrives, before we hear back.
                 w.ledger.uncertain(stamp: stamp)
                 request(w, memory, .abort(id), .abort(stamp: stamp))
@@ -132,7 +153,12 @@ final class SimClient {
             // The client reads line by line, as an application walks an object.
             var bytes: [UInt8] = []
             var at = l.offset
+            let diesAfter = !early && rng.below(20) == 0 ? rng.below(l.dataSize + 1) : nil
             while at < l.offset + l.dataSize {
+                if let d = diesAfter, at - l.offset >= d {
+                    die(w, memory, "mid-read of \(id), holding its reference")
+                    return
+                }
                 let count = min(l.offset + l.dataSize - at, memory.lineSize - at % memory.lineSize)
                 if sim.shouldStop(node) { return }
                 w.ledger.reading(o, node: node)
@@ -145,5 +171,17 @@ final class SimClient {
         default:
             break   // errors of create, get, delete, contains, release: the ledger learns through the stores' actions
         }
+    }
+
+    /// The client process dies: its store sees the disconnect (releases its
+    /// references, aborts its unsealed creations) and a new client connects.
+    private func die(_ w: ClusterWorld, _ memory: SimMemory, _ what: String) {
+        w.sim.trace(node, "client-death", line: -1, "client \(cid) dies \(what)")
+        deaths += 1
+        w.ledger.clientDied(node: node)
+        w.apply(node, w.cores[node].handle(.local(.disconnected(cid)), now: w.now), memory)
+        cid += 1
+        if w.sim.shouldStop(node) { return }
+        w.apply(node, w.cores[node].handle(.local(.connected(cid)), now: w.now), memory)
     }
 }

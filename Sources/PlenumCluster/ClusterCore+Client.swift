@@ -29,14 +29,18 @@ extension ClusterCore {
         case .create(let id, let d, let m):
             create(Create(client: c, requestId: rid, id: id, dataSize: d, metadataSize: m, target: nil), now: now, into: &out)
         case .seal(let id, let digest):
-            if let n = remoteUnsealed[c]?[id] {
+            if let n = remoteUnsealed[c]?[id]?.node {
                 send(.seal(id, digest: digest), to: n, awaiting: .remoteSeal(c, requestId: rid, id: id), now: now, into: &out)
                 return
             }
             reply(c, rid, sealHere(c, id, digest: digest, now: now, into: &out) ?? .error(.notFound(id)), into: &out)
         case .abort(let id):
-            if let n = remoteUnsealed[c]?[id] {
-                send(.abort(id), to: n, awaiting: .remoteAbort(c, requestId: rid, id: id), now: now, into: &out)
+            if let u = remoteUnsealed[c]?[id] {
+                // Whatever the client left dirty in the range (it may abort
+                // without writing back) is written back while the range is
+                // still its own, before the owner can reuse it (SPEC §10.8).
+                out.append(.invalidate(u.location))
+                send(.abort(id), to: u.node, awaiting: .remoteAbort(c, requestId: rid, id: id), now: now, into: &out)
                 return
             }
             let r = runLocal(.abort(id), as: c, now: now, into: &out)
@@ -282,8 +286,11 @@ extension ClusterCore {
         for (id, h) in remoteRefs.removeValue(forKey: c) ?? [:] {
             for _ in 0..<h.count { send(.release(id), to: h.node, now: now, into: &out) }
         }
-        for (id, n) in remoteUnsealed.removeValue(forKey: c) ?? [:] {
-            send(.abort(id), to: n, awaiting: .remoteAbort(0, requestId: 0, id: id), now: now, into: &out)
+        for (id, u) in remoteUnsealed.removeValue(forKey: c) ?? [:] {
+            // A dead client's dirty lines of the range: written back and
+            // dropped here before the abort frees it (SPEC §10.8).
+            out.append(.invalidate(u.location))
+            send(.abort(id), to: u.node, awaiting: .remoteAbort(0, requestId: 0, id: id), now: now, into: &out)
         }
         awaitingAcks[c] = nil
         held[c] = nil

@@ -26,8 +26,7 @@ extension ClusterCore {
         case .view(let d):
             senderMoved(n, to: d, now: now, into: &out)
         case .rehomed(let d):
-            rehomedBy[n] = d
-            if takenOver { tookOver(now: now, into: &out) }
+            peerRehomed(n, d, now: now, into: &out)
         case .unpublish(let id, let owner):
             guard owner == n else { counters.refusedMessages += 1; return }
             directory.unpublish(id, owner: owner)
@@ -229,7 +228,7 @@ extension ClusterCore {
                 return
             }
             l.region = info.region
-            remoteUnsealed[k.client, default: [:]][k.id] = n
+            remoteUnsealed[k.client, default: [:]][k.id] = RemoteUnsealed(node: n, location: l)
             reply(k.client, k.requestId, .created(l), into: &out)
         case (.lookup(let token, let i), .lookupReply(let s, let owner, let l, let d)),
              (.lookupAcquire(let token, let i, _), .lookupReply(let s, let owner, let l, let d)):

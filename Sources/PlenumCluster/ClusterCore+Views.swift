@@ -56,12 +56,13 @@ extension ClusterCore {
     /// A reserve or publish from `n` in view `v`: served now, or parked.
     mutating func inView(_ v: UInt64, _ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64,
                          into out: inout [ClusterAction]) {
-        // A reserve sent after its sender's `rehomed(v)` is a new one; one
-        // sent before it is the sender's re-homing (its reservations re-sent),
-        // which is part of the takeover and never waits for it.
-        var fresh = false
-        if case .reserve = m { fresh = rehomedBy[n] == v }
-        if v == 0 || (v == view && (!fresh || takenOver)) { serve(m, from: n, correlation: corr, now: now, into: &out); return }
+        // A reserve waits for the takeover. One sent after its sender's
+        // `rehomed(v)` is new; one sent before it is the sender's re-homing
+        // (a reservation it already held), served first when the takeover
+        // comes, so no new reserve can take its id.
+        var reserve = false, fresh = false
+        if case .reserve = m { reserve = true; fresh = rehomedBy[n] == v }
+        if v == 0 || (v == view && (!reserve || takenOver)) { serve(m, from: n, correlation: corr, now: now, into: &out); return }
         guard parked[n, default: []].count < Self.maxParked else {
             counters.refusedMessages += 1
             superseded(m, from: n, correlation: corr, now: now, into: &out)
@@ -91,18 +92,29 @@ extension ClusterCore {
         tookOver(now: now, into: &out)
     }
 
+    /// `rehomed(d)` from `n`. The first one of this node's own view from `n`
+    /// is answered with this node's (once): a `rehomed` sent before `n` had
+    /// this node up may have been dropped by `n`'s shell (a relayed pair
+    /// comes up one side at a time), and `n` would wait for it forever.
+    mutating func peerRehomed(_ n: NodeID, _ d: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        let first = rehomedBy[n] != d
+        rehomedBy[n] = d
+        if first, config.views, d == view, peers[n] != nil { send(.rehomed(view), to: n, now: now, into: &out) }
+        if takenOver { tookOver(now: now, into: &out) }
+    }
+
     /// After a view change or the last peer's `rehomed`: creates waiting
     /// for the takeover start over (their homes may have moved; one still
     /// homed here and not taken over keeps waiting, with its deadline), and
     /// parked messages this node can now serve are served.
     mutating func tookOver(now: UInt64, into out: inout [ClusterAction]) {
+        serveParked(now: now, into: &out)
         let waiting = awaitingTakeover
         awaitingTakeover = []
         let open = takenOver
         for w in waiting {
             if !open && home(of: w.create.id) == me { awaitingTakeover.append(w) } else { create(w.create, now: now, into: &out) }
         }
-        serveParked(now: now, into: &out)
     }
 
     /// Local creates that waited for a takeover longer than a request may.
@@ -162,15 +174,24 @@ extension ClusterCore {
     }
 
     mutating func serveParked(now: UInt64, into out: inout [ClusterAction]) {
+        // Publishes of this view at once; reserves once taken over: the
+        // re-homing ones (not fresh) of every sender before any new one.
         let open = takenOver
-        for n in parked.keys.sorted() {
-            guard let list = parked[n], list.contains(where: { $0.view == view && (open || !$0.fresh) }) else { continue }
-            parked[n] = nil
-            var kept: [Parked] = []
-            for p in list {
-                if p.view == view && (open || !p.fresh) { serve(p.message, from: n, correlation: p.corr, now: now, into: &out) } else { kept.append(p) }
+        for pass in 0..<2 {
+            func due(_ p: Parked) -> Bool {
+                guard p.view == view else { return false }
+                guard case .reserve = p.message else { return pass == 0 }
+                return open && p.fresh == (pass == 1)
             }
-            if !kept.isEmpty { parked[n] = kept }
+            for n in parked.keys.sorted() {
+                guard let list = parked[n], list.contains(where: due) else { continue }
+                parked[n] = nil
+                var kept: [Parked] = []
+                for p in list {
+                    if due(p) { serve(p.message, from: n, correlation: p.corr, now: now, into: &out) } else { kept.append(p) }
+                }
+                if !kept.isEmpty { parked[n] = kept }
+            }
         }
     }
 }

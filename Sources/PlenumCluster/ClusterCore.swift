@@ -139,7 +139,15 @@ public struct ClusterCore: Sendable {
     /// References local clients hold on objects in peers' memory.
     var remoteRefs: [ClientID: [ObjectID: Held]] = [:]
     /// Objects local clients created in peers' memory, not sealed yet.
-    var remoteUnsealed: [ClientID: [ObjectID: NodeID]] = [:]
+    var remoteUnsealed: [ClientID: [ObjectID: RemoteUnsealed]] = [:]
+    /// An object a local client is creating in a peer's memory: where, so
+    /// that its lines can be written back and dropped here before the abort
+    /// leaves (SPEC §10.8 "Writer side").
+    struct RemoteUnsealed: Sendable {
+        var node: NodeID
+        /// `region` is the peer region's handle on this node.
+        var location: ObjectLocation
+    }
     /// Ids this node reserved for local creates not sealed yet.
     var localUnsealed: [ClientID: Set<ObjectID>] = [:]
     /// Every reservation this node holds and has not published or released
@@ -359,7 +367,7 @@ public struct ClusterCore: Sendable {
         // Objects in its memory are gone for local holders.
         for c in remoteRefs.keys { remoteRefs[c] = remoteRefs[c]!.filter { $0.value.node != n } }
         for c in remoteUnsealed.keys {
-            for (id, node) in remoteUnsealed[c]! where node == n {
+            for (id, u) in remoteUnsealed[c]! where u.node == n {
                 remoteUnsealed[c]![id] = nil
                 releaseReservation(id, now: now, into: &out)
             }

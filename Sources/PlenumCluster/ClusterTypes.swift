@@ -65,10 +65,12 @@ public enum ClusterAction: Equatable, Sendable {
     /// fence, compute its CRC32C and compare with `digest` (SPEC §10.8);
     /// answer with `.digestChecked`.
     case checkDigest(token: UInt64, region: Int, location: ObjectLocation, digest: UInt64)
-    /// Flush (write back and drop) this node's cached lines of a local
-    /// range a peer writes: when the range is granted to the peer (no dirty
-    /// line of an earlier use may land over its bytes) and before sealing
-    /// it (drop stale lines; a pure invalidate by then).
+    /// Flush (write back and drop) this node's cached lines of a range:
+    /// `region` 0, a local range a peer writes — when it is granted to the
+    /// peer (no dirty line of an earlier use may land over its bytes) and
+    /// before sealing it (drop stale lines; a pure invalidate by then);
+    /// else (the handle of a peer's region, §10.7) a range a local client
+    /// was creating there and aborts or dies with — before the abort leaves.
     case invalidate(ObjectLocation)
     /// The answer to `.reserveBatch`: per id nil (reserved) or the error.
     case batchReserved(token: UInt64, [StoreError?])

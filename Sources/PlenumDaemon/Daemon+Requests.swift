@@ -147,7 +147,9 @@ extension StoreDaemon {
             case .checkDigest(let token, let handle, let l, let digest):
                 dispatch(core.handle(.digestChecked(token: token, ok: checkDigest(handle, l, digest)), now: monotonicNanos()))
             case .invalidate(let l):
-                ObjectMemory.drop(region.memory(), l)
+                if l.region == 0 { ObjectMemory.drop(region.memory(), l) } else if let (_, r) = peers?.region(handle: l.region), l.end <= r.size {
+                    ObjectMemory.drop(r.memory(), l)   // a peer's range a local client wrote (§10.8)
+                }
             case .batchReserved(let token, let r):
                 finishBatch(token, r)
             }

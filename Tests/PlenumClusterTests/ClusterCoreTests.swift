@@ -303,4 +303,30 @@ final class ClusterCoreTests: XCTestCase {
         XCTAssertEqual(h.replies[1].first?.2, .objects([nil]))
         XCTAssertGreaterThan(h.nodes[1].counters.refusedMessages, 0)
     }
+
+    /// SPEC §10.8 "Writer side": a client creating in a peer's memory may
+    /// abort without writing back, or die; its store writes back and drops
+    /// the range through its mapping of the peer's region before the abort
+    /// leaves, so no dirty line can land over the range's next object.
+    func testAnAbortOrADeathInAPeersMemoryWritesTheRangeBackBeforeTheAbortLeaves() throws {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(5, on: 0)
+        for dies in [false, true] {
+            let x = oid(dies ? 41 : 40)
+            guard case .created(let l)? = h.call(.createOn(x, dataSize: 300, metadataSize: 0, node: 1), client: 5, on: 0) else {
+                return XCTFail("createOn failed")
+            }
+            XCTAssertNotEqual(l.region, 0, "in node 1's memory")
+            let actions = dies ? h.nodes[0].handle(.local(.disconnected(5)), now: h.now)
+                               : h.nodes[0].handle(.local(.request(5, requestId: 8, .abort(x))), now: h.now)
+            let flush = actions.firstIndex { if case .invalidate(l) = $0 { return true } else { return false } }
+            let abort = actions.firstIndex { if case .send(1, _, .abort(x)) = $0 { return true } else { return false } }
+            let (f, a) = (try XCTUnwrap(flush, "the range is written back: \(actions)"), try XCTUnwrap(abort, "\(actions)"))
+            XCTAssertLessThan(f, a, "written back before the owner may free it")
+            h.apply(0, actions)
+            h.settle()
+            if dies { h.connect(5, on: 0) }
+        }
+        XCTAssertEqual(h.nodes[1].store.stats.objects, 0, "both aborted at the owner")
+    }
 }
