@@ -20,7 +20,7 @@ import PlenumStore
 /// ```
 final class ClusterIndex {
     static let buckets = 2
-    unowned let sim: Simulation
+    unowned(unsafe) let sim: Simulation
     var layouts: [DirectoryIndexLayout] = []
     var writers: [DirectoryIndexWriter] = []
     /// history[home][id]: states in order, valid from `from` until `until` (nil: still).

@@ -40,7 +40,7 @@ final class ClusterLedger {
     /// survivors know yet, so its id may be created again.
     var dead: Set<Int> = []
     var checkedReads = 0
-    unowned let sim: Simulation
+    unowned(unsafe) let sim: Simulation
 
     init(sim: Simulation) { self.sim = sim }
 

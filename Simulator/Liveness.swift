@@ -28,7 +28,7 @@ enum LivenessBound {
 /// Ring-exchange: any ring progress resets the clock; a stall names every
 /// ring that still has work.
 final class RingLiveness {
-    unowned let sim: Simulation
+    unowned(unsafe) let sim: Simulation
     let ledgers: [RingLedger]
     /// The step of the last post, delivery, reset or (re)start.
     var progressAt = 0

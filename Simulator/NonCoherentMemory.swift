@@ -92,7 +92,7 @@ final class NonCoherentMemory {
     /// Torn write-backs still to land: (line, words not yet written, bytes, tags).
     var tornRemainder: [(line: Int, words: [Int], bytes: [UInt8], tags: [UInt32])] = []
 
-    unowned let sim: Simulation
+    unowned(unsafe) let sim: Simulation
 
     init(sim: Simulation, nodes: Int, line: Int, regions spec: [(size: Int, owner: Int?)]) {
         self.sim = sim
@@ -215,7 +215,7 @@ final class NonCoherentMemory {
         let node = nodes[n]
         let first = offset / line, last = (offset + count - 1) / line
         for l in first...last where !node.present[l] { fetch(n, l) }
-        for i in 0..<count { out[i] = node.cache[offset + i] }
+        node.cache.withUnsafeBytes { out.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + count)])) }
         var forwarded = Set<Int>()
         if !node.queue.isEmpty {
             forwardPending(node, offset, count, out, &forwarded)
@@ -275,12 +275,19 @@ final class NonCoherentMemory {
 
     func enqueue(_ n: Int, _ p: Pending) { nodes[n].queue.append(p) }
 
+    /// The buffer `eligible` fills (callers use its answer before asking
+    /// again, so no array is allocated per call).
+    private var eligibleScratch: [Int] = []
+
     /// Indices of queue entries that may drain now (SPEC §7.1 ordering rules).
     func eligible(_ n: Int) -> [Int] {
         let q = nodes[n].queue
-        if q.isEmpty { return [] }
-        if sim.config.ordering == .tso { return [0] }
-        var result: [Int] = []
+        var result = eligibleScratch
+        eligibleScratch = []
+        result.removeAll(keepingCapacity: true)
+        defer { eligibleScratch = result }
+        if q.isEmpty { return result }
+        if sim.config.ordering == .tso { result.append(0); return result }
         outer: for i in q.indices {
             for j in 0..<i {
                 switch (q[j], q[i]) {
@@ -325,7 +332,7 @@ final class NonCoherentMemory {
             knowledge.append(contentsOf: clocks[n])
             committedKnowledge.append(contentsOf: clocks[n])
             publishedCommit.append(.max)
-            for i in 0..<bytes.count { node.cache[o + i] = bytes[i] }
+            node.cache.withUnsafeMutableBytes { c in bytes.withUnsafeBytes { c.baseAddress!.advanced(by: o).copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
             for w in (o / 8)...((o + bytes.count - 1) / 8) {
                 versions[w].append(serial)
                 node.tags[w] = serial

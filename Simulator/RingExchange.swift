@@ -190,7 +190,7 @@ struct RingExchange {
     /// Posts the ledger's next message; true on progress.
     private func post(_ producer: inout RingProducer<SimMemory>, _ l: RingLedger, _ sim: Simulation, _ me: Int, _ maxPayload: Int) -> Bool {
         let index = l.next
-        let bytes = RingLedger.payload(ring: l.ring, index: index, maxPayload: maxPayload)
+        let bytes = l.payload(index, maxPayload: maxPayload)
         let epoch = producer.epoch
         l.indexAt[RingLedger.key(epoch, producer.posted + 1)] = index
         l.posting = index
@@ -220,7 +220,7 @@ struct RingExchange {
         // acknowledgement and before `poll` returns.
         let epoch = consumer.epoch
         let result = consumer.poll { m in
-            if let (kind, why) = l.deliver(index: Int(m.requestId), sequence: m.sequence, epoch: epoch, bytes: Array(m.payload), maxPayload: maxPayload) {
+            if let (kind, why) = l.deliver(index: Int(m.requestId), sequence: m.sequence, epoch: epoch, bytes: m.payload, maxPayload: maxPayload) {
                 sim.fail(kind, node: me, line: -1, why)
             }
         }

@@ -64,6 +64,20 @@ final class RingLedger {
             || (allPosted && (discardBelow..<messages).allSatisfy { delivered[$0] })
     }
 
+    /// Payloads already computed, by index (the run's `maxPayload` is fixed):
+    /// every post and every delivery needs one (a tenth of the fuzz's
+    /// instructions went to recomputing them, issue 24).
+    private var payloads: [[UInt8]?] = []
+
+    /// The payload of message `index` (see `payload(ring:index:maxPayload:)`).
+    func payload(_ index: Int, maxPayload: Int) -> [UInt8] {
+        if payloads.isEmpty { payloads = Array(repeating: nil, count: messages) }
+        if let p = payloads[index] { return p }
+        let p = Self.payload(ring: ring, index: index, maxPayload: maxPayload)
+        payloads[index] = p
+        return p
+    }
+
     /// The deterministic payload of message `index` of this ring.
     static func payload(ring: Int, index: Int, maxPayload: Int) -> [UInt8] {
         var z = UInt64(ring &* 1_000_003 &+ index) &* 0x9E37_79B9_7F4A_7C15
@@ -75,7 +89,7 @@ final class RingLedger {
     }
 
     /// Judges one delivery; returns the violation, if any.
-    func deliver(index: Int, sequence: UInt64, epoch: UInt64, bytes: [UInt8], maxPayload: Int) -> (Violation.Kind, String)? {
+    func deliver(index: Int, sequence: UInt64, epoch: UInt64, bytes: some Collection<UInt8>, maxPayload: Int) -> (Violation.Kind, String)? {
         let name = "ring \(ring) (\(producer)→\(consumer))"
         guard index >= 0, index < messages, index < next || index == posting else {
             return (.mismatch, "\(name): message \(index) delivered but never posted")
@@ -83,7 +97,7 @@ final class RingLedger {
         if let posted = indexAt[Self.key(epoch, sequence)], posted != index {
             return (.mismatch, "\(name): sequence \(sequence) of epoch \(epoch) delivered message \(index), but message \(posted) was posted there")
         }
-        if bytes != Self.payload(ring: ring, index: index, maxPayload: maxPayload) {
+        if !bytes.elementsEqual(payload(index, maxPayload: maxPayload)) {
             return (.mismatch, "\(name): message \(index) payload differs from what was posted")
         }
         if epoch != deliveryEpoch {

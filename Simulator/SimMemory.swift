@@ -4,7 +4,7 @@ import PlenumMemory
 /// (SPEC.md §7.1): the production ring and region code run on it unchanged.
 /// Every call is one schedule point, then one operation of the model.
 public struct SimMemory: SharedMemory {
-    unowned let sim: Simulation
+    unowned(unsafe) let sim: Simulation
     public let node: Int
 
     init(sim: Simulation, node: Int) {
@@ -44,11 +44,15 @@ public struct SimMemory: SharedMemory {
     public func read<R, E: Error>(at offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         precondition(offset >= 0 && count >= 0 && offset <= size - count, "read outside the simulated memory")
         sim.opPoint(node)
-        var buffer = [UInt8](repeating: 0, count: count)
-        if !dead && count > 0 { buffer.withUnsafeMutableBytes { sim.mem.load(node, offset, count, into: $0) } }
-        sim.trace(node, "read", line: offset / lineSize, "@\(offset) \(count)B")
-        if sim.bound != nil { sim.noteOp(node, 2, offset, buffer.reduce(UInt64(count)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }) }
-        let result = buffer.withUnsafeBytes { b in Result { () throws(E) -> R in try body(b) } }
+        // A private copy on the stack (no heap allocation per read).
+        let result = withUnsafeTemporaryAllocation(byteCount: max(count, 1), alignment: 8) { raw -> Result<R, E> in
+            let buffer = UnsafeMutableRawBufferPointer(rebasing: raw[0..<count])
+            buffer.initializeMemory(as: UInt8.self, repeating: 0)
+            if !dead && count > 0 { sim.mem.load(node, offset, count, into: buffer) }
+            sim.trace(node, "read", line: offset / lineSize, "@\(offset) \(count)B")
+            if sim.bound != nil { sim.noteOp(node, 2, offset, buffer.reduce(UInt64(count)) { ($0 ^ UInt64($1)) &* 0x100_0000_01b3 }) }
+            return Result { () throws(E) -> R in try body(UnsafeRawBufferPointer(buffer)) }
+        }
         return try result.get()
     }
 

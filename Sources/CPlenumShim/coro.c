@@ -1,14 +1,26 @@
 // coro.c — stackful coroutines for the simulator (see plenum_shim.h).
+//
+// A coroutine is entered the first time through its ucontext (makecontext:
+// the only portable way onto a fresh stack); every later switch saves and
+// restores registers with _setjmp/_longjmp, which, unlike swapcontext, do
+// not save and restore the signal mask — swapcontext made a sigprocmask
+// system call at every switch, and the simulator switches at a tenth of its
+// memory operations (issue 24). Jumping between stacks is what these
+// buffers are for here; the fortified longjmp would refuse it.
+#undef _FORTIFY_SOURCE
 #define _GNU_SOURCE
 #include "plenum_shim.h"
 
+#include <setjmp.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <ucontext.h>
 #include <unistd.h>
 
 struct plenum_coro {
-    ucontext_t context;
+    ucontext_t context;   // the first entry of a created coroutine
+    jmp_buf jump;         // where it left off, once it has switched away
+    int resumable;        // `jump` holds a context
     void *stack;      // mapping base (guard page first), NULL for main
     size_t mapped;
     void (*entry)(void *);
@@ -25,7 +37,9 @@ static void trampoline(unsigned hi, unsigned lo) {
     plenum_coro *c = (plenum_coro *)(((uintptr_t)hi << 32) | (uintptr_t)lo);
     c->entry(c->arg);
     // The entry's frames are gone: resume where it asked to go, for good.
-    if (c->exit_to) setcontext(&c->exit_to->context);
+    plenum_coro *next = c->exit_to;
+    if (next && next->resumable) _longjmp(next->jump, 1);
+    if (next) setcontext(&next->context);
     abort();
 }
 
@@ -53,7 +67,13 @@ plenum_coro *plenum_coro_create(size_t stack_bytes, void (*entry)(void *), void 
 }
 
 void plenum_coro_switch(plenum_coro *from, plenum_coro *to) {
-    swapcontext(&from->context, &to->context);
+    if (_setjmp(from->jump) == 0) {
+        from->resumable = 1;
+        if (to->resumable) _longjmp(to->jump, 1);
+        setcontext(&to->context);   // its first entry: the trampoline
+        abort();
+    }
+    // resumed by a later switch (or exit) to `from`
 }
 
 void plenum_coro_destroy(plenum_coro *c) {
