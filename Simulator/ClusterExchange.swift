@@ -309,7 +309,7 @@ final class ClusterWorld {
         guard quiescent else {
             let waiting = (0..<n).filter { !sim.crashed[$0] && !clients[$0].done }
             sim.fail(.stalled, node: waiting.first ?? 0, line: -1,
-                     "the cluster did not quiesce: clients of nodes \(waiting) unfinished, message(s) in flight \(inFlightText), requests pending \((0..<n).map { cores[$0].pendingRequests }), outboxes \(outboxText), deaths untold \(untoldText)")
+                     "the cluster did not quiesce\(sim.budgetExhausted ? " (step budget exhausted, \(sim.stepBudget) operations)" : ""): clients of nodes \(waiting) unfinished, message(s) in flight \(inFlightText), requests pending \((0..<n).map { cores[$0].pendingRequests }), outboxes \(outboxText), deaths untold \(untoldText)")
             return
         }
         checkEndState()

@@ -59,7 +59,7 @@ final class RingLiveness {
     /// posted and delivered (or discarded by a reset).
     func checkEnd() {
         guard sim.violation == nil, ledgers.contains(where: stuck) else { return }
-        fail("the run ended with work left")
+        fail(sim.budgetExhausted ? "step budget exhausted (\(sim.stepBudget) operations) with work left" : "the run ended with work left")
     }
 
     private func fail(_ why: String) {

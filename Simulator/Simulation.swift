@@ -248,7 +248,7 @@ public final class Simulation {
             // without touching memory ends at the run's step bound instead
             // of spinning forever (issue 24, seed 22052).
             step += 1
-            if step >= 2 * config.maxSteps { stopping = true }
+            if step >= stepBudget { stopping = true }
             return
         }
         // Exploring, a waiting node hands over round-robin (not a branch: the
@@ -258,11 +258,18 @@ public final class Simulation {
         switchTo(others[chooser.pick(others.count)])
     }
 
+    /// Every run ends by this many operations (the fault phase, then as
+    /// many quiet ones): what state a run holds grows with its operations,
+    /// so this bounds its memory too. A run that reaches it with work left
+    /// is reported `stalled`, "step budget exhausted" (§7.3 "Liveness").
+    var stepBudget: Int { 2 * config.maxSteps }
+    var budgetExhausted: Bool { step >= stepBudget }
+
     /// Called before every memory operation of node n.
     func opPoint(_ n: Int) {
         if settingUp { return }
         step += 1
-        if violation != nil || step >= 2 * config.maxSteps { stopping = true; return }
+        if violation != nil || step >= stepBudget { stopping = true; return }
         if let bound { explorePoint(n, bound); return }
         // After maxSteps the run quiesces: no more injected events or
         // preemptions, only the programs' own waiting, for up to maxSteps more.

@@ -213,21 +213,27 @@ extension ClusterCore {
     mutating func reserveBatch(_ token: UInt64, _ ids: [ObjectID], now: UInt64, into out: inout [ClusterAction]) {
         batches[token] = Batch(client: 0, requestId: 0, ids: ids, results: Array(repeating: nil, count: ids.count), remaining: ids.count)
         if ids.isEmpty { out.append(.batchReserved(token: token, [])); batches[token] = nil; return }
-        for (i, id) in ids.enumerated() {
-            if store.location(id) != nil { batchAnswered(token, i, .alreadyExists(id), into: &out); continue }
-            let h = home(of: id)
-            if h == me {
-                if !takenOver {
-                    batchAnswered(token, i, .nodeUnavailable(me, why: "membership changing: this home has not taken over its view yet; retry"), into: &out)
-                } else if directory.reserve(id, by: me) {
-                    myReservations.insert(id)
-                    batchAnswered(token, i, nil, into: &out)
-                } else {
-                    batchAnswered(token, i, .alreadyExists(id), into: &out)
-                }
+        for (i, id) in ids.enumerated() { reserveBatchItem(token, i, id, deadline: now &+ config.requestTimeout, now: now, into: &out) }
+    }
+
+    /// One id of a create-and-seal batch: reserved here (once this home has
+    /// taken over its view, SPEC §10.4 "Handoff"; until then it waits) or
+    /// at its home.
+    mutating func reserveBatchItem(_ token: UInt64, _ i: Int, _ id: ObjectID, deadline: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        guard batches[token] != nil else { return }
+        if store.location(id) != nil { batchAnswered(token, i, .alreadyExists(id), into: &out); return }
+        let h = home(of: id)
+        if h == me {
+            if !takenOver {
+                awaitingTakeoverBatch.append((token, i, id, deadline))
+            } else if directory.reserve(id, by: me) {
+                myReservations.insert(id)
+                batchAnswered(token, i, nil, into: &out)
             } else {
-                send(.reserve(id, view: sentView), to: h, awaiting: .batchReserve(token: token, index: i, id: id), now: now, into: &out)
+                batchAnswered(token, i, .alreadyExists(id), into: &out)
             }
+        } else {
+            send(.reserve(id, view: sentView), to: h, awaiting: .batchReserve(token: token, index: i, id: id), now: now, into: &out)
         }
     }
 

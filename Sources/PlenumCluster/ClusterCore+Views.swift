@@ -14,6 +14,10 @@ import PlenumStore
 ///                                                          ├─ sender says view(w≠v) ─▶ drop (reserve: "retry"; publish: ack)
 ///                                                          └─ sender dies        ─▶ drop
 /// ```
+/// Handoff (SPEC §10.4 "Handoff"): every node ends its re-homing in a view
+/// with `rehomed(v)` to every peer; a home serves reserves (and its own
+/// clients' creates of ids homed here) only once every peer's last
+/// `rehomed` carried its view, re-homing reserves before new ones.
 extension ClusterCore {
     /// A reserve or publish waiting at a home: for the home to enter its
     /// view, or (a new reserve) for the home to take that view over.
@@ -115,16 +119,31 @@ extension ClusterCore {
         for w in waiting {
             if !open && home(of: w.create.id) == me { awaitingTakeover.append(w) } else { create(w.create, now: now, into: &out) }
         }
+        let items = awaitingTakeoverBatch
+        awaitingTakeoverBatch = []
+        for b in items {
+            if !open && home(of: b.id) == me { awaitingTakeoverBatch.append(b) } else {
+                reserveBatchItem(b.token, b.index, b.id, deadline: b.deadline, now: now, into: &out)
+            }
+        }
     }
+
+    /// Local creates waiting for this home to take over its view.
+    public var awaitingTakeoverCount: Int { awaitingTakeover.count + awaitingTakeoverBatch.count }
 
     /// Local creates that waited for a takeover longer than a request may.
     mutating func expireTakeover(now: UInt64, into out: inout [ClusterAction]) {
-        guard awaitingTakeover.contains(where: { $0.deadline <= now }) else { return }
+        guard awaitingTakeover.contains(where: { $0.deadline <= now }) || awaitingTakeoverBatch.contains(where: { $0.deadline <= now }) else { return }
         for w in awaitingTakeover where w.deadline <= now {
             reply(w.create.client, w.create.requestId,
                   .error(.nodeUnavailable(me, why: "membership changing: this home has not heard every peer finish re-homing; retry")), into: &out)
         }
         awaitingTakeover.removeAll { $0.deadline <= now }
+        let late = awaitingTakeoverBatch.filter { $0.deadline <= now }
+        awaitingTakeoverBatch.removeAll { $0.deadline <= now }
+        for b in late {
+            batchAnswered(b.token, b.index, .nodeUnavailable(me, why: "membership changing: this home has not heard every peer finish re-homing; retry"), into: &out)
+        }
     }
 
     /// Serves a reserve or publish in this node's view (SPEC §10.4 table).

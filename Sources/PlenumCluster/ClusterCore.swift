@@ -175,6 +175,8 @@ public struct ClusterCore: Sendable {
     /// Local creates of ids homed here, waiting for this home to take over
     /// its view, with their deadlines.
     var awaitingTakeover: [(create: Create, deadline: UInt64)] = []
+    /// Ids of create-and-seal batches homed here, waiting the same way.
+    var awaitingTakeoverBatch: [(token: UInt64, index: Int, id: ObjectID, deadline: UInt64)] = []
     /// Reads peers' directory indexes (SPEC §10.4 "Directory index"): set
     /// by a shell whose peers' regions are mapped; nil asks every home by
     /// message.

@@ -110,6 +110,8 @@ extension StoreDaemon {
             }
             j.field("view", String(core.view, radix: 16))
             j.field("parked", core.parkedCount)
+            j.field("taken_over", core.takenOver)
+            j.field("awaiting_takeover", core.awaitingTakeoverCount)
             j.field("pending_peer_requests", core.pendingRequests)
             j.field("barrier_waiters", core.barrierWaiterCount)
             j.field("wait") {

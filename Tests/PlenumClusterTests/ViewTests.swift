@@ -40,8 +40,12 @@ final class ViewTests: XCTestCase {
         let b = h.nodes[0].handle(.message(from: 2, correlation: 78, .reserve(oid(7), view: 12345)), now: h.now)
         XCTAssertTrue(b.isEmpty)
         XCTAssertEqual(h.nodes[0].parkedCount, 2)
-        // Node 0 enters node 2's view: the reserve carrying it is served.
+        // Node 2 has finished re-homing in its view (it says so after
+        // everything re-homing sent); node 0 enters that view: it has taken
+        // it over at once, and the reserve carrying it is served.
+        _ = h.nodes[0].handle(.message(from: 2, correlation: 0, .rehomed(newer)), now: h.now)
         let c = h.nodes[0].handle(.peerDown(1, why: "test"), now: h.now)
+        XCTAssertTrue(h.nodes[0].takenOver)
         XCTAssertEqual(h.nodes[0].view, newer)
         XCTAssertTrue(c.contains { if case .send(2, 77, .result(0)) = $0 { return true } else { return false } }, "\(c)")
         XCTAssertTrue(c.contains { if case .send(2, _, .view(newer)) = $0 { return true } else { return false } }, "peers hear of the new view")
