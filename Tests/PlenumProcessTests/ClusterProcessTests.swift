@@ -125,6 +125,9 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
     @Test func putOnNodeZeroGetOnNodeTwoByteExactZeroCopyAndTracked() throws {
         let cluster = try TestCluster(nodes: 3)
         defer { cluster.stop() }
+        // Every home takes over its view once its peers have re-homed
+        // (SPEC §10.4 "Handoff"; always, over gRPC, where views are off).
+        #expect(cluster.eventually { (0..<3).allSatisfy { cluster.status(NodeID($0))?["taken_over"] as? Bool == true } })
         let c0 = try cluster.client(0), c1 = try cluster.client(1), c2 = try cluster.client(2)
         let id = cid(1), data = bytes(300_000, seed: 1)
         try c0.put(id, data: data, metadata: [7, 7])
