@@ -30,8 +30,11 @@ struct ClusterExchange {
     /// Bytes of each node's object area: small, so ranges are reused.
     static let objectBytes = 4096
     static let idSpace = 10
-    /// Operations between a crash and its detection by the peers.
+    /// Operations between a crash and its detection by the peers: at least
+    /// this, and each observer on its own delay (`ClusterWorld.detectDelay`).
     static let detectAfter = 400
+    /// The cores' request timeout, in operations (the clock is 1 µs each).
+    static let requestTimeoutSteps = 30_000
 
     func run(_ sim: Simulation) {
         let n = sim.config.nodes
@@ -92,6 +95,11 @@ final class ClusterWorld {
     /// last step a peer message was posted or taken.
     var quietAt: Int?
     var messageMovedAt = 0
+    /// Per (observer, crashed node): extra operations before the observer
+    /// is told, drawn from the seed.
+    let detectDelay: [Int]
+    /// Crashed nodes every live node has been told of (the ledger knows).
+    var fencedNodes: Set<Int> = []
     var clients: [SimClient] = []
     var replies: [[UInt64: StoreResponse]]
     var now: UInt64 { UInt64(sim.step) &* 1_000 }
@@ -109,6 +117,8 @@ final class ClusterWorld {
         inFlight = [Int](repeating: 0, count: n * n)
         told = [[Bool]](repeating: [Bool](repeating: false, count: n), count: n)
         crashStep = [Int?](repeating: nil, count: n)
+        var delays = SplitMix64(seed: sim.config.seed ^ 0xDE7E_C7ED)
+        detectDelay = (0..<(n * n)).map { _ in delays.below(3) == 0 ? delays.below(3_000) : delays.below(200) }
         replies = [[UInt64: StoreResponse]](repeating: [:], count: n)
         var storeMutants = sim.config.mutants
         storeMutants.formIntersection(.freeDespiteRemoteReferences)
@@ -117,7 +127,7 @@ final class ClusterWorld {
             var store = ClusterCore.StoreConfig(base: objectBase[i], capacity: ClusterExchange.objectBytes, lineSize: sim.config.lineSize)
             store.mutants = storeMutants
             var core = ClusterCore(config: .init(node: NodeID(i), incarnation: 1, reachable: reachable), store: store)
-            core.config.requestTimeout = 30_000 * 1_000
+            core.config.requestTimeout = UInt64(ClusterExchange.requestTimeoutSteps) * 1_000
             core.indexesDirectory = true
             cores.append(core)
             clients.append(SimClient(node: i, operations: operations, seed: sim.config.seed &+ UInt64(i) &* 7919))
@@ -172,17 +182,28 @@ final class ClusterWorld {
         }
     }
 
-    /// Peers of a crashed node are told after `detectAfter` operations.
+    /// Peers of a crashed node are told after `detectAfter` operations plus
+    /// the observer's own delay: observers of one membership change learn it
+    /// at different times (a third of them up to 3,000 operations late), so
+    /// nodes spend long stretches in different views (SPEC §10.4 "Views",
+    /// "Handoff").
     private func detectDeaths(_ me: Int, _ memory: SimMemory) {
         for j in 0..<n where j != me && !told[me][j] && sim.crashed[j] {
             if crashStep[j] == nil { crashStep[j] = sim.step; ledger.crashed(j) }
-            guard sim.step >= crashStep[j]! + ClusterExchange.detectAfter else { continue }
+            guard sim.step >= crashStep[j]! + ClusterExchange.detectAfter + detectDelay[me * n + j] else { continue }
             told[me][j] = true
             outbox[me][j].removeAll()
             inFlight[j * n + me] = 0
             inFlight[me * n + j] = 0
             apply(me, cores[me].handle(.peerDown(NodeID(j), why: "crashed (simulated failure detector)"), now: now), memory)
-            if (0..<n).allSatisfy({ $0 == j || sim.crashed[$0] || told[$0][j] }) { ledger.fenced(j) }
+        }
+        // Fenced once every node still live was told — re-checked every
+        // time, since an observer that crashes before it is told no longer
+        // counts (a fence decided only at a telling was never reached then).
+        for j in 0..<n where crashStep[j] != nil && !fencedNodes.contains(j)
+            && (0..<n).allSatisfy({ $0 == j || sim.crashed[$0] || told[$0][j] }) {
+            fencedNodes.insert(j)
+            ledger.fenced(j)
         }
     }
 
@@ -247,7 +268,11 @@ final class ClusterWorld {
                 sim.trace(me, "store-freed", line: -1, "\(id)")
                 ledger.freed(id, owner: me)
             case .send(let to, let corr, let m):
-                if !told[me][Int(to)] { outbox[me][Int(to)].append((corr, m)) }
+                if !told[me][Int(to)] {
+                    // A pipeline that was idle starts moving now (liveness).
+                    if !livePending { messageMovedAt = sim.step }
+                    outbox[me][Int(to)].append((corr, m))
+                }
             case .checkDigest(let token, let handle, let l, let digest):
                 guard let memory else { continue }
                 let (owner, region) = self.region(memory, handle: handle, of: me)
@@ -277,6 +302,14 @@ final class ClusterWorld {
             for j in 0..<n where sim.crashed[j] && !told[i][j] { return false }
         }
         return true
+    }
+
+    /// Messages posted or waiting to be, between two live nodes.
+    var livePending: Bool {
+        (0..<(n * n)).contains { k in
+            let (i, j) = (k / n, k % n)
+            return i != j && !sim.crashed[i] && !sim.crashed[j] && (inFlight[k] != 0 || !outbox[i][j].isEmpty)
+        }
     }
 
     var inFlightText: String {

@@ -64,6 +64,11 @@ final class ClusterLedger {
             fail(.duplicateId, creator, "object \(id) created on node \(owner) for node \(creator) while the one created on node \(other.owner) for node \(other.creator) is live")
         }
         uncertain.removeAll { $0.owner == owner && $0.offset < offset + reserved && offset < $0.offset + $0.reserved }
+        // A dead creator's unconfirmed object is aborted by its owner when
+        // the owner learns of the death, which may be long before every
+        // node has (observers learn at different times): an allocation over
+        // one shows it was dropped, as for an uncertain one.
+        live.removeAll { dead.contains($0.creator) && !$0.confirmed && $0.owner == owner && $0.offset < offset + reserved && offset < $0.offset + $0.reserved }
         for o in live where o.owner == owner && o.offset < offset + reserved && offset < o.offset + o.reserved {
             fail(.mismatch, creator, "node \(owner) allocated [\(offset), +\(reserved)) for \(id) over live object \(o.id) at [\(o.offset), +\(o.reserved))")
         }

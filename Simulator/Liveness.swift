@@ -21,8 +21,11 @@ enum LivenessBound {
     /// Operations without any ring progress once faults stopped.
     static let ring = 5_000
     /// Operations a cluster client's request may stay unanswered once
-    /// faults stopped and every death is known.
-    static let request = 20_000
+    /// faults stopped and every death is known: the cores' request timeout
+    /// (a request whose peer died with it in flight — an acquire a home
+    /// forwarded to an owner it did not yet know dead — ends there, failed)
+    /// plus 5,000.
+    static let request = ClusterExchange.requestTimeoutSteps + 5_000
 }
 
 /// Ring-exchange: any ring progress resets the clock; a stall names every
@@ -100,9 +103,8 @@ extension ClusterWorld {
                 return
             }
         }
-        let pending = !inFlightText.isEmpty || !outboxText.isEmpty
-        if pending, sim.step - max(messageMovedAt, quiet) > LivenessBound.ring {
-            sim.fail(.stalled, node: 0, line: -1,
+        if livePending, sim.step - max(messageMovedAt, quiet) > LivenessBound.ring {
+            sim.fail(.stalled, node: (0..<n).first { !sim.crashed[$0] } ?? 0, line: -1,
                      "no peer message was posted or taken for \(sim.step - max(messageMovedAt, quiet)) operations after faults stopped, with messages in flight \(inFlightText.isEmpty ? "none" : inFlightText) and outboxes \(outboxText.isEmpty ? "empty" : outboxText)")
         }
     }
