@@ -50,7 +50,7 @@ final class RingLiveness {
     }
 
     /// Called at every loop head of every node (cheap before `maxSteps`).
-    func check(_ me: Int) {
+    func check() {
         guard sim.bound == nil, sim.step >= sim.config.maxSteps else { return }
         guard !sim.crashed.contains(true) else { progressAt = sim.step; return }
         let quietFor = sim.step - max(progressAt, sim.config.maxSteps)

@@ -149,7 +149,7 @@ struct RingExchange {
                 liveness.progressed()   // a (re)started node has its attach behind it
                 while !sim.shouldStop(me) && (outs.contains { !$0.allDelivered } || ins.contains { !$0.allDelivered }) {
                     sim.loopHead(me)
-                    liveness.check(me)
+                    liveness.check()
                     var progress = false
                     for (k, l) in outs.enumerated() where !l.allPosted && !sim.shouldStop(me) {
                         progress = post(&producers[k], l, sim, me, maxPayload) || progress
