@@ -15,7 +15,6 @@ final class SimClient {
     static let firstID: ClientID = 1
     /// This node's client now (a new id after each death).
     var cid = SimClient.firstID
-    var deaths = 0
     let node: Int
     var remaining: Int
     var rng: SplitMix64
@@ -177,7 +176,6 @@ final class SimClient {
     /// references, aborts its unsealed creations) and a new client connects.
     private func die(_ w: ClusterWorld, _ memory: SimMemory, _ what: String) {
         w.sim.trace(node, "client-death", line: -1, "client \(cid) dies \(what)")
-        deaths += 1
         w.ledger.clientDied(node: node)
         w.apply(node, w.cores[node].handle(.local(.disconnected(cid)), now: w.now), memory)
         cid += 1
