@@ -133,17 +133,12 @@ extension ClusterCore {
 
     /// Local creates that waited for a takeover longer than a request may.
     mutating func expireTakeover(now: UInt64, into out: inout [ClusterAction]) {
-        guard awaitingTakeover.contains(where: { $0.deadline <= now }) || awaitingTakeoverBatch.contains(where: { $0.deadline <= now }) else { return }
-        for w in awaitingTakeover where w.deadline <= now {
-            reply(w.create.client, w.create.requestId,
-                  .error(.nodeUnavailable(me, why: "membership changing: this home has not heard every peer finish re-homing; retry")), into: &out)
-        }
+        guard !awaitingTakeover.isEmpty || !awaitingTakeoverBatch.isEmpty else { return }
+        let e = StoreError.nodeUnavailable(me, why: "membership changing: this home has not heard every peer finish re-homing; retry")
+        for w in awaitingTakeover where w.deadline <= now { reply(w.create.client, w.create.requestId, .error(e), into: &out) }
         awaitingTakeover.removeAll { $0.deadline <= now }
-        let late = awaitingTakeoverBatch.filter { $0.deadline <= now }
+        for b in awaitingTakeoverBatch where b.deadline <= now { batchAnswered(b.token, b.index, e, into: &out) }
         awaitingTakeoverBatch.removeAll { $0.deadline <= now }
-        for b in late {
-            batchAnswered(b.token, b.index, .nodeUnavailable(me, why: "membership changing: this home has not heard every peer finish re-homing; retry"), into: &out)
-        }
     }
 
     /// Serves a reserve or publish in this node's view (SPEC §10.4 table).

@@ -117,4 +117,31 @@ final class ViewTests: XCTestCase {
         XCTAssertTrue(answer.contains { if case .send(1, _, .unreserve(x)) = $0 { return true } else { return false } }, "given back: \(answer)")
         XCTAssertTrue(answer.contains { if case .local(.reply(5, 9, .error(.nodeUnavailable))) = $0 { return true } else { return false } }, "\(answer)")
     }
+
+    /// A home whose peer never re-homes in its view (still in another view)
+    /// does not keep a local create waiting for ever: at the request
+    /// timeout it answers "membership changing … retry", and so does a
+    /// create-and-seal batch's id homed there.
+    func testACreateWaitingForATakeoverThatNeverComesFailsAtTheTimeout() throws {
+        var h = ClusterHarness(nodes: 3)
+        var probe = h
+        probe.kill(2)
+        let x = try XCTUnwrap((0..<2_000).map(oid).first { probe.nodes[0].home(of: $0) == 0 })
+        let y = try XCTUnwrap((0..<2_000).map(oid).first { $0 != x && probe.nodes[0].home(of: $0) == 0 })
+        // Node 0 sees node 2 die; node 1's rehomed for that view never comes.
+        _ = h.nodes[0].handle(.peerDown(2, why: "test"), now: h.now)
+        XCTAssertFalse(h.nodes[0].takenOver)
+        h.connect(5, on: 0)
+        let a = h.nodes[0].handle(.local(.request(5, requestId: 9, .create(x, dataSize: 10, metadataSize: 0))), now: h.now)
+        XCTAssertFalse(a.contains { if case .local(.reply(5, 9, _)) = $0 { return true } else { return false } }, "it waits: \(a)")
+        let b = h.nodes[0].handle(.reserveBatch(token: 3, ids: [y]), now: h.now)
+        XCTAssertFalse(b.contains { if case .batchReserved = $0 { return true } else { return false } }, "it waits: \(b)")
+        XCTAssertEqual(h.nodes[0].awaitingTakeoverCount, 2)
+        let later = h.now + h.nodes[0].config.requestTimeout + 1
+        let c = h.nodes[0].handle(.local(.tick), now: later)
+        XCTAssertTrue(c.contains { if case .local(.reply(5, 9, .error(.nodeUnavailable))) = $0 { return true } else { return false } }, "\(c)")
+        XCTAssertTrue(c.contains { if case .batchReserved(3, let r) = $0, case .nodeUnavailable? = r.first ?? nil { return true } else { return false } }, "\(c)")
+        XCTAssertEqual(h.nodes[0].awaitingTakeoverCount, 0)
+        XCTAssertEqual(h.nodes[0].directoryEntries, 0, "nothing was reserved")
+    }
 }
