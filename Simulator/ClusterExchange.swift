@@ -10,13 +10,15 @@ import PlenumWire
 /// client per node creating (locally or in a peer's memory), sealing,
 /// aborting, reading, releasing and deleting objects from a small id space
 /// in small regions, so ids are contested and ranges are reused all the
-/// time. Nodes crash; peers learn it after a detection delay (a perfect
-/// failure detector standing in for heartbeats) and fence them.
+/// time. Nodes crash and restart as new incarnations, often before their
+/// silence is noticed; peers learn of deaths and new lives only from the
+/// production heartbeat line and failure detector (`ClusterLinks.swift`),
+/// each after its own delay.
 ///
 /// ```
-///  node i coroutine:  poll rings from peers ─▶ ClusterCore.handle ─▶ actions ─▶ rings to peers
+///  node i coroutine:  tick (heartbeats, deaths, new lives) ─▶ poll rings from peers ─▶ ClusterCore.handle ─▶ actions ─▶ rings to peers
 ///                     client step (create / write / seal / get / read / release / delete)
-///  region i: [ rings placed here | objects (StoreCore's allocator) ]     pool: [ rings ]
+///  region i: [ links (ClusterLinkPlan) | life 0: objects | index | life 1: … ]     pool: [ links ]
 /// ```
 /// What the node shell does (ring I/O, the client's reads and writes) is
 /// simulator code; the protocol steps on object memory are the production
@@ -30,41 +32,30 @@ struct ClusterExchange {
     /// Bytes of each node's object area: small, so ranges are reused.
     static let objectBytes = 4096
     static let idSpace = 10
-    /// Operations between a crash and its detection by the peers: at least
-    /// this, and each observer on its own delay (`ClusterWorld.detectDelay`).
-    static let detectAfter = 400
+    /// Lives per node (restarts + 1); each has its own object area and
+    /// index, as a restarted node has a new region file (§10.8).
+    static let lives = 3
+    /// Operations between a node's heartbeat ticks (its `heartbeat_ms`).
+    static let beatEvery = 100
+    /// Silence after which a peer is fenced (`dead_after_ms`), at least;
+    /// each observer has its own (`ClusterWorld.deadAfter`).
+    static let deadAfter = 1_500
     /// The cores' request timeout, in operations (the clock is 1 µs each).
     static let requestTimeoutSteps = 30_000
 
     func run(_ sim: Simulation) {
         let n = sim.config.nodes
         let line = sim.config.lineSize
-        let slotSize = max(slotLines * line, 512)
-        let pairs = RingExchange.pairs(nodes: n, scenario: .cluster)
-        let ringBytes = try! RingLayout(base: 0, lineSize: line, slotCount: slots, slotSize: slotSize).totalBytes
-        let ringSpan = (ringBytes + line - 1) / line * line
+        let plan = ClusterLinkPlan(config: sim.config, slots: slots, slotSize: max(slotLines * line, 512), copies: 2 * Self.lives - 1)
         let regionCount = n + (sim.config.pool ? 1 : 0)
-        let home = pairs.map { RingExchange.placement($0.p, $0.c, config: sim.config)! }
-        let ringsIn = (0..<regionCount).map { r in home.filter { $0 == r }.count * ringSpan }
-        let indexBytes = ClusterIndex.bytes(line: line)
-        sim.setUpMemory(regions: (0..<regionCount).map { r in (max(line, ringsIn[r] + (r < n ? Self.objectBytes + indexBytes : 0)), r < n ? r : nil) })
-        var used = [Int](repeating: 0, count: regionCount)
-        var layouts: [Int: RingLayout] = [:]     // key p * n + c
-        for (i, pc) in pairs.enumerated() {
-            let r = home[i]
-            let layout = try! RingLayout(base: sim.mem.regions[r].base + used[r], lineSize: line, slotCount: slots, slotSize: slotSize)
-            used[r] += ringSpan
-            layouts[pc.p * n + pc.c] = layout
-            sim.setUp(node: r < n ? r : pc.c) { Ring.format(layout, producer: UInt32(pc.p), consumer: UInt32(pc.c), in: $0) }
-            sim.mem.lineWriter[layout.base / line] = -1
-            sim.mem.lineWriter[layout.producerLine / line] = pc.p
-            sim.mem.lineWriter[layout.consumerLine / line] = pc.c
-            for l in (layout.slotsOffset / line)..<((layout.base + layout.totalBytes) / line) { sim.mem.lineWriter[l] = pc.p }
-        }
-        let index = ClusterIndex(sim: sim, nodes: n, bases: (0..<n).map { sim.mem.regions[$0].base + ringsIn[$0] + Self.objectBytes })
-        let world = ClusterWorld(sim: sim, nodes: n, layouts: layouts, objectBase: ringsIn, operations: operations, ackBatch: ackBatch, index: index)
-        sim.restarts = false
-        sim.run((0..<n).map { me in { memory, _ in world.node(me, memory) } })
+        let lifeSpan = Self.objectBytes + ClusterIndex.bytes(line: line)
+        sim.setUpMemory(regions: (0..<regionCount).map { r in (max(line, plan.linkBytes(r) + (r < n ? Self.lives * lifeSpan : 0)), r < n ? r : nil) })
+        let world = ClusterWorld(sim: sim, plan: plan, lifeSpan: lifeSpan, operations: operations, ackBatch: ackBatch)
+        sim.restarts = true
+        sim.maxLives = Self.lives
+        sim.onCrash = { [unowned world] in world.crashed($0) }
+        sim.run((0..<n).map { me in { memory, incarnation in world.node(me, memory, incarnation: incarnation) } })
+        sim.onCrash = nil
         world.checkQuiescence()
         sim.deliveries = world.ledger.checkedReads
     }
@@ -76,60 +67,80 @@ struct ClusterExchange {
 final class ClusterWorld {
     let sim: Simulation
     let n: Int
-    let layouts: [Int: RingLayout]
-    let objectBase: [Int]
+    let plan: ClusterLinkPlan
+    let regionBase: [Int]
+    let lifeSpan: Int
     let operations: Int
     let ackBatch: Int
     let ledger: ClusterLedger
     let index: ClusterIndex
     var cores: [ClusterCore] = []
+    var ends: [NodeEnds]
+    /// Each node's life now (incarnation − 1).
+    var life: [Int]
+    /// watch[i][j]: node i's failure detector on node j.
+    var watch: [[PeerWatch]]
+    /// The ring copy pair p→c uses now (key p·n+c).
+    var copy: [Int]
     var outbox: [[[(corr: UInt64, message: PeerMessage)]]]
-    /// Messages posted and not yet taken, per (producer, consumer).
+    /// Messages posted to the pair's current copy and not yet taken.
     var inFlight: [Int]
-    /// told[i][j]: node i was told node j is dead.
-    var told: [[Bool]]
+    /// Per (observer, peer): operations of silence before the observer
+    /// fences the peer, drawn from the seed: observers of one death learn
+    /// it at different times (a third of them up to 3,000 operations late),
+    /// so nodes spend long stretches in different views (SPEC §10.4).
+    let deadAfter: [Int]
+    /// Crashed lives (node · 8 + life) not yet fenced by every live node.
+    var unfenced: Set<Int> = []
     /// A node saw the cluster quiescent: the run ended there (`quiesce`).
     var quiesced = false
-    var crashStep: [Int?]
-    /// Liveness (§7.3): when faults stopped and every death was known; the
+    /// Liveness (§7.3): when faults stopped and membership settled; the
     /// last step a peer message was posted or taken.
     var quietAt: Int?
     var messageMovedAt = 0
-    /// Per (observer, crashed node): extra operations before the observer
-    /// is told, drawn from the seed.
-    let detectDelay: [Int]
-    /// Crashed nodes every live node has been told of (the ledger knows).
-    var fencedNodes: Set<Int> = []
     var clients: [SimClient] = []
     var replies: [[UInt64: StoreResponse]]
     var now: UInt64 { UInt64(sim.step) &* 1_000 }
 
-    init(sim: Simulation, nodes n: Int, layouts: [Int: RingLayout], objectBase: [Int], operations: Int, ackBatch: Int, index: ClusterIndex) {
+    init(sim: Simulation, plan: ClusterLinkPlan, lifeSpan: Int, operations: Int, ackBatch: Int) {
+        let n = sim.config.nodes
         self.sim = sim
-        self.index = index
         self.n = n
-        self.layouts = layouts
-        self.objectBase = objectBase
+        self.plan = plan
+        self.lifeSpan = lifeSpan
+        regionBase = sim.mem.regions.map(\.base)
         self.operations = operations
         self.ackBatch = ackBatch
-        ledger = ClusterLedger(sim: sim)
+        let links = (0..<n).map(plan.linkBytes)
+        ledger = ClusterLedger(sim: sim, nodes: n) { node, offset in (offset - links[node]) / lifeSpan }
+        let bases = regionBase
+        index = ClusterIndex(sim: sim, nodes: n, lives: ClusterExchange.lives) { node, l in
+            bases[node] + links[node] + l * lifeSpan + ClusterExchange.objectBytes
+        }
+        ends = (0..<n).map { _ in NodeEnds() }
+        life = [Int](repeating: 0, count: n)
+        watch = [[PeerWatch]](repeating: [PeerWatch](repeating: PeerWatch(), count: n), count: n)
+        copy = [Int](repeating: 0, count: n * n)
         outbox = [[[(UInt64, PeerMessage)]]](repeating: [[(UInt64, PeerMessage)]](repeating: [], count: n), count: n)
         inFlight = [Int](repeating: 0, count: n * n)
-        told = [[Bool]](repeating: [Bool](repeating: false, count: n), count: n)
-        crashStep = [Int?](repeating: nil, count: n)
         var delays = SplitMix64(seed: sim.config.seed ^ 0xDE7E_C7ED)
-        detectDelay = (0..<(n * n)).map { _ in delays.below(3) == 0 ? delays.below(3_000) : delays.below(200) }
+        deadAfter = (0..<(n * n)).map { _ in ClusterExchange.deadAfter + (delays.below(3) == 0 ? delays.below(3_000) : delays.below(300)) }
         replies = [[UInt64: StoreResponse]](repeating: [:], count: n)
-        var storeMutants = sim.config.mutants
-        storeMutants.formIntersection(.freeDespiteRemoteReferences)
+        for p in 0..<n {
+            for c in 0..<n where c != p { format(p, c, by: p) }
+        }
+        // The cluster starts formed: every pair met (heartbeat lines
+        // written, hellos accepted), as after `plenum cluster up`.
+        for p in 0..<n {
+            let hb = Heartbeat(beat: 1, incarnation: 1, capacity: ClusterExchange.objectBytes, used: 0, objects: 0,
+                               largestFree: ClusterExchange.objectBytes, flags: 0)
+            for c in 0..<n where c != p {
+                sim.setUp(node: p) { hb.publish(at: plan.heartbeat(p, c, regionBase: bases), in: $0) }
+                watch[c][p].up(1, beat: 1, now: 0)
+            }
+        }
         for i in 0..<n {
-            let reachable = Set((0..<n).filter { $0 != i && sim.config.reaches(i, region: $0) }.map(NodeID.init))
-            var store = ClusterCore.StoreConfig(base: objectBase[i], capacity: ClusterExchange.objectBytes, lineSize: sim.config.lineSize)
-            store.mutants = storeMutants
-            var core = ClusterCore(config: .init(node: NodeID(i), incarnation: 1, reachable: reachable), store: store)
-            core.config.requestTimeout = UInt64(ClusterExchange.requestTimeoutSteps) * 1_000
-            core.indexesDirectory = true
-            cores.append(core)
+            cores.append(makeCore(i))
             clients.append(SimClient(node: i, operations: operations, seed: sim.config.seed &+ UInt64(i) &* 7919))
         }
         for i in 0..<n {
@@ -144,73 +155,131 @@ final class ClusterWorld {
         }
     }
 
-    /// Node `me`'s mapping of the region behind a location's handle.
+    /// Node i's core in its life now: an empty store in that life's object area.
+    private func makeCore(_ i: Int) -> ClusterCore {
+        let reachable = Set((0..<n).filter { $0 != i && sim.config.reaches(i, region: $0) }.map(NodeID.init))
+        var store = ClusterCore.StoreConfig(base: plan.linkBytes(i) + life[i] * lifeSpan, capacity: ClusterExchange.objectBytes, lineSize: sim.config.lineSize)
+        var storeMutants = sim.config.mutants
+        storeMutants.formIntersection(.freeDespiteRemoteReferences)
+        store.mutants = storeMutants
+        var config = ClusterCore.Config(node: NodeID(i), incarnation: incarnation(i), reachable: reachable)
+        // A restarted node hears from every peer before it judges a
+        // reservation (the first lives start as a formed cluster).
+        if life[i] > 0 { config.awaiting = Set((0..<n).filter { $0 != i }.map(NodeID.init)) }
+        var core = ClusterCore(config: config, store: store)
+        core.config.requestTimeout = UInt64(ClusterExchange.requestTimeoutSteps) * 1_000
+        core.indexesDirectory = true
+        return core
+    }
+
+    /// Formats ring copy `copy[p·n+c]` of pair p→c, as `node` (out of band:
+    /// fresh memory, like a new file).
+    private func format(_ p: Int, _ c: Int, by node: Int) {
+        let layout = plan.ring(p, c, copy: copy[p * n + c], regionBase: regionBase)
+        sim.setUp(node: node) { Ring.format(layout, producer: UInt32(p), consumer: UInt32(c), in: $0) }
+        let line = sim.config.lineSize
+        sim.mem.lineWriter[layout.base / line] = -1
+        sim.mem.lineWriter[layout.producerLine / line] = p
+        sim.mem.lineWriter[layout.consumerLine / line] = c
+        for l in (layout.slotsOffset / line)..<((layout.base + layout.totalBytes) / line) { sim.mem.lineWriter[l] = p }
+        sim.mem.lineWriter[plan.heartbeat(p, c, regionBase: regionBase) / line] = p
+    }
+
+    /// Node `me`'s memory handle for a location's region handle.
     func region(_ memory: SimMemory, handle: Int, of me: Int) -> (owner: Int, SimRegion) {
         let owner = handle == 0 ? me : handle - 1
         let r = sim.mem.regions[owner]
         return (owner, SimRegion(memory: memory, base: r.base, size: r.size))
     }
 
+    /// A crash, as it happens: the ledger writes the life off.
+    func crashed(_ j: Int) {
+        ledger.crashed(j)
+        unfenced.insert(j * ClusterLedger.livesPerNode + life[j])
+    }
+
+    /// A restarted node's new life: an empty store and index in a new
+    /// object area, every pair of it on its next ring copy, a new client.
+    private func restart(_ me: Int, _ memory: SimMemory, incarnation l: Int) {
+        life[me] = l
+        ledger.restarted(me, life: l)
+        index.begin(me, life: l)
+        for j in 0..<n where j != me {
+            for k in [me * n + j, j * n + me] {
+                copy[k] += 1
+                inFlight[k] = 0
+            }
+            format(me, j, by: me)
+            format(j, me, by: me)
+            watch[me][j] = PeerWatch()
+        }
+        ends[me] = NodeEnds()
+        ends[me].startedAt = sim.step
+        cores[me] = makeCore(me)
+        replies[me] = [:]
+        clients[me] = SimClient(node: me, operations: operations / 2, seed: sim.config.seed &+ UInt64(me) &* 7919 &+ UInt64(l) &* 104_729)
+        apply(me, cores[me].handle(.local(.connected(SimClient.firstID)), now: now), memory)
+        for j in 0..<n where j != me { attach(me, j, memory) }
+    }
+
     // MARK: the node shell
 
-    func node(_ me: Int, _ memory: SimMemory) {
+    func node(_ me: Int, _ memory: SimMemory, incarnation l: Int) {
         cores[me].peeker = SimIndexReader(index, me: me, memory: memory)
-        var producers: [Int: RingProducer<SimMemory>] = [:]
-        var consumers: [Int: RingConsumer<SimMemory>] = [:]
-        for j in 0..<n where j != me {
-            guard let p = try? RingProducer(memory: memory, layout: layouts[me * n + j]!) else {
-                if !sim.crashed[me] { sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j) could not attach") }
-                return
+        if l > 0 {
+            restart(me, memory, incarnation: l)
+            cores[me].peeker = SimIndexReader(index, me: me, memory: memory)
+        } else {
+            for j in 0..<n where j != me {
+                guard let p = try? RingProducer(memory: memory, layout: plan.ring(me, j, copy: 0, regionBase: regionBase)) else {
+                    if !sim.crashed[me] { sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j) could not attach") }
+                    return
+                }
+                ends[me].producers[j] = p
+                ends[me].producerCopy[j] = 0
+                ends[me].consumers[j] = RingConsumer(memory: memory, layout: plan.ring(j, me, copy: 0, regionBase: regionBase), ackBatch: ackBatch)
+                ends[me].consumerCopy[j] = 0
             }
-            producers[j] = p
-            consumers[j] = RingConsumer(memory: memory, layout: layouts[j * n + me]!, ackBatch: ackBatch)
         }
         var loops = 0
         while !sim.shouldStop(me) {
             var progress = false
-            detectDeaths(me, memory)
+            tick(me, memory)
+            noteFences()
             checkLiveness()
-            for j in 0..<n where j != me && !told[me][j] && !sim.shouldStop(me) {
-                progress = receive(me, from: j, &consumers[j]!, memory) || progress
-                progress = send(me, to: j, &producers[j]!) || progress
+            for j in 0..<n where j != me && !sim.shouldStop(me) {
+                progress = receive(me, from: j, memory) || progress
+                progress = send(me, to: j) || progress
             }
             loops += 1
-            if loops % 32 == 0 { apply(me, cores[me].handle(.local(.tick), now: now), memory) }
+            if loops % 32 == 0, !sim.shouldStop(me) { apply(me, cores[me].handle(.local(.tick), now: now), memory) }
             if !sim.shouldStop(me) { progress = clients[me].step(self, memory) || progress }
             if quiescent { quiesce(); break }
             if !progress { sim.idle(me) }
         }
     }
 
-    /// Peers of a crashed node are told after `detectAfter` operations plus
-    /// the observer's own delay: observers of one membership change learn it
-    /// at different times (a third of them up to 3,000 operations late), so
-    /// nodes spend long stretches in different views (SPEC §10.4 "Views",
-    /// "Handoff").
-    private func detectDeaths(_ me: Int, _ memory: SimMemory) {
-        for j in 0..<n where j != me && !told[me][j] && sim.crashed[j] {
-            if crashStep[j] == nil { crashStep[j] = sim.step; ledger.crashed(j) }
-            guard sim.step >= crashStep[j]! + ClusterExchange.detectAfter + detectDelay[me * n + j] else { continue }
-            told[me][j] = true
-            outbox[me][j].removeAll()
-            inFlight[j * n + me] = 0
-            inFlight[me * n + j] = 0
-            apply(me, cores[me].handle(.peerDown(NodeID(j), why: "crashed (simulated failure detector)"), now: now), memory)
-        }
-        // Fenced once every node still live was told — re-checked every
-        // time, since an observer that crashes before it is told no longer
-        // counts (a fence decided only at a telling was never reached then).
-        for j in 0..<n where crashStep[j] != nil && !fencedNodes.contains(j)
-            && (0..<n).allSatisfy({ $0 == j || sim.crashed[$0] || told[$0][j] }) {
-            fencedNodes.insert(j)
-            ledger.fenced(j)
+    /// A crashed life is fenced once no live node holds it up: its objects
+    /// and unsealed creations are gone for the checker. Re-checked every
+    /// time, since an observer that crashes before it notices no longer
+    /// counts.
+    private func noteFences() {
+        for d in unfenced {
+            let j = d / ClusterLedger.livesPerNode, inc = UInt64(d % ClusterLedger.livesPerNode + 1)
+            if (0..<n).allSatisfy({ $0 == j || sim.crashed[$0] || watch[$0][j].state != .up(inc) }) {
+                unfenced.remove(d)
+                ledger.fenced(life: d)
+            }
         }
     }
 
-    private func receive(_ me: Int, from j: Int, _ consumer: inout RingConsumer<SimMemory>, _ memory: SimMemory) -> Bool {
+    private func receive(_ me: Int, from j: Int, _ memory: SimMemory) -> Bool {
         var got = false
+        let e = ends[me]
+        guard e.consumers[j] != nil else { return false }
         for _ in 0..<4 {
-            let r = consumer.poll { m -> Result<(UInt64, PeerMessage), WireError> in
+            let pair = copy[j * n + me], current = e.consumerCopy[j] == pair
+            let r = e.consumers[j]!.poll { m -> Result<(UInt64, PeerMessage), WireError> in
                 Result { () throws(WireError) in (m.requestId, try PeerMessage.decode(kind: m.kind, body: Array(m.payload))) }
             }
             if sim.shouldStop(me) { return got }
@@ -224,29 +293,36 @@ final class ClusterWorld {
                 return true
             case .delivered(.success(let (corr, m))):
                 got = true
+                if case .hello(let inc) = m {
+                    hello(me, from: j, inc, memory)
+                } else if watch[me][j].isUp {
+                    apply(me, cores[me].handle(.message(from: NodeID(j), correlation: corr, m), now: now), memory)
+                }   // else: from a peer not up (waiting, fenced), dropped
                 // Counted as taken only once handled: its consequences are in
                 // the outboxes by then, so quiescence cannot be seen between.
-                apply(me, cores[me].handle(.message(from: NodeID(j), correlation: corr, m), now: now), memory)
-                if !told[me][j] { inFlight[j * n + me] -= 1 }
+                if current, copy[j * n + me] == pair { inFlight[j * n + me] -= 1 }
                 messageMovedAt = sim.step
+                if sim.shouldStop(me) { return got }
             }
         }
         return got
     }
 
-    private func send(_ me: Int, to j: Int, _ producer: inout RingProducer<SimMemory>) -> Bool {
+    private func send(_ me: Int, to j: Int) -> Bool {
         var sent = false
+        let e = ends[me]
+        guard e.producers[j] != nil else { return false }
         while let (corr, m) = outbox[me][j].first, !sim.shouldStop(me) {
             let body = m.encodeBody()
             let r: PostResult
-            do { r = try body.withUnsafeBytes { try producer.post(kind: m.kind.rawValue, requestId: corr, payload: $0) } } catch {
+            do { r = try body.withUnsafeBytes { try e.producers[j]!.post(kind: m.kind.rawValue, requestId: corr, payload: $0) } } catch {
                 if !sim.crashed[me] { sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j): \(error)") }
                 return true
             }
             if sim.shouldStop(me) { return sent }
             guard case .posted = r else { return sent }
             outbox[me][j].removeFirst()
-            inFlight[me * n + j] += 1
+            if e.producerCopy[j] == copy[me * n + j] { inFlight[me * n + j] += 1 }
             messageMovedAt = sim.step
             sent = true
         }
@@ -268,7 +344,8 @@ final class ClusterWorld {
                 sim.trace(me, "store-freed", line: -1, "\(id)")
                 ledger.freed(id, owner: me)
             case .send(let to, let corr, let m):
-                if !told[me][Int(to)] {
+                // Only to a peer that is up (§10.3: a fenced or waiting link drops it).
+                if watch[me][Int(to)].isUp {
                     // A pipeline that was idle starts moving now (liveness).
                     if !livePending { messageMovedAt = sim.step }
                     outbox[me][Int(to)].append((corr, m))
@@ -291,7 +368,8 @@ final class ClusterWorld {
 
     // MARK: quiescence
 
-    /// Every live client is done, and nothing is in flight between live nodes.
+    /// Every live client is done, nothing is in flight between live nodes,
+    /// and membership has settled.
     var quiescent: Bool {
         for i in 0..<n where !sim.crashed[i] {
             if !clients[i].done { return false }
@@ -299,9 +377,28 @@ final class ClusterWorld {
             for j in 0..<n where j != i && !sim.crashed[j] {
                 if !outbox[i][j].isEmpty || inFlight[i * n + j] > 0 { return false }
             }
-            for j in 0..<n where sim.crashed[j] && !told[i][j] { return false }
         }
-        return true
+        return unsettled.isEmpty
+    }
+
+    /// Whether a crashed node will come back (a restart is due).
+    func restartDue(_ j: Int) -> Bool { sim.crashed[j] && sim.restarts && life[j] + 1 < sim.maxLives && !sim.stopping }
+
+    /// What keeps membership from settling: a restart due, a death some live
+    /// node has not noticed, a life some live node has not met.
+    var unsettled: [String] {
+        var why: [String] = []
+        for j in 0..<n {
+            if restartDue(j) { why.append("node \(j) restarts"); continue }
+            for i in 0..<n where i != j && !sim.crashed[i] {
+                if sim.crashed[j] {
+                    if watch[i][j].state == .up(incarnation(j)) { why.append("node \(i) holds dead node \(j) up") }
+                } else if watch[i][j].state != .up(incarnation(j)) {
+                    why.append("node \(i) has not met node \(j)'s life \(life[j]) (\(watch[i][j].state))")
+                }
+            }
+        }
+        return why
     }
 
     /// Messages posted or waiting to be, between two live nodes.
@@ -318,10 +415,6 @@ final class ClusterWorld {
 
     var outboxText: String {
         (0..<(n * n)).filter { $0 / n != $0 % n && !outbox[$0 / n][$0 % n].isEmpty }.map { "\($0 / n)→\($0 % n): \(outbox[$0 / n][$0 % n].count)" }.joined(separator: ", ")
-    }
-
-    var untoldText: String {
-        (0..<(n * n)).filter { !sim.crashed[$0 / n] && sim.crashed[$0 % n] && !told[$0 / n][$0 % n] }.map { "\($0 % n) to \($0 / n)" }.joined(separator: ", ")
     }
 
     /// The first node to see the cluster quiescent ends the run there: the
@@ -342,7 +435,7 @@ final class ClusterWorld {
         guard quiescent else {
             let waiting = (0..<n).filter { !sim.crashed[$0] && !clients[$0].done }
             sim.fail(.stalled, node: waiting.first ?? 0, line: -1,
-                     "the cluster did not quiesce\(sim.budgetExhausted ? " (step budget exhausted, \(sim.stepBudget) operations)" : ""): clients of nodes \(waiting) unfinished, message(s) in flight \(inFlightText), requests pending \((0..<n).map { cores[$0].pendingRequests }), outboxes \(outboxText), deaths untold \(untoldText)")
+                     "the cluster did not quiesce\(sim.budgetExhausted ? " (step budget exhausted, \(sim.stepBudget) operations)" : ""): clients of nodes \(waiting) unfinished, message(s) in flight \(inFlightText), requests pending \((0..<n).map { cores[$0].pendingRequests }), outboxes \(outboxText), membership \(unsettled.isEmpty ? "settled" : unsettled.joined(separator: "; "))")
             return
         }
         checkEndState()

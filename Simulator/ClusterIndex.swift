@@ -5,7 +5,9 @@ import PlenumStore
 /// The directory index in the `cluster` scenario (SPEC §10.4 "Directory
 /// index", §7.6): every node keeps one in its region — two buckets, so
 /// buckets fill and overflow — writes it with the production writer and
-/// reads its peers' with the production seqlock read, on the model.
+/// reads its peers' with the production seqlock read, on the model. Each
+/// life of a node has its own index (in its own object area: a new region
+/// file, §10.8); a reader reads the life its core names.
 ///
 /// The judge: a peek must answer a state the home's index really held at
 /// some moment of the read. Each state of an id is valid from the moment
@@ -21,54 +23,67 @@ import PlenumStore
 final class ClusterIndex {
     static let buckets = 2
     unowned(unsafe) let sim: Simulation
-    var layouts: [DirectoryIndexLayout] = []
-    var writers: [DirectoryIndexWriter] = []
-    /// history[home][id]: states in order, valid from `from` until `until` (nil: still).
-    var history: [[ObjectID: [(answer: IndexAnswer, from: Int, until: Int?)]]]
+    /// Per home, per life: where its index is, and its writer (nil: a life not begun).
+    var layouts: [[DirectoryIndexLayout?]]
+    var writers: [[DirectoryIndexWriter?]]
+    /// Each home's life now.
+    var life: [Int]
+    /// history[home][life][id]: states in order, valid from `from` until `until` (nil: still).
+    var history: [[[ObjectID: [(answer: IndexAnswer, from: Int, until: Int?)]]]]
     var peeks = 0
+    let base: (_ node: Int, _ life: Int) -> Int
 
-    init(sim: Simulation, nodes n: Int, bases: [Int]) {
+    init(sim: Simulation, nodes n: Int, lives: Int, base: @escaping (Int, Int) -> Int) {
         self.sim = sim
-        history = Array(repeating: [:], count: n)
-        for i in 0..<n {
-            let l = DirectoryIndexLayout(base: bases[i], lineSize: sim.config.lineSize, buckets: Self.buckets)!
-            layouts.append(l)
-            writers.append(DirectoryIndexWriter(layout: l))
-            sim.setUp(node: i) { l.format(incarnation: 1, in: $0) }
-            for line in (l.base / l.lineSize)..<((l.base + l.totalBytes) / l.lineSize) { sim.mem.lineWriter[line] = i }
-        }
+        self.base = base
+        layouts = Array(repeating: Array(repeating: nil, count: lives), count: n)
+        writers = Array(repeating: Array(repeating: nil, count: lives), count: n)
+        history = Array(repeating: Array(repeating: [:], count: lives), count: n)
+        life = Array(repeating: 0, count: n)
+        for i in 0..<n { begin(i, life: 0) }
+    }
+
+    /// Life `l` of node `me` formats its own index (before it runs).
+    func begin(_ me: Int, life l: Int) {
+        let layout = DirectoryIndexLayout(base: base(me, l), lineSize: sim.config.lineSize, buckets: Self.buckets)!
+        layouts[me][l] = layout
+        writers[me][l] = DirectoryIndexWriter(layout: layout)
+        life[me] = l
+        sim.setUp(node: me) { layout.format(incarnation: UInt64(l + 1), in: $0) }
+        for line in (layout.base / layout.lineSize)..<((layout.base + layout.totalBytes) / layout.lineSize) { sim.mem.lineWriter[line] = me }
     }
 
     static func bytes(line: Int) -> Int { line * (1 + buckets) }
 
     /// Home `me` writes what its directory changed (before its actions go out).
     func write(_ me: Int, _ changes: [(ObjectID, IndexAnswer?)], _ memory: SimMemory) {
+        let l = life[me]
         for (id, a) in changes {
             let state = a ?? .absent
-            var h = history[me][id] ?? [(.absent, 0, nil)]
+            var h = history[me][l][id] ?? [(.absent, 0, nil)]
             let began = sim.step
             h.append((state, began, nil))
-            history[me][id] = h
-            writers[me].update(id, a, in: memory)
+            history[me][l][id] = h
+            writers[me][l]!.update(id, a, in: memory)
             if sim.shouldStop(me) { return }
             // The previous state stays valid until the rewrite is complete.
-            if var h = history[me][id], h.count >= 2 { h[h.count - 2].until = sim.step; history[me][id] = h }
+            if var h = history[me][l][id], h.count >= 2 { h[h.count - 2].until = sim.step; history[me][l][id] = h }
         }
     }
 
-    /// Node `me`'s peek of `id` at `home`'s index, judged.
-    func peek(_ me: Int, _ id: ObjectID, at home: Int, _ memory: SimMemory) -> IndexAnswer? {
-        guard sim.config.reaches(me, region: home) else { return nil }
+    /// Node `me`'s peek of `id` at the index of `home`'s life `l`, judged.
+    func peek(_ me: Int, _ id: ObjectID, at home: Int, life l: Int, _ memory: SimMemory) -> IndexAnswer? {
+        guard sim.config.reaches(me, region: home), l >= 0, l < layouts[home].count, let layout = layouts[home][l] else { return nil }
         let start = sim.step
-        let a = layouts[home].peek(id, in: memory)
+        let a = layout.peek(id, in: memory)
         let end = sim.step
         guard let a, !sim.shouldStop(me) else { return a }
         peeks += 1
-        let states = history[home][id] ?? [(.absent, 0, nil)]
+        let states = history[home][l][id] ?? [(.absent, 0, nil)]
         let valid = states.contains { s in s.answer == a && s.from <= end && (s.until ?? Int.max) >= start }
         if !valid {
-            sim.fail(.staleRead, node: me, line: layouts[home].bucketOffset(layouts[home].bucket(of: id)) / sim.config.lineSize,
-                     "node \(me) read \(a) for \(id) in node \(home)'s directory index over steps \(start)…\(end); the home's states: \(states.map { "\($0.answer) \($0.from)…\($0.until.map(String.init) ?? "now")" })")
+            sim.fail(.staleRead, node: me, line: layout.bucketOffset(layout.bucket(of: id)) / sim.config.lineSize,
+                     "node \(me) read \(a) for \(id) in node \(home)'s directory index (life \(l)) over steps \(start)…\(end); the home's states: \(states.map { "\($0.answer) \($0.from)…\($0.until.map(String.init) ?? "now")" })")
         }
         return a
     }
@@ -80,5 +95,7 @@ final class SimIndexReader: DirectoryPeeker, @unchecked Sendable {
     let me: Int
     let memory: SimMemory
     init(_ index: ClusterIndex, me: Int, memory: SimMemory) { self.index = index; self.me = me; self.memory = memory }
-    func peek(_ id: ObjectID, at home: NodeID, incarnation: UInt64) -> IndexAnswer? { index.peek(me, id, at: Int(home), memory) }
+    func peek(_ id: ObjectID, at home: NodeID, incarnation: UInt64) -> IndexAnswer? {
+        index.peek(me, id, at: Int(home), life: Int(incarnation) - 1, memory)
+    }
 }

@@ -8,7 +8,7 @@ import PlenumStore
 /// ```
 ///  create reply ─▶ live[id] (created) ─▶ seal sent (sealing) ─▶ sealed
 ///        │ unique id among live objects, across membership changes (only a
-///        │ dead node's objects and dead creators' unsealed ones are gone); range overlaps
+///        │ dead life's objects and dead creators' unsealed ones are gone); range overlaps
 ///        │ no live object and no held reference of the same owner
 ///  get reply ──▶ held (node, owner, range, stamp) ─▶ read bytes == pattern(stamp)
 ///  owner frees (delete, evict) ─▶ no held reference to it may remain
@@ -22,6 +22,9 @@ final class ClusterLedger {
         var size: Int
         var stamp: UInt64
         var creator: Int
+        /// The lives (SPEC §7.6: node · 8 + incarnation index) of owner and creator.
+        var ownerLife: Int
+        var creatorLife: Int
         var sealing = false
         /// The creator got the seal's reply.
         var confirmed = false
@@ -35,14 +38,25 @@ final class ClusterLedger {
     var uncertain: [Object] = []
     var held: [Held] = []
     var nextStamp: UInt64 = 1
-    /// Crashed nodes: an object in a dead node's memory, or an unsealed one
-    /// a dead node was creating, is gone (or will be aborted) whatever the
-    /// survivors know yet, so its id may be created again.
+    /// Lives that crashed: an object in a dead life's memory, or an
+    /// unsealed one a dead life was creating, is gone (or will be aborted)
+    /// whatever the survivors know yet, so its id may be created again.
     var dead: Set<Int> = []
+    /// Each node's life now (its incarnation index), and the life whose
+    /// memory holds an offset of a node's region (each life has its own
+    /// object area: a new region file, SPEC §10.8).
+    var life: [Int]
+    let lifeAt: (_ node: Int, _ offset: Int) -> Int
+    static let livesPerNode = 8
+    func lifeID(_ node: Int) -> Int { node * Self.livesPerNode + life[node] }
     var checkedReads = 0
     unowned(unsafe) let sim: Simulation
 
-    init(sim: Simulation) { self.sim = sim }
+    init(sim: Simulation, nodes: Int, lifeAt: @escaping (Int, Int) -> Int) {
+        self.sim = sim
+        life = [Int](repeating: 0, count: nodes)
+        self.lifeAt = lifeAt
+    }
 
     private func fail(_ kind: Violation.Kind, _ node: Int, _ why: String) {
         sim.fail(kind, node: node, line: -1, why)
@@ -60,7 +74,8 @@ final class ClusterLedger {
 
     /// A create was granted to `creator`'s client: id unique, range free.
     func created(_ id: ObjectID, owner: Int, offset: Int, reserved: Int, size: Int, creator: Int) -> UInt64 {
-        if let other = live.first(where: { $0.id == id && !dead.contains($0.owner) && !(dead.contains($0.creator) && !$0.sealing) }) {
+        let ownerLife = owner * Self.livesPerNode + lifeAt(owner, offset), creatorLife = lifeID(creator)
+        if let other = live.first(where: { $0.id == id && !dead.contains($0.ownerLife) && !(dead.contains($0.creatorLife) && !$0.sealing) }) {
             fail(.duplicateId, creator, "object \(id) created on node \(owner) for node \(creator) while the one created on node \(other.owner) for node \(other.creator) is live")
         }
         uncertain.removeAll { $0.owner == owner && $0.offset < offset + reserved && offset < $0.offset + $0.reserved }
@@ -68,7 +83,7 @@ final class ClusterLedger {
         // the owner learns of the death, which may be long before every
         // node has (observers learn at different times): an allocation over
         // one shows it was dropped, as for an uncertain one.
-        live.removeAll { dead.contains($0.creator) && !$0.confirmed && $0.owner == owner && $0.offset < offset + reserved && offset < $0.offset + $0.reserved }
+        live.removeAll { dead.contains($0.creatorLife) && !$0.confirmed && $0.owner == owner && $0.offset < offset + reserved && offset < $0.offset + $0.reserved }
         for o in live where o.owner == owner && o.offset < offset + reserved && offset < o.offset + o.reserved {
             fail(.mismatch, creator, "node \(owner) allocated [\(offset), +\(reserved)) for \(id) over live object \(o.id) at [\(o.offset), +\(o.reserved))")
         }
@@ -77,7 +92,8 @@ final class ClusterLedger {
         }
         let stamp = nextStamp
         nextStamp += 1
-        live.append(Object(id: id, owner: owner, offset: offset, reserved: reserved, size: size, stamp: stamp, creator: creator))
+        live.append(Object(id: id, owner: owner, offset: offset, reserved: reserved, size: size, stamp: stamp, creator: creator,
+                           ownerLife: ownerLife, creatorLife: creatorLife))
         return stamp
     }
 
@@ -102,10 +118,11 @@ final class ClusterLedger {
         uncertain.removeAll { $0.stamp == stamp }
     }
 
-    /// The owner's store freed `id` (delete or eviction).
+    /// The owner's store (its life now) freed `id` (delete or eviction).
     func freed(_ id: ObjectID, owner: Int) {
-        uncertain.removeAll { $0.id == id && $0.owner == owner }
-        guard let i = live.firstIndex(where: { $0.id == id && $0.owner == owner }) else { return }
+        let l = lifeID(owner)
+        uncertain.removeAll { $0.id == id && $0.ownerLife == l }
+        guard let i = live.firstIndex(where: { $0.id == id && $0.ownerLife == l }) else { return }
         let o = live.remove(at: i)
         for h in held where h.owner == owner && h.offset == o.offset {
             fail(.freedWhileReferenced, owner, "node \(owner) freed \(id) while node \(h.holder) still holds a reference to it")
@@ -151,18 +168,21 @@ final class ClusterLedger {
         held.removeAll { $0.holder == n }
     }
 
-    /// Node `n` crashed: its objects are gone, and its
+    /// Node `n` crashed (its life now): its objects are gone, and its
     /// client's references are gone with it.
     func crashed(_ n: Int) {
-        dead.insert(n)
+        dead.insert(lifeID(n))
         held.removeAll { $0.holder == n }
     }
 
-    /// Every live node has fenced `n`: its objects and its unsealed
+    /// Node `n` restarted: a new life, with an object area of its own.
+    func restarted(_ n: Int, life l: Int) { life[n] = l }
+
+    /// Every live node has fenced life `dead`: its objects and its unsealed
     /// creations are gone (its memory is never read again).
-    func fenced(_ n: Int) {
-        uncertain += live.filter { $0.owner != n && $0.creator == n && $0.sealing && !$0.confirmed }
-        live.removeAll { $0.owner == n || ($0.creator == n && !$0.confirmed) }
-        uncertain.removeAll { $0.owner == n }
+    func fenced(life d: Int) {
+        uncertain += live.filter { $0.ownerLife != d && $0.creatorLife == d && $0.sealing && !$0.confirmed }
+        live.removeAll { $0.ownerLife == d || ($0.creatorLife == d && !$0.confirmed) }
+        uncertain.removeAll { $0.ownerLife == d }
     }
 }

@@ -1,13 +1,13 @@
 /// The liveness checker (SPEC.md §7.3 "Liveness"): once the fault phase is
-/// over and every crashed node is back (ring-exchange) or known dead by all
-/// its peers (cluster), the protocol must finish its work within a bounded
+/// over and every crashed node is back (ring-exchange), or membership has
+/// settled (cluster: restarts done, every death noticed, every life met), the protocol must finish its work within a bounded
 /// number of operations. Safety checkers judge what happened; this one
 /// judges what never happens — two ends that wait on each other forever, a
 /// request nobody answers, a message that never leaves its outbox.
 ///
 /// ```
 ///  step:  0 ─── fault phase ─── maxSteps ── quiet ──▶ quietAt ──────────────▶ 2·maxSteps
-///                                            (crashed nodes back / told)
+///                                            (crashed nodes back / membership settled)
 ///  ring:      no progress (post, delivery, reset) for `ringBound` steps after quietAt ─▶ stalled
 ///  cluster:   a client request unanswered `requestBound` steps after max(issued, quietAt),
 ///             a peer message not posted or not taken for `ringBound` steps after quietAt ─▶ stalled
@@ -85,13 +85,13 @@ extension RingLedger {
 
 /// Cluster: every request a live client sent is answered, and every peer
 /// message between live nodes is posted and taken, within bounds once the
-/// faults stopped and every crash is known to every live peer.
+/// faults stopped and membership settled.
 extension ClusterWorld {
     /// Called at every loop head of every node (cheap before `maxSteps`).
     func checkLiveness() {
         guard sim.step >= sim.config.maxSteps, sim.violation == nil else { return }
         if quietAt == nil {
-            guard untoldText.isEmpty else { return }
+            guard unsettled.isEmpty else { return }
             quietAt = sim.step
         }
         let quiet = quietAt!
@@ -99,7 +99,7 @@ extension ClusterWorld {
             let c = clients[i]
             if c.waitingFor != nil, sim.step - max(c.issuedAt, quiet) > LivenessBound.request {
                 sim.fail(.stalled, node: i, line: -1,
-                         "node \(i)'s client has waited \(sim.step - c.issuedAt) operations for an answer to \(c.waitingFor!) (faults stopped and every death was known at step \(quiet)); requests pending \((0..<n).map { cores[$0].pendingRequests }), messages in flight \(inFlightText.isEmpty ? "none" : inFlightText), outboxes \(outboxText.isEmpty ? "empty" : outboxText)")
+                         "node \(i)'s client has waited \(sim.step - c.issuedAt) operations for an answer to \(c.waitingFor!) (faults stopped and membership settled at step \(quiet)); requests pending \((0..<n).map { cores[$0].pendingRequests }), messages in flight \(inFlightText.isEmpty ? "none" : inFlightText), outboxes \(outboxText.isEmpty ? "empty" : outboxText)")
                 return
             }
         }

@@ -103,6 +103,10 @@ public final class Simulation {
     /// Whether crashed nodes restart (the scenario supports it).
     var restarts = false
     var restartAt: [Int] = []
+    /// Lives a node may have (restarts + 1), when `restarts`.
+    var maxLives = Int.max
+    /// Told of every crash, as it happens (the cluster's checker).
+    var onCrash: ((Int) -> Void)?
     public internal(set) var crashCount = 0
     public internal(set) var restartCount = 0
 
@@ -177,6 +181,19 @@ public final class Simulation {
         run(programs.map { p in { m, _ in p(m) } })
     }
 
+    /// Node n dies now (an injected crash, or a cluster node its peers
+    /// fenced while it ran): cache and store buffer lost; with `restarts` it
+    /// comes back 200…2,200 operations later, a new incarnation.
+    func crash(_ victim: Int, _ why: String) {
+        guard !crashed[victim], !finished[victim] else { return }
+        crashed[victim] = true
+        crashCount += 1
+        restartAt[victim] = step + 200 + rng.below(2_000)
+        mem.crash(victim)
+        trace(victim, "crash", line: -1, why)
+        onCrash?(victim)
+    }
+
     /// Runs one program per node, each given its incarnation (0 first). With
     /// `restarts`, a crashed node's program returns (it sees `shouldStop`),
     /// the node stays dead for a while, then runs its program again with a
@@ -189,7 +206,7 @@ public final class Simulation {
                 var incarnation = 0
                 while true {
                     program(self.memory(node: n), incarnation)
-                    guard self.crashed[n], self.restarts, !self.stopping else { break }
+                    guard self.crashed[n], self.restarts, !self.stopping, incarnation + 1 < self.maxLives else { break }
                     while self.step < self.restartAt[n] && !self.stopping { self.opPoint(n); self.idle(n) }
                     guard !self.stopping else { break }
                     self.crashed[n] = false
@@ -290,13 +307,7 @@ public final class Simulation {
         if !mem.tornRemainder.isEmpty, rng.chance(ppm: 200_000) { mem.completeTorn() }
         if config.crashPPM > 0, !stopping, rng.chance(ppm: config.crashPPM) {
             let victim = rng.below(config.nodes)
-            if !crashed[victim] && !finished[victim] {
-                crashed[victim] = true
-                crashCount += 1
-                restartAt[victim] = step + 200 + rng.below(2_000)
-                mem.crash(victim)
-                trace(victim, "crash", line: -1, "cache and store buffer lost")
-            }
+            crash(victim, "cache and store buffer lost")
         }
         if config.pausePPM > 0, rng.chance(ppm: config.pausePPM) {
             let m = rng.below(config.nodes)

@@ -83,8 +83,16 @@ extension ClusterCore {
     /// a new reservation can be judged. Always true with views off.
     public var takenOver: Bool {
         guard config.views else { return true }
+        guard unresolved.isEmpty else { return false }
         for n in peers.keys where rehomedBy[n] != view { return false }
         return true
+    }
+
+    /// A peer this node waited for at its start came up, died or proved
+    /// absent: once none is left, what waited for the takeover goes on.
+    mutating func resolved(_ n: NodeID, now: UInt64, into out: inout [ClusterAction]) {
+        guard unresolved.remove(n) != nil, takenOver else { return }
+        tookOver(now: now, into: &out)
     }
 
     /// The end of this node's re-homing in its view: tell every live peer

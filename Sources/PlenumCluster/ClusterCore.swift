@@ -38,6 +38,11 @@ public struct ClusterCore: Sendable {
         /// FIFO links, so the gRPC carriers (one call per message) turn them
         /// off: view 0 is sent, and a 0 is served in any view.
         public var views = true
+        /// Peers to hear from before this node judges a reservation as a
+        /// home (SPEC §10.4 "Starting"): the cluster file's other nodes,
+        /// for a node that starts while its cluster may be running. Each
+        /// is resolved by its `peerUp`, `peerDown` or `peerAbsent`.
+        public var awaiting: Set<NodeID> = []
         public init(node: NodeID, incarnation: UInt64, reachable: Set<NodeID>) {
             self.node = node
             self.incarnation = incarnation
@@ -177,6 +182,9 @@ public struct ClusterCore: Sendable {
     var awaitingTakeover: [(create: Create, deadline: UInt64)] = []
     /// Ids of create-and-seal batches homed here, waiting the same way.
     var awaitingTakeoverBatch: [(token: UInt64, index: Int, id: ObjectID, deadline: UInt64)] = []
+    /// Peers of `config.awaiting` not yet resolved: until none is left, this
+    /// node has taken over no view (SPEC §10.4 "Starting").
+    public internal(set) var unresolved: Set<NodeID> = []
     /// Reads peers' directory indexes (SPEC §10.4 "Directory index"): set
     /// by a shell whose peers' regions are mapped; nil asks every home by
     /// message.
@@ -189,6 +197,7 @@ public struct ClusterCore: Sendable {
         nextCorrelation = (config.incarnation & 0xFFFF_FFFF) << 24 | 1
         live = [config.node]
         view = currentView
+        unresolved = config.awaiting.subtracting([config.node])
     }
 
     public typealias StoreConfig = StoreCore.Config
@@ -243,6 +252,7 @@ public struct ClusterCore: Sendable {
         case .peerUp(let n, let info): peerUp(n, info, now: now, into: &out)
         case .peerDown(let n, let why): peerDown(n, why: why, now: now, into: &out)
         case .peerLoad(let n, let l): if peers[n] != nil { loads[n] = l }
+        case .peerAbsent(let n): resolved(n, now: now, into: &out)
         case .message(let n, let corr, let m):
             counters.messagesIn += 1
             guard peers[n] != nil else { counters.refusedMessages += 1; break }
@@ -350,13 +360,15 @@ public struct ClusterCore: Sendable {
             peerDown(n, why: "restarted (incarnation \(old.incarnation) → \(info.incarnation))", now: now, into: &out)
         }
         peers[n] = info
+        unresolved.remove(n)
         counters.joins += 1
         _ = store.handle(.connected(Self.pseudoClient(n)), now: now)
         membershipChanged(now: now, into: &out)
     }
 
     mutating func peerDown(_ n: NodeID, why: String, now: UInt64, into out: inout [ClusterAction]) {
-        guard peers.removeValue(forKey: n) != nil else { return }
+        guard peers.removeValue(forKey: n) != nil else { resolved(n, now: now, into: &out); return }
+        unresolved.remove(n)
         loads[n] = nil
         counters.deaths += 1
         // Its references and unsealed creations here: dropped and aborted.

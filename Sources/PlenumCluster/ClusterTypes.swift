@@ -46,6 +46,10 @@ public enum ClusterEvent: Equatable, Sendable {
     case peerDown(NodeID, why: String)
     /// A heartbeat line was read.
     case peerLoad(NodeID, PeerLoad)
+    /// A peer of `Config.awaiting` that never came up has been silent for
+    /// `dead_after_ms` since this node started: not running (SPEC §10.4
+    /// "Starting").
+    case peerAbsent(NodeID)
     /// A decoded message from a live peer.
     case message(from: NodeID, correlation: UInt64, PeerMessage)
     /// The shell's answer to `.checkDigest`.

@@ -112,6 +112,7 @@ extension StoreDaemon {
             j.field("parked", core.parkedCount)
             j.field("taken_over", core.takenOver)
             j.field("awaiting_takeover", core.awaitingTakeoverCount)
+            j.field("awaiting_peers", core.unresolved.count)
             j.field("pending_peer_requests", core.pendingRequests)
             j.field("barrier_waiters", core.barrierWaiterCount)
             j.field("wait") {

@@ -264,6 +264,9 @@ public final class StoreDaemon {
             // from the node asked: no forwarded answers there (SPEC §10.11).
             cc.forwardAcquire = config.transport == .rings
             cc.views = config.transport == .rings
+            // A node may start into a running cluster: it judges no
+            // reservation before it met, or found absent, every other node.
+            cc.awaiting = Set(config.nodes.map(\.id)).subtracting([me])
         }
         core = ClusterCore(config: cc, store: .init(base: segment.offset, capacity: segment.length, lineSize: line))
         index = made.index

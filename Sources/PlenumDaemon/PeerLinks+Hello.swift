@@ -42,18 +42,17 @@ extension PeerLinks {
     /// A hello that came before its heartbeat line showed that life waits
     /// (`pendingHello`) and is taken on the tick that sees the line.
     func hello(_ l: Link, _ inc: UInt64, into events: inout [ClusterEvent]) {
-        guard let ib = l.inBlock, let im = l.inMemory, let hb = Heartbeat.read(at: ib.heartbeat, in: im), hb.incarnation == inc else {
-            l.pendingHello = inc
+        let line = l.inBlock.flatMap { ib in l.inMemory.flatMap { Heartbeat.read(at: ib.heartbeat, in: $0) } }
+        let verdict = l.watch.hello(inc, line: line.map { ($0.incarnation, $0.beat) })
+        guard case .accept(let newLife, let wasUp) = verdict, let hb = line else {
+            if verdict == .refused { l.dropped += 1 }
             return
         }
-        l.pendingHello = 0
-        if case .fenced(let f) = l.state, f == inc { l.dropped += 1; return }
-        if l.state == .up(inc) { return }
-        if l.seen != 0, l.seen != inc {
+        if newLife {
             // A new life said hello before a tick saw its heartbeat: the
             // inbound ring is current (the hello came through it); the
             // outbound ring and the peer's memory are mapped afresh.
-            if case .up = l.state { events.append(.peerDown(l.peer, why: "restarted (new incarnation)")) }
+            if wasUp { events.append(.peerDown(l.peer, why: "restarted (new incarnation)")) }
             let consumer = l.consumer, inBlock = l.inBlock, inMemory = l.inMemory
             let inHost = plan.site(from: l.peer, to: me)?.host
             let keep = inHost.flatMap { $0 == me ? nil : peerRegions[$0] }
@@ -75,10 +74,7 @@ extension PeerLinks {
             // Our heartbeat in the new block first, so our hello is believed.
             if let load = lastLoad { load.publish(at: ob.heartbeat, in: om) }
         }
-        l.seen = inc
-        l.lastBeat = hb.beat
-        l.lastBeatAt = monotonicNanos()
-        l.state = .up(inc)
+        l.watch.up(inc, beat: hb.beat, now: monotonicNanos())
         logger.info("peer up", metadata: ["peer": "\(l.peer)", "incarnation": "\(inc)"])
         if config.node(me)?.reach[l.peer] != nil { _ = memory(of: l.peer) }
         let mapped = peerRegions[l.peer]

@@ -13,7 +13,7 @@ import PlenumWire
 /// shared memory into `ClusterEvent`s and `.send` actions into posts; the
 /// protocol itself is `ClusterCore`'s.
 final class PeerLinks {
-    enum State: Equatable { case waiting, up(UInt64), fenced(UInt64) }
+    typealias State = PeerWatch.State
 
     final class Link {
         let peer: NodeID
@@ -25,18 +25,17 @@ final class PeerLinks {
         var inMemory: MappedMemory?
         var queue: [(kind: UInt16, correlation: UInt64, body: [UInt8])] = []
         var queueHead = 0
-        var state = State.waiting
-        var seen: UInt64 = 0
-        var lastBeat: UInt64 = 0
-        var lastBeatAt: UInt64 = 0
+        /// The failure detector's view of the peer (heartbeats, hello).
+        var watch = PeerWatch()
+        var state: State { get { watch.state } set { watch.state = newValue } }
+        var seen: UInt64 { get { watch.seen } set { watch.seen = newValue } }
+        var lastBeatAt: UInt64 { watch.lastBeatAt }
         var lastError = ""
         var fullEvents = 0
         var corrupt = 0
         var dropped = 0
         /// Outbound messages dropped because the queue was at its bound.
         var overflow = 0
-        /// A hello whose life the heartbeat line did not show yet.
-        var pendingHello: UInt64 = 0
         var sent = 0
         var received = 0
         init(peer: NodeID) { self.peer = peer }
@@ -73,6 +72,11 @@ final class PeerLinks {
     var trace = HopTraceLog()
     /// Bell datagrams sent to sleeping peers (status `wait.bells_rung`).
     var bellsRung = 0
+    /// Peers not met since this node started; each leaves when it comes up,
+    /// or is reported `peerAbsent` once silent for `dead_after_ms` since the
+    /// start (SPEC §10.4 "Starting").
+    var unmet: Set<NodeID>
+    let startedAt = monotonicNanos()
     /// Damaged descriptors of hosted blocks rewritten (status `link_blocks_repaired`).
     var blocksRepaired = 0
     var links: [NodeID: Link] = [:]
@@ -108,6 +112,7 @@ final class PeerLinks {
         self.incarnation = incarnation
         self.own = own
         self.logger = logger
+        unmet = Set(config.nodes.map(\.id)).subtracting([me])
         for n in config.nodes where n.id != me {
             if let via = plan.relay(from: me, to: n.id) { relayed[n.id] = Relayed(peer: n.id, via: via) } else { links[n.id] = Link(peer: n.id) }
         }
@@ -156,30 +161,19 @@ final class PeerLinks {
                 declareDeadIfSilent(l, now: now, into: &events)
                 continue
             }
-            if theirs.incarnation != l.seen {
-                if l.seen != 0 {
-                    // A new life of the peer: its regions and rings are new.
-                    if case .up = l.state { events.append(.peerDown(l.peer, why: "restarted (new incarnation)")) }
-                    logger.warning("peer restarted", metadata: ["peer": "\(l.peer)"])
-                    l.seen = theirs.incarnation
-                    l.state = .waiting
-                    detach(l)
-                    l.lastBeat = theirs.beat
-                    l.lastBeatAt = now
-                    continue
-                }
-                l.seen = theirs.incarnation
-                l.lastBeat = theirs.beat
-                l.lastBeatAt = now
-            } else if theirs.beat != l.lastBeat {
-                l.lastBeat = theirs.beat
-                l.lastBeatAt = now
+            if case .newLife(let wasUp) = l.watch.observe(incarnation: theirs.incarnation, beat: theirs.beat, now: now) {
+                // A new life of the peer: its regions and rings are new.
+                if wasUp { events.append(.peerDown(l.peer, why: "restarted (new incarnation)")) }
+                logger.warning("peer restarted", metadata: ["peer": "\(l.peer)"])
+                detach(l)
+                continue
             }
-            if l.pendingHello != 0, l.pendingHello == theirs.incarnation { hello(l, l.pendingHello, into: &events) }
+            if l.watch.pendingHello != 0, l.watch.pendingHello == theirs.incarnation { hello(l, l.watch.pendingHello, into: &events) }
             if case .up = l.state, !declareDeadIfSilent(l, now: now, into: &events) {
                 events.append(.peerLoad(l.peer, theirs.load))
             }
         }
+        if !unmet.isEmpty { resolveUnmet(now: now, into: &events) }
         for r in relayed.values.sorted(by: { $0.peer < $1.peer }) {
             // A relayed hello per tick is the relayed peer's heartbeat.
             send(.hello(incarnation: incarnation), to: r.peer, correlation: 0)
@@ -189,6 +183,27 @@ final class PeerLinks {
                 r.state = .fenced(r.seen)
                 events.append(.peerDown(r.peer, why: "no relayed hello through node \(r.via) for \(ms) ms (timeout \(config.deadAfterMillis) ms)"))
             }
+        }
+    }
+
+    /// Peers not met since the start: met ones leave; one silent for
+    /// `dead_after_ms` since the start (its beat never moved, or no line
+    /// to read) is reported absent, so the core stops waiting for it.
+    func resolveUnmet(now: UInt64, into events: inout [ClusterEvent]) {
+        for n in unmet.sorted() {
+            var up = false, heard = startedAt
+            if let l = links[n] {
+                if case .up = l.state { up = true }
+                heard = max(heard, l.lastBeatAt)
+            } else if let r = relayed[n] {
+                if case .up = r.state { up = true }
+                heard = max(heard, r.lastHelloAt)
+            }
+            if up { unmet.remove(n); continue }
+            guard now &- heard > deadAfter else { continue }
+            unmet.remove(n)
+            logger.info("peer absent at start", metadata: ["peer": "\(n)", "silent_ms": "\((now &- heard) / 1_000_000)"])
+            events.append(.peerAbsent(n))
         }
     }
 
@@ -204,10 +219,9 @@ final class PeerLinks {
     /// stays fenced until a new incarnation says hello.
     @discardableResult
     func declareDeadIfSilent(_ l: Link, now: UInt64, into events: inout [ClusterEvent]) -> Bool {
-        guard case .up = l.state, now &- l.lastBeatAt > deadAfter else { return false }
-        let ms = (now &- l.lastBeatAt) / 1_000_000
+        guard let silent = l.watch.fenceIfSilent(now: now, deadAfter: deadAfter) else { return false }
+        let ms = silent / 1_000_000
         logger.warning("peer dead", metadata: ["peer": "\(l.peer)", "silent_ms": "\(ms)"])
-        l.state = .fenced(l.seen)
         l.queue = []
         l.queueHead = 0
         events.append(.peerDown(l.peer, why: "heartbeat silent for \(ms) ms (timeout \(config.deadAfterMillis) ms)"))

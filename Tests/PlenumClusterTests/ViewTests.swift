@@ -144,4 +144,54 @@ final class ViewTests: XCTestCase {
         XCTAssertEqual(h.nodes[0].awaitingTakeoverCount, 0)
         XCTAssertEqual(h.nodes[0].directoryEntries, 0, "nothing was reserved")
     }
+
+    /// A node restarted into a running cluster (SPEC §10.4 "Starting"): a
+    /// new life of node 0, `awaiting` node 1, starts alone in its view, home
+    /// of every id. Node 1 holds X. Before the two meet, a create of X on
+    /// node 0 must not be granted; once they met and node 1 re-homed X to
+    /// node 0, it is refused.
+    func testARestartedNodeGrantsNoReservationBeforeItMetEveryPeer() throws {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(5, on: 1)
+        let x = try XCTUnwrap((0..<2_000).map(oid).first { h.nodes[0].home(of: $0) == 0 })
+        XCTAssertEqual(h.put(x, client: 5, on: 1), .sealed)
+        // Node 0 restarts: node 1 sees its old life end; the new one knows no one.
+        h.queues[0].removeAll()
+        h.apply(1, h.nodes[1].handle(.peerDown(0, why: "restarted"), now: h.now))
+        h.settle()
+        var config = ClusterCore.Config(node: 0, incarnation: 200, reachable: [1])
+        config.awaiting = [1]
+        h.nodes[0] = ClusterCore(config: config, store: .init(base: 4096, capacity: 1 << 20, lineSize: 64))
+        h.connect(6, on: 0)
+        XCTAssertEqual(h.nodes[0].home(of: x), 0, "alone, it is home of every id")
+        XCTAssertFalse(h.nodes[0].takenOver)
+        XCTAssertNil(h.call(.create(x, dataSize: 10, metadataSize: 0), client: 6, on: 0), "it waits for node 1")
+        XCTAssertEqual(h.nodes[0].awaitingTakeoverCount, 1)
+        // They meet: node 1 re-homes X to node 0, then says `rehomed`.
+        h.apply(0, h.nodes[0].handle(.peerUp(1, PeerInfo(incarnation: 101, region: 2, regionSize: nil)), now: h.now))
+        h.apply(1, h.nodes[1].handle(.peerUp(0, PeerInfo(incarnation: 200, region: 1, regionSize: nil)), now: h.now))
+        h.settle()
+        XCTAssertTrue(h.nodes[0].takenOver)
+        XCTAssertEqual(h.nodes[0].unresolved, [])
+        let answer = h.replies[0].first { $0.0 == 6 && $0.1 == 7 }?.2
+        guard case .error(.alreadyExists)? = answer else { return XCTFail("X was granted twice: \(String(describing: answer))") }
+    }
+
+    /// A peer that never comes up is found absent after `dead_after_ms` of
+    /// silence (the shell's `peerAbsent`): what waited goes on.
+    func testAPeerFoundAbsentEndsTheWaitOfARestartedNode() throws {
+        var config = ClusterCore.Config(node: 0, incarnation: 200, reachable: [1, 2])
+        config.awaiting = [1, 2]
+        var core = ClusterCore(config: config, store: .init(base: 4096, capacity: 1 << 20, lineSize: 64))
+        _ = core.handle(.local(.connected(6)), now: 1)
+        let a = core.handle(.local(.request(6, requestId: 1, .create(oid(3), dataSize: 10, metadataSize: 0))), now: 2)
+        XCTAssertFalse(a.contains { if case .local(.reply(6, 1, _)) = $0 { return true } else { return false } }, "it waits: \(a)")
+        XCTAssertEqual(core.unresolved, [1, 2])
+        let b = core.handle(.peerAbsent(1), now: 3)
+        XCTAssertTrue(b.isEmpty, "node 2 is still unresolved: \(b)")
+        XCTAssertFalse(core.takenOver)
+        let c = core.handle(.peerAbsent(2), now: 4)
+        XCTAssertTrue(c.contains { if case .local(.reply(6, 1, .created)) = $0 { return true } else { return false } }, "\(c)")
+        XCTAssertTrue(core.takenOver)
+    }
 }
