@@ -293,6 +293,7 @@ final class ClusterWorld {
                 return true
             case .delivered(.success(let (corr, m))):
                 got = true
+                sim.trace(me, "peer-take", line: -1, "← node \(j) (copy \(e.consumerCopy[j]!))\(watch[me][j].isUp ? "" : " (not up)") #\(corr) \(m)")
                 if case .hello(let inc) = m {
                     hello(me, from: j, inc, memory)
                 } else if watch[me][j].isUp {
@@ -322,6 +323,7 @@ final class ClusterWorld {
             if sim.shouldStop(me) { return sent }
             guard case .posted = r else { return sent }
             outbox[me][j].removeFirst()
+            sim.trace(me, "peer-post", line: -1, "→ node \(j) (copy \(e.producerCopy[j]!)) #\(corr) \(m)")
             if e.producerCopy[j] == copy[me * n + j] { inFlight[me * n + j] += 1 }
             messageMovedAt = sim.step
             sent = true
@@ -392,7 +394,8 @@ final class ClusterWorld {
             if restartDue(j) { why.append("node \(j) restarts"); continue }
             for i in 0..<n where i != j && !sim.crashed[i] {
                 if sim.crashed[j] {
-                    if watch[i][j].state == .up(incarnation(j)) { why.append("node \(i) holds dead node \(j) up") }
+                    // Any life of it: one that died before its successor was met, too.
+                    if watch[i][j].isUp { why.append("node \(i) holds dead node \(j) up (\(watch[i][j].state))") }
                 } else if watch[i][j].state != .up(incarnation(j)) {
                     why.append("node \(i) has not met node \(j)'s life \(life[j]) (\(watch[i][j].state))")
                 }

@@ -86,19 +86,26 @@ final class NodeEnds {
 extension ClusterWorld {
     /// Attaches `me`'s ends with `j` to the pair's current copies; the
     /// outbound queue becomes exactly [hello] (§10.3 "Attach").
+    /// An end already on its pair's current copy is kept: a consumer made
+    /// afresh there would resume from the last acknowledgement it
+    /// published and deliver again what it had taken since (seeds 122928,
+    /// 161824: an `acquire` delivered twice, a reference never released).
     func attach(_ me: Int, _ j: Int, _ memory: SimMemory) {
         let e = ends[me]
-        e.producers[j] = nil
-        e.consumers[j] = nil
         let pc = copy[me * n + j], cc = copy[j * n + me]
-        guard let p = try? RingProducer(memory: memory, layout: plan.ring(me, j, copy: pc, regionBase: regionBase)) else {
-            if !sim.shouldStop(me) { sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j) copy \(pc) could not attach") }
-            return
+        if e.producers[j] == nil || e.producerCopy[j] != pc {
+            e.producers[j] = nil
+            guard let p = try? RingProducer(memory: memory, layout: plan.ring(me, j, copy: pc, regionBase: regionBase)) else {
+                if !sim.shouldStop(me) { sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j) copy \(pc) could not attach") }
+                return
+            }
+            e.producers[j] = p
+            e.producerCopy[j] = pc
         }
-        e.producers[j] = p
-        e.producerCopy[j] = pc
-        e.consumers[j] = RingConsumer(memory: memory, layout: plan.ring(j, me, copy: cc, regionBase: regionBase), ackBatch: ackBatch)
-        e.consumerCopy[j] = cc
+        if e.consumers[j] == nil || e.consumerCopy[j] != cc {
+            e.consumers[j] = RingConsumer(memory: memory, layout: plan.ring(j, me, copy: cc, regionBase: regionBase), ackBatch: ackBatch)
+            e.consumerCopy[j] = cc
+        }
         outbox[me][j] = [(0, .hello(incarnation: incarnation(me)))]
     }
 

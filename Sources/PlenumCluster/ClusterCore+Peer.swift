@@ -25,8 +25,9 @@ extension ClusterCore {
             inView(v, m, from: n, correlation: corr, now: now, into: &out)
         case .view(let d):
             senderMoved(n, to: d, now: now, into: &out)
+            announcedView(n, epoch: corr, now: now, into: &out)
         case .rehomed(let d):
-            peerRehomed(n, d, now: now, into: &out)
+            peerRehomed(n, d, epoch: corr, now: now, into: &out)
         case .unpublish(let id, let owner):
             guard owner == n else { counters.refusedMessages += 1; return }
             directory.unpublish(id, owner: owner)

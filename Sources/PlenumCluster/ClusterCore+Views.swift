@@ -88,6 +88,19 @@ extension ClusterCore {
         return true
     }
 
+    /// `view(d)` from `n` with its epoch: `n` entered a view and dropped the
+    /// entries no longer homed there — perhaps ones this node published
+    /// while `n` was last in `d` (a view digest recurs: `n` left it and came
+    /// back, while this node never moved, simulator cluster seed 14284). So
+    /// this node re-homes toward `n` and answers with `rehomed` echoing the
+    /// epoch (SPEC §10.4 "Handoff").
+    mutating func announcedView(_ n: NodeID, epoch: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        guard config.views, peers[n] != nil else { return }
+        announced[n] = epoch
+        resend(toward: n, now: now, into: &out)
+        send(.rehomed(view), to: n, correlation: epoch, now: now, into: &out)
+    }
+
     /// A peer this node waited for at its start came up, died or proved
     /// absent: once none is left, what waited for the takeover goes on.
     mutating func resolved(_ n: NodeID, now: UInt64, into out: inout [ClusterAction]) {
@@ -99,20 +112,26 @@ extension ClusterCore {
     /// (after everything re-homing sent it), then serve what waited.
     mutating func rehomed(now: UInt64, into out: inout [ClusterAction]) {
         if config.views {
-            for n in peers.keys.sorted() { send(.rehomed(view), to: n, now: now, into: &out) }
+            for n in peers.keys.sorted() { send(.rehomed(view), to: n, correlation: announced[n] ?? 0, now: now, into: &out) }
         }
         tookOver(now: now, into: &out)
     }
 
-    /// `rehomed(d)` from `n`. The first one of this node's own view from `n`
-    /// is answered with this node's (once): a `rehomed` sent before `n` had
-    /// this node up may have been dropped by `n`'s shell (a relayed pair
-    /// comes up one side at a time), and `n` would wait for it forever.
-    mutating func peerRehomed(_ n: NodeID, _ d: UInt64, now: UInt64, into out: inout [ClusterAction]) {
-        let first = rehomedBy[n] != d
-        rehomedBy[n] = d
-        if first, config.views, d == view, peers[n] != nil { send(.rehomed(view), to: n, now: now, into: &out) }
-        if takenOver { tookOver(now: now, into: &out) }
+    /// `rehomed(d)` from `n`, echoing the epoch of the last announcement of
+    /// this node's it had. It counts only for this node's view and epoch:
+    /// then everything `n` keeps homed here in `d` has arrived since this
+    /// node entered it. One of this view echoing an older epoch (`n` did not
+    /// have the announcement: a relayed pair comes up one side at a time,
+    /// and a message to a peer not up is dropped) gets the announcement
+    /// again, once per epoch, so `n` answers it.
+    mutating func peerRehomed(_ n: NodeID, _ d: UInt64, epoch: UInt64, now: UInt64, into out: inout [ClusterAction]) {
+        guard config.views, d == view, peers[n] != nil else { return }
+        if epoch == viewEpoch {
+            rehomedBy[n] = d
+            if takenOver { tookOver(now: now, into: &out) }
+        } else if reannounced.insert(n).inserted {
+            send(.view(view), to: n, correlation: viewEpoch, now: now, into: &out)
+        }
     }
 
     /// After a view change or the last peer's `rehomed`: creates waiting
@@ -192,7 +211,10 @@ extension ClusterCore {
     mutating func enterView(now: UInt64, into out: inout [ClusterAction]) {
         view = currentView
         guard config.views else { return }
-        for n in peers.keys.sorted() { send(.view(view), to: n, now: now, into: &out) }
+        viewEpoch &+= 1
+        rehomedBy.removeAll()
+        reannounced.removeAll()
+        for n in peers.keys.sorted() { send(.view(view), to: n, correlation: viewEpoch, now: now, into: &out) }
     }
 
     mutating func serveParked(now: UInt64, into out: inout [ClusterAction]) {

@@ -177,6 +177,14 @@ public struct ClusterCore: Sendable {
     /// Per peer, the last view it said it finished re-homing in (`rehomed`,
     /// SPEC §10.4 "Handoff").
     var rehomedBy: [NodeID: UInt64] = [:]
+    /// This node's view epoch: bumped at every view it enters, carried as
+    /// the correlation of its `view` announcements; only a `rehomed`
+    /// echoing it counts for the takeover (a view digest can recur).
+    var viewEpoch: UInt64 = 0
+    /// Per peer, the epoch of its last `view` announcement; and the peers
+    /// asked again (once per epoch) after a `rehomed` echoing an old one.
+    var announced: [NodeID: UInt64] = [:]
+    var reannounced: Set<NodeID> = []
     /// Local creates of ids homed here, waiting for this home to take over
     /// its view, with their deadlines.
     var awaitingTakeover: [(create: Create, deadline: UInt64)] = []
@@ -266,8 +274,11 @@ public struct ClusterCore: Sendable {
 
     // MARK: plumbing
 
-    mutating func send(_ m: PeerMessage, to n: NodeID, awaiting: Pending? = nil, now: UInt64, into out: inout [ClusterAction]) {
-        var corr: UInt64 = 0
+    /// `correlation`: of a one-way message (a `view` or `rehomed`'s epoch,
+    /// SPEC §10.4 "Handoff"); a request gets a fresh one.
+    mutating func send(_ m: PeerMessage, to n: NodeID, awaiting: Pending? = nil, correlation oneWay: UInt64 = 0, now: UInt64,
+                       into out: inout [ClusterAction]) {
+        var corr = oneWay
         if let p = awaiting {
             corr = nextCorrelation
             nextCorrelation &+= 1
@@ -296,6 +307,11 @@ public struct ClusterCore: Sendable {
         awaitingAcks[c] = nil
         out += held.removeValue(forKey: c) ?? []
     }
+
+    /// Plasma's deletion cache (SPEC §11.9): a local object a Plasma client
+    /// deleted while in use or unsealed goes at its last release.
+    @discardableResult
+    public mutating func deleteAtLastRelease(_ id: ObjectID) -> Bool { store.deleteAtLastRelease(id) }
 
     /// A reply the shell composed (create-and-seal), held like the core's own.
     public mutating func deferredReply(_ c: ClientID, requestId: UInt64, _ r: StoreResponse) -> [ClusterAction] {
@@ -378,6 +394,7 @@ public struct ClusterCore: Sendable {
         directory.drop(node: n)
         parked[n] = nil
         rehomedBy[n] = nil
+        announced[n] = nil
         // Objects in its memory are gone for local holders.
         for c in remoteRefs.keys { remoteRefs[c] = remoteRefs[c]!.filter { $0.value.node != n } }
         for c in remoteUnsealed.keys {
@@ -401,18 +418,33 @@ public struct ClusterCore: Sendable {
         enterView(now: now, into: &out)
         let nodes = live, me = self.me
         directory.keep { Home.of($0, among: nodes) == me }
-        for (id, location, digest) in store.sealedObjects {
+        resend(toward: nil, now: now, into: &out)
+        for (name, round) in barrierArrived { arrive(name: name, round: round, now: now, into: &out) }
+        for name in barrierArrivals.keys { checkBarrier(name, now: now, into: &out) }
+        rehomed(now: now, into: &out)
+    }
+
+    /// Re-homing (SPEC §10.4): this node's sealed objects re-published,
+    /// its reservations re-sent and its blocking gets' watches re-placed, at
+    /// their homes in its view — every home (`target` nil: its own view
+    /// changed), or those homed at `target` (`target` announced a view: it
+    /// may have dropped them when it left the view they were sent in).
+    mutating func resend(toward target: NodeID?, now: UInt64, into out: inout [ClusterAction]) {
+        let me = self.me
+        for (id, location, digest) in store.sealedObjects where target == nil || home(of: id) == target {
             let creator = store.creator(id).map { $0 & Self.peerBit != 0 ? NodeID(truncatingIfNeeded: $0) : me } ?? me
             publish(id, creator: creator, location: location, digest: digest, for: nil, now: now, into: &out)
         }
         for id in myReservations {
             let h = home(of: id)
+            guard target == nil || h == target else { continue }
             if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id, view: sentView), to: h, awaiting: .ignore, now: now, into: &out) }
         }
         // Blocking gets keep their watch at the id's (new) home.
         for (id, waiters) in watching {
             guard let first = waiters.first else { continue }
             let h = home(of: id)
+            guard target == nil || h == target else { continue }
             if h == me {
                 if let e = directory.lookup(id, watch: me), let owner = e.owner, let l = e.location {
                     watchFired(id, owner: owner, location: l, digest: e.digest, now: now, into: &out)
@@ -421,9 +453,6 @@ public struct ClusterCore: Sendable {
                 send(.lookup(id, watch: true), to: h, awaiting: .lookup(get: first.get, index: first.index), now: now, into: &out)
             }
         }
-        for (name, round) in barrierArrived { arrive(name: name, round: round, now: now, into: &out) }
-        for name in barrierArrivals.keys { checkBarrier(name, now: now, into: &out) }
-        rehomed(now: now, into: &out)
     }
 
     /// What to do when a request to a peer cannot complete.

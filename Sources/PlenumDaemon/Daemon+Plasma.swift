@@ -184,12 +184,19 @@ extension StoreDaemon {
             }
             ask(.seal(id), .seal(id, digest: digest))
         case .get(let ids, let timeout):
-            guard ids.count <= core.store.config.maxIdsPerRequest else {
-                // A get reply has no error field: the client is told by the close.
-                return plasmaProtocolError(c, "a get of \(ids.count) ids; this store serves at most \(core.store.config.maxIdsPerRequest) per request")
-            }
             restoreSpilled(ids, for: c.id)
-            ask(.get(ids), .get(ids, timeoutMs: timeout < 0 ? -1 : timeout))
+            let limit = core.store.config.maxIdsPerRequest
+            guard ids.count > limit else { return ask(.get(ids), .get(ids, timeoutMs: timeout < 0 ? -1 : timeout)) }
+            // Plasma has no limit: parts of at most `limit` ids, each waiting
+            // the same timeout, answered together once all are.
+            let token = s.nextBigGet
+            s.nextBigGet += 1
+            let offsets = Array(stride(from: 0, to: ids.count, by: limit))
+            s.bigGets[token] = PlasmaSession.BigGet(ids: ids, locations: Array(repeating: nil, count: ids.count), partsLeft: offsets.count)
+            for o in offsets {
+                let part = Array(ids[o..<min(o + limit, ids.count)])
+                ask(.getPart(token: token, offset: o), .get(part, timeoutMs: timeout < 0 ? -1 : timeout))
+            }
         case .release(let id):
             if s.pinning.contains(id) { s.releasedWhilePinning.insert(id); return }
             for _ in 0..<(s.held.removeValue(forKey: id) ?? 0) { ask(.silent, .release(id)) }
@@ -262,6 +269,16 @@ extension StoreDaemon {
             s.pinning.remove(id)
             if l.first.flatMap({ $0 }) != nil { took(id, c, s) }
             if s.releasedWhilePinning.remove(id) != nil { handlePlasma(.release(id), from: c, s) }
+        case (.getPart(let token, let offset), let r):
+            guard var big = s.bigGets[token] else { return }
+            // A part that failed counts as missing, as a failed get does.
+            if case .objects(let ls) = r {
+                for (i, l) in ls.enumerated() where offset + i < big.locations.count { big.locations[offset + i] = l }
+            }
+            big.partsLeft -= 1
+            guard big.partsLeft == 0 else { s.bigGets[token] = big; return }
+            s.bigGets[token] = nil
+            plasmaReply(c, s, requestId: s.track(.get(big.ids)), .objects(big.locations))
         case (.get(let ids), .objects(let locations)):
             var specs: [PlasmaObjectSpec] = [], fds: [Int32] = [], sizes: [Int64] = [], regions: [Int] = []
             for (id, l) in zip(ids, locations) {
@@ -286,6 +303,15 @@ extension StoreDaemon {
         case (.contains(let id), _):
             send(.contains(id, false))
         case (.delete(let ids), .deleted(let errors)):
+            // Plasma's deletion cache (SPEC §11.9): one in use or unsealed
+            // here is deleted at its last release; the answer still says why
+            // it was not deleted now, as Plasma's does.
+            for (id, e) in zip(ids, errors) {
+                switch e {
+                case .inUse?, .notSealed?: core.deleteAtLastRelease(id)
+                default: break
+                }
+            }
             send(.delete(ids, errors.map { $0.map(PlasmaError.init) ?? .ok }))
         case (.delete(let ids), .error(let e)):
             send(.delete(ids, ids.map { _ in PlasmaError(e) }))

@@ -20,6 +20,9 @@ final class PlasmaSession {
         /// The creator's reference after its seal (Plasma's creator keeps one).
         case pin(ObjectID)
         case get([ObjectID])
+        /// One part of a get of more ids than a store request carries: the
+        /// ids from `offset` of big get `token`.
+        case getPart(token: UInt64, offset: Int)
         case contains(ObjectID)
         case delete([ObjectID])
         case abort(ObjectID)
@@ -41,6 +44,15 @@ final class PlasmaSession {
     /// Pins in flight, and the ones released before they completed.
     var pinning: Set<ObjectID> = []
     var releasedWhilePinning: Set<ObjectID> = []
+    /// Gets of more ids than one store request carries (Plasma has no
+    /// limit): split into parts, answered once every part has been.
+    struct BigGet {
+        var ids: [ObjectID]
+        var locations: [ObjectLocation?]
+        var partsLeft: Int
+    }
+    var bigGets: [UInt64: BigGet] = [:]
+    var nextBigGet: UInt64 = 1
     /// `store_fd` values whose descriptor this client has.
     var sentStoreFDs: Set<Int32> = []
     /// Descriptors received (SCM_RIGHTS) and not yet claimed by a subscribe.

@@ -56,6 +56,10 @@ public struct StoreCore: Sendable {
     var waits = WaitIndex()
     /// Eviction candidates, least recently used first.
     var lru = LRUList()
+    /// Objects deleted while in use or unsealed by a client that asked to
+    /// have them deleted at their last release (Plasma's deletion cache,
+    /// SPEC §11.9): removed when their last reference goes.
+    public internal(set) var deleteAtRelease: Set<ObjectID> = []
     public internal(set) var evictions = 0
     public internal(set) var evictedBytes = 0
     /// Work counters (tests assert costs with them, not with clocks):
@@ -177,7 +181,7 @@ public struct StoreCore: Sendable {
             guard let held = clients[c]?.references[id], held > 0, objects[id] != nil else { return .error(.noReference(id)) }
             clients[c]!.references[id] = held == 1 ? nil : held - 1
             objects[id]!.refCount -= 1
-            unreferenced(id)
+            unreferenced(id, into: &out)
             return .released
         case .contains(let id):
             return .contains(objects[id]?.state == .sealed)
@@ -255,9 +259,27 @@ public struct StoreCore: Sendable {
 
     /// After a reference was dropped: an unreferenced sealed object becomes
     /// an eviction candidate, as the most recently used.
-    mutating func unreferenced(_ id: ObjectID) {
+    /// One in the deletion cache is removed instead (as a delete).
+    mutating func unreferenced(_ id: ObjectID, into out: inout [StoreAction]) {
         guard let e = objects[id], e.refCount == 0, e.state == .sealed else { return }
+        if deleteAtRelease.contains(id) {
+            remove(id)
+            notifyDeleted(id, into: &out)
+            out.append(.removed(id))
+            return
+        }
         lru.append(id, reserved: e.location.reserved)
+    }
+
+    /// Remembers `id` to be deleted at its last release (Plasma's deletion
+    /// cache): only an object that exists and is in use or unsealed; the
+    /// entry goes with the object however it goes. Returns whether it was
+    /// remembered.
+    @discardableResult
+    public mutating func deleteAtLastRelease(_ id: ObjectID) -> Bool {
+        guard let e = objects[id], e.state == .created || e.refCount > 0 else { return false }
+        deleteAtRelease.insert(id)
+        return true
     }
 
     /// No reference holds the object. (The mutant `freeDespiteRemoteReferences`
@@ -273,6 +295,7 @@ public struct StoreCore: Sendable {
     mutating func remove(_ id: ObjectID) {
         guard let e = objects.removeValue(forKey: id) else { return }
         lru.remove(id)
+        deleteAtRelease.remove(id)
         if e.refCount > 0 {   // only under the mutant above: forget the references
             for c in clients.keys where clients[c]!.references[id] != nil { clients[c]!.references[id] = nil }
         }
@@ -291,7 +314,7 @@ public struct StoreCore: Sendable {
         // In id order: the LRU order must not depend on hashing (replays).
         for (id, n) in client.references.sorted(by: { $0.key < $1.key }) where objects[id] != nil {
             objects[id]!.refCount -= n
-            unreferenced(id)
+            unreferenced(id, into: &out)
         }
         waits.drop(client: c)
     }
@@ -307,6 +330,7 @@ public struct StoreCore: Sendable {
             if lru.contains(id) != (e.state == .sealed && e.refCount == 0) { return "\(id): LRU membership wrong" }
         }
         if lru.count != objects.values.filter({ $0.state == .sealed && $0.refCount == 0 }).count { return "LRU holds removed objects" }
+        if let gone = deleteAtRelease.first(where: { objects[$0] == nil }) { return "\(gone): in the deletion cache, but no such object" }
         let evictable = objects.values.reduce(0) { $0 + ($1.state == .sealed && $1.refCount == 0 ? $1.location.reserved : 0) }
         if lru.bytes != evictable { return "LRU counts \(lru.bytes) evictable bytes, objects \(evictable)" }
         return nil

@@ -31,7 +31,7 @@ final class ViewTests: XCTestCase {
         XCTAssertEqual(h.nodes[0].directoryEntries, 0, "nothing of the stale view survives")
     }
 
-    func testAReserveFromAViewTheHomeEntersLaterIsServedThenAndASupersededOneIsRefused() {
+    func testAReserveFromAViewTheHomeEntersLaterIsServedThenAndASupersededOneIsRefused() throws {
         var h = ClusterHarness(nodes: 3)
         // Node 2 already saw node 1 die; node 0 has not.
         let newer = digest([0, 2])
@@ -40,15 +40,21 @@ final class ViewTests: XCTestCase {
         let b = h.nodes[0].handle(.message(from: 2, correlation: 78, .reserve(oid(7), view: 12345)), now: h.now)
         XCTAssertTrue(b.isEmpty)
         XCTAssertEqual(h.nodes[0].parkedCount, 2)
-        // Node 2 has finished re-homing in its view (it says so after
-        // everything re-homing sent); node 0 enters that view: it has taken
-        // it over at once, and the reserve carrying it is served.
+        // A `rehomed` of node 2's from before node 0 entered that view does
+        // not count (it does not echo node 0's announcement of it).
         _ = h.nodes[0].handle(.message(from: 2, correlation: 0, .rehomed(newer)), now: h.now)
         let c = h.nodes[0].handle(.peerDown(1, why: "test"), now: h.now)
-        XCTAssertTrue(h.nodes[0].takenOver)
         XCTAssertEqual(h.nodes[0].view, newer)
-        XCTAssertTrue(c.contains { if case .send(2, 77, .result(0)) = $0 { return true } else { return false } }, "\(c)")
-        XCTAssertTrue(c.contains { if case .send(2, _, .view(newer)) = $0 { return true } else { return false } }, "peers hear of the new view")
+        XCTAssertFalse(h.nodes[0].takenOver)
+        let epoch = try XCTUnwrap(c.lazy.compactMap { a -> UInt64? in if case .send(2, let e, .view(newer)) = a { return e } else { return nil } }.first,
+                                  "peers hear of the new view, with its epoch: \(c)")
+        XCTAssertFalse(c.contains { if case .send(2, 77, _) = $0 { return true } else { return false } }, "\(c)")
+        // Node 2 answers the announcement (re-homing, then `rehomed`
+        // echoing its epoch): node 0 has taken the view over, and the
+        // reserve carrying it is served.
+        let c2 = h.nodes[0].handle(.message(from: 2, correlation: epoch, .rehomed(newer)), now: h.now)
+        XCTAssertTrue(h.nodes[0].takenOver)
+        XCTAssertTrue(c2.contains { if case .send(2, 77, .result(0)) = $0 { return true } else { return false } }, "\(c2)")
         XCTAssertEqual(h.nodes[0].directoryEntries, 1)
         // Node 2 says it is in `newer`: the other one is superseded, refused with 13 (retry).
         let d = h.nodes[0].handle(.message(from: 2, correlation: 0, .view(newer)), now: h.now)
@@ -193,5 +199,39 @@ final class ViewTests: XCTestCase {
         let c = core.handle(.peerAbsent(2), now: 4)
         XCTAssertTrue(c.contains { if case .local(.reply(6, 1, .created)) = $0 { return true } else { return false } }, "\(c)")
         XCTAssertTrue(core.takenOver)
+    }
+
+    /// A view digest can recur (simulator cluster seed 14284): node 0 meets
+    /// a new life of node 1 that node 2 never sees, dropping the entries no
+    /// longer homed at node 0 — one node 2 published — and then loses it
+    /// again: back in the view it left, while node 2 never moved. Node 2
+    /// re-homes toward node 0 when node 0 announces a view, and node 0
+    /// takes over only on a `rehomed` echoing its latest announcement; so
+    /// node 2's object is known at node 0 again before node 0 judges a
+    /// create of its id.
+    func testAHomeBackInAViewItLeftGetsItsEntriesBackBeforeItJudgesACreate() throws {
+        var h = ClusterHarness(nodes: 3)
+        h.kill(1)
+        var probe = h
+        _ = probe.nodes[0].handle(.peerUp(1, PeerInfo(incarnation: 999, region: 2, regionSize: nil)), now: h.now)
+        let x = try XCTUnwrap((0..<4_000).map(oid).first { h.nodes[0].home(of: $0) == 0 && probe.nodes[0].home(of: $0) == 1 })
+        h.connect(5, on: 2)
+        XCTAssertEqual(h.put(x, client: 5, on: 2), .sealed)
+        XCTAssertEqual(h.nodes[0].directoryEntries, 1, "node 0 is x's home")
+        // Node 0 alone meets node 1's new life, then loses it.
+        let view = h.nodes[0].view
+        h.apply(0, h.nodes[0].handle(.peerUp(1, PeerInfo(incarnation: 999, region: 2, regionSize: nil)), now: h.now))
+        XCTAssertEqual(h.nodes[0].directoryEntries, 0, "x is no longer homed at node 0 in that view")
+        h.apply(0, h.nodes[0].handle(.peerDown(1, why: "test"), now: h.now))
+        h.queues[1].removeAll()
+        XCTAssertEqual(h.nodes[0].view, view, "back in the view it left")
+        XCTAssertFalse(h.nodes[0].takenOver, "node 2's rehomed of that view's last stint does not count")
+        h.settle()
+        XCTAssertTrue(h.nodes[0].takenOver)
+        XCTAssertEqual(h.nodes[0].directoryEntries, 1, "node 2 re-published x to node 0")
+        h.connect(6, on: 0)
+        guard case .error(.alreadyExists)? = h.call(.create(x, dataSize: 10, metadataSize: 0), client: 6, on: 0) else {
+            return XCTFail("x granted at node 0 while node 2 holds it")
+        }
     }
 }
