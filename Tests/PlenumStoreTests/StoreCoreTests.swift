@@ -56,6 +56,50 @@ struct Harness {
         #expect(h.core.stats.used == 0)
     }
 
+    /// Plasma's deletion cache (SPEC §11.9): a delete of an object in use or
+    /// unsealed, remembered, is carried out at its last release — by a
+    /// release or a disconnect — with the delete's notification and removal;
+    /// an abort, or the object going another way, forgets it.
+    @Test func aRememberedDeleteIsCarriedOutAtTheLastRelease() throws {
+        var h = Harness()
+        let x = oid(1), y = oid(2), z = oid(3)
+        h.put(1, x)
+        _ = h.ask(2, .get([x], timeoutMs: 0))
+        _ = h.ask(3, .get([x], timeoutMs: 0))
+        #expect(h.ask(1, .delete([x])) == .deleted([.inUse(x, references: 2)]))
+        var remembered = h.core.deleteAtLastRelease(x)
+        #expect(remembered)
+        remembered = h.core.deleteAtLastRelease(oid(9))
+        #expect(!remembered, "no such object")
+        #expect(h.ask(2, .release(x)) == .released)
+        #expect(h.ask(1, .contains(x)) == .contains(true), "client 3 still holds it")
+        let out = h.core.handle(.disconnected(3), now: h.now)
+        #expect(out.contains(.removed(x)), "the last holder went: deleted")
+        #expect(h.ask(1, .contains(x)) == .contains(false))
+        #expect(h.core.stats.used == 0 && h.core.deleteAtRelease.isEmpty)
+        // Unsealed: remembered; sealed with nobody holding it, it stays
+        // until its last reference goes.
+        guard case .created = h.ask(1, .create(y, dataSize: 10, metadataSize: 0)) else { Issue.record("create"); return }
+        remembered = h.core.deleteAtLastRelease(y)
+        #expect(remembered)
+        #expect(h.ask(1, .seal(y, digest: 1)) == .sealed)
+        _ = h.ask(2, .get([y], timeoutMs: 0))
+        #expect(h.ask(2, .release(y)) == .released)
+        #expect(h.ask(2, .contains(y)) == .contains(false))
+        // An abort forgets it; the id starts afresh.
+        guard case .created = h.ask(1, .create(z, dataSize: 10, metadataSize: 0)) else { Issue.record("create"); return }
+        remembered = h.core.deleteAtLastRelease(z)
+        #expect(remembered)
+        #expect(h.ask(1, .abort(z)) == .aborted)
+        #expect(h.core.deleteAtRelease.isEmpty)
+        h.put(1, z)
+        _ = h.ask(2, .get([z], timeoutMs: 0))
+        #expect(h.ask(2, .release(z)) == .released)
+        #expect(h.ask(2, .contains(z)) == .contains(true), "a new object of a forgotten id is not deleted")
+        remembered = h.core.deleteAtLastRelease(z)
+        #expect(!remembered, "not in use, not unsealed: a plain delete does it")
+    }
+
     @Test func errorsAreSpecificAndTheCoreServesOn() {
         var h = Harness()
         let id = oid(2)
