@@ -125,12 +125,14 @@ extension ClusterCore {
             send(.allocate(k.id, dataSize: k.dataSize, metadataSize: k.metadataSize), to: t, awaiting: .allocate(k), now: now, into: &out)
             return
         }
+        store.evictOnCreate = k.evict
         let r = runLocal(.create(k.id, dataSize: k.dataSize, metadataSize: k.metadataSize), as: k.client, now: now, into: &out)
+        store.evictOnCreate = true
         switch r {
         case .created?:
             localUnsealed[k.client, default: []].insert(k.id)
             reply(k.client, k.requestId, r!, into: &out)
-        case .error(let e)? where k.target == nil && isOutOfMemory(e):
+        case .error(let e)? where k.target == nil && k.evict && isOutOfMemory(e):
             if let p = bestPeer(for: k.dataSize + k.metadataSize) {
                 var remote = k
                 remote.target = p

@@ -61,6 +61,9 @@ public struct ClusterCore: Sendable {
         var dataSize: Int
         var metadataSize: Int
         var target: NodeID?
+        /// Plasma's `evict_if_full`: false places it in free memory of this
+        /// node only, evicting nothing (SPEC §11.9).
+        var evict = true
     }
 
     enum Pending: Sendable {
@@ -306,6 +309,22 @@ public struct ClusterCore: Sendable {
         if n > 1 { awaitingAcks[c] = n - 1; return }
         awaitingAcks[c] = nil
         out += held.removeValue(forKey: c) ?? []
+    }
+
+    /// A create with Plasma's `evict_if_full = false` (SPEC §11.9): reserved
+    /// at its home as any, then placed in this node's free memory only —
+    /// no eviction, no spill to a peer; `outOfMemory` if it does not fit.
+    public mutating func createWithoutEviction(_ c: ClientID, requestId: UInt64, _ id: ObjectID, dataSize: Int, metadataSize: Int,
+                                               now: UInt64) -> [ClusterAction] {
+        var out: [ClusterAction] = []
+        guard store.knows(client: c) else {
+            reply(c, requestId, .error(.unknownClient(c)), into: &out)
+            return out
+        }
+        create(Create(client: c, requestId: requestId, id: id, dataSize: dataSize, metadataSize: metadataSize, target: nil, evict: false),
+               now: now, into: &out)
+        expire(now: now, into: &out)
+        return out
     }
 
     /// Plasma's deletion cache (SPEC §11.9): a local object a Plasma client

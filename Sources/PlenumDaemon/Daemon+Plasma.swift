@@ -155,7 +155,7 @@ extension StoreDaemon {
         switch q {
         case .connect:
             sendSocket(c, PlasmaCodec.encode(.connect(memoryCapacity: Int64(options.plasmaCapacity ?? options.memory))))
-        case .create(let id, _, let d, let m, let device):
+        case .create(let id, let evictIfFull, let d, let m, let device):
             guard device == 0 else {
                 warnings.warning(logger, key: "plasma-device", "Plasma client \(c.id) asked for an object on device \(device): only host memory (device 0) is served", now: now)
                 return sendSocket(c, PlasmaCodec.encode(.create(id, .missing, .outOfMemory, storeFD: -1, mmapSize: 0)))
@@ -163,7 +163,15 @@ extension StoreDaemon {
             guard d >= 0, m >= 0, d <= Int64(Int.max) - m else {
                 return sendSocket(c, PlasmaCodec.encode(.create(id, .missing, .outOfMemory, storeFD: -1, mmapSize: 0)))
             }
-            // On a cluster this node first, else the peer with the most room.
+            // On a cluster this node first, else the peer with the most room;
+            // `evict_if_full = false`: this node's free memory only (§11.9).
+            guard evictIfFull else {
+                let rid = s.track(.create(id))
+                metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(.create(id, dataSize: Int(d), metadataSize: Int(m))), now: now, peerWork: peerWork)
+                dispatch(core.createWithoutEviction(c.id, requestId: rid, id, dataSize: Int(d), metadataSize: Int(m), now: now))
+                metrics.settle(peerWork: peerWork)
+                return
+            }
             ask(.create(id), .create(id, dataSize: Int(d), metadataSize: Int(m)))
         case .createAndSeal(let objects, let batch):
             let token = nextBatch
@@ -214,8 +222,15 @@ extension StoreDaemon {
             // The core subscription starts with the socket (below), so no
             // seal falls between the two.
             s.awaitingSubscriberFD = true
-        case .setOptions:
-            warnings.warning(logger, key: "plasma-quota", "Plasma client \(c.id) set a memory quota: quotas are not enforced by this store", now: now)
+        case .setOptions(_, let quota):
+            // Per-client quotas do not fit this store's one LRU (SPEC §11.9):
+            // a quota is refused as Plasma refuses one it cannot grant
+            // (OutOfMemory; pyarrow raises PlasmaStoreFull), never accepted
+            // and ignored. No quota (≤ 0) is nothing to refuse.
+            guard quota <= 0 else {
+                warnings.warning(logger, key: "plasma-quota", "Plasma client \(c.id) asked for a memory quota of \(quota) bytes: refused, this store keeps no per-client quotas", now: now)
+                return sendSocket(c, PlasmaCodec.encode(.setOptions(.outOfMemory)))
+            }
             sendSocket(c, PlasmaCodec.encode(.setOptions(.ok)))
         case .debugString:
             let st = core.store.stats

@@ -20,6 +20,7 @@ extension StoreCore {
     mutating func allocate(_ total: Int, into out: inout [StoreAction]) -> Result<Int, StoreError> {
         if let o = allocator.allocate(total) { return .success(o) }
         let need = allocator.footprint(total)
+        guard evictOnCreate else { return .failure(.outOfMemory(requested: need, evictable: 0)) }
         let evictable = evictableBytes
         guard evictable + allocator.stats.free >= need else { return .failure(.outOfMemory(requested: need, evictable: evictable)) }
         let (victims, largest) = plan(need)

@@ -60,6 +60,9 @@ public struct StoreCore: Sendable {
     /// have them deleted at their last release (Plasma's deletion cache,
     /// SPEC §11.9): removed when their last reference goes.
     public internal(set) var deleteAtRelease: Set<ObjectID> = []
+    /// Whether a create may evict (Plasma's `evict_if_full`; set around one
+    /// create by the cluster core, SPEC §11.9).
+    public var evictOnCreate = true
     public internal(set) var evictions = 0
     public internal(set) var evictedBytes = 0
     /// Work counters (tests assert costs with them, not with clocks):
@@ -108,6 +111,8 @@ public struct StoreCore: Sendable {
         let (d, o2) = now.addingReportingOverflow(ns)
         return o1 || o2 ? nil : d
     }
+
+    public func knows(client c: ClientID) -> Bool { clients[c] != nil }
 
     public var stats: StoreStats {
         StoreStats(capacity: config.capacity, used: allocator.used, objects: objects.count,

@@ -217,7 +217,6 @@ final class PlasmaTestClient {
         bad.append(PlasmaCodec.frame(.containsRequest, FlatBufferWriter.build([.string([1, 2])])))  // a 2-byte id
         bad.append(PlasmaCodec.frame(.dataRequest, FlatBufferWriter.build([])))                  // not served
         var unknown = PlasmaCodec.encode(.connect); unknown[8] = 99; bad.append(unknown)
-        bad.append(PlasmaCodec.encode(.get((0..<4097).map { _ in Self.id(5) }, timeoutMs: 0)))  // a get reply has no error field
         for frame in bad {
             let c = try PlasmaTestClient(store.plasma)
             c.send(frame)
@@ -225,7 +224,40 @@ final class PlasmaTestClient {
             good.send(.contains(Self.id(1)))
             #expect(try good.reply() == .contains(Self.id(1), false))
         }
+        // A get of more than 4,096 ids is served (SPEC §11.9), not refused.
+        let many = (0..<5_000).map { k in ObjectID(bytes: [UInt8(k & 0xFF), UInt8(k >> 8)] + [UInt8](repeating: 0x5E, count: 18))! }
+        good.send(.get(many, timeoutMs: 0))
+        #expect(try good.reply() == .get(many, many.map { _ in .missing }, storeFDs: [], mmapSizes: []))
         #expect(store.process.process.isRunning)
+        #expect(store.stop() == 0)
+    }
+
+    /// SPEC §11.9: `evict_if_full = false` is honoured — a create that would
+    /// need an eviction is refused OutOfMemory and evicts nothing; the same
+    /// create with `evict_if_full` evicts. A memory quota is refused
+    /// (OutOfMemory), not accepted and ignored.
+    @Test func evictIfFullFalseNeverEvictsAndAQuotaIsRefused() throws {
+        let store = try Store()
+        let a = try PlasmaTestClient(store.plasma)
+        let x = Self.id(0x31), y = Self.id(0x32)
+        a.send(.create(x, evictIfFull: true, dataSize: 10 << 20, metadataSize: 0, deviceNum: 0))
+        guard case .create(x, _, .ok, let fd, let size) = try a.reply() else { Issue.record("create x"); return }
+        _ = try a.map(storeFD: fd, mmapSize: size)
+        a.send(.seal(x))
+        #expect(try a.reply() == .seal(x, .ok))
+        a.send(.release(x))                              // x is evictable now
+        a.send(.create(y, evictIfFull: false, dataSize: 10 << 20, metadataSize: 0, deviceNum: 0))
+        #expect(try a.reply() == .create(y, .missing, .outOfMemory, storeFD: -1, mmapSize: 0))
+        a.send(.contains(x))
+        #expect(try a.reply() == .contains(x, true), "nothing was evicted")
+        a.send(.create(y, evictIfFull: true, dataSize: 10 << 20, metadataSize: 0, deviceNum: 0))
+        guard case .create(y, _, .ok, _, _) = try a.reply() else { Issue.record("create y with eviction"); return }
+        a.send(.contains(x))
+        #expect(try a.reply() == .contains(x, false), "x was evicted for y")
+        a.send(.setOptions(clientName: Array("q".utf8), outputMemoryQuota: 1 << 20))
+        #expect(try a.reply() == .setOptions(.outOfMemory))
+        a.send(.setOptions(clientName: Array("q".utf8), outputMemoryQuota: -1))
+        #expect(try a.reply() == .setOptions(.ok))
         #expect(store.stop() == 0)
     }
 
