@@ -99,6 +99,8 @@ final class ClusterWorld {
     var quietAt: Int?
     var messageMovedAt = 0
     var clients: [SimClient] = []
+    /// Link garbage (SPEC §7.6): its own randomness, and the count.
+    var garbage: SplitMix64
     var replies: [[UInt64: StoreResponse]]
     var now: UInt64 { UInt64(sim.step) &* 1_000 }
 
@@ -123,6 +125,7 @@ final class ClusterWorld {
         copy = [Int](repeating: 0, count: n * n)
         outbox = [[[(UInt64, PeerMessage)]]](repeating: [[(UInt64, PeerMessage)]](repeating: [], count: n), count: n)
         inFlight = [Int](repeating: 0, count: n * n)
+        garbage = SplitMix64(seed: sim.config.seed ^ 0x6A5B_A6E0)
         var delays = SplitMix64(seed: sim.config.seed ^ 0xDE7E_C7ED)
         deadAfter = (0..<(n * n)).map { _ in ClusterExchange.deadAfter + (delays.below(3) == 0 ? delays.below(3_000) : delays.below(300)) }
         replies = [[UInt64: StoreResponse]](repeating: [:], count: n)
@@ -178,7 +181,10 @@ final class ClusterWorld {
         let layout = plan.ring(p, c, copy: copy[p * n + c], regionBase: regionBase)
         sim.setUp(node: node) { Ring.format(layout, producer: UInt32(p), consumer: UInt32(c), in: $0) }
         let line = sim.config.lineSize
-        sim.mem.lineWriter[layout.base / line] = -1
+        // The descriptor: written at format, and after by its host alone
+        // (repair, §10.3); a pool's by no one.
+        let host = plan.host[p * n + c]
+        sim.mem.lineWriter[layout.base / line] = host < n ? host : -1
         sim.mem.lineWriter[layout.producerLine / line] = p
         sim.mem.lineWriter[layout.consumerLine / line] = c
         for l in (layout.slotsOffset / line)..<((layout.base + layout.totalBytes) / line) { sim.mem.lineWriter[l] = p }
@@ -244,6 +250,7 @@ final class ClusterWorld {
         var loops = 0
         while !sim.shouldStop(me) {
             var progress = false
+            if sim.config.linkGarbagePPM > 0, sim.step < sim.config.maxSteps, garbage.chance(ppm: sim.config.linkGarbagePPM) { scribble() }
             tick(me, memory)
             noteFences()
             checkLiveness()
@@ -276,7 +283,7 @@ final class ClusterWorld {
     private func receive(_ me: Int, from j: Int, _ memory: SimMemory) -> Bool {
         var got = false
         let e = ends[me]
-        guard e.consumers[j] != nil else { return false }
+        guard e.consumers[j] != nil, e.producers[j] != nil else { return false }
         for _ in 0..<4 {
             let pair = copy[j * n + me], current = e.consumerCopy[j] == pair
             let r = e.consumers[j]!.poll { m -> Result<(UInt64, PeerMessage), WireError> in

@@ -86,6 +86,7 @@ final class NodeEnds {
 extension ClusterWorld {
     /// Attaches `me`'s ends with `j` to the pair's current copies; the
     /// outbound queue becomes exactly [hello] (§10.3 "Attach").
+    /// A link is polled only while both ends are attached, as the daemon's.
     /// An end already on its pair's current copy is kept: a consumer made
     /// afresh there would resume from the last acknowledgement it
     /// published and deliver again what it had taken since (seeds 122928,
@@ -94,19 +95,57 @@ extension ClusterWorld {
         let e = ends[me]
         let pc = copy[me * n + j], cc = copy[j * n + me]
         if e.producers[j] == nil || e.producerCopy[j] != pc {
+            // A new attachment's queue is exactly [hello] (§10.3 "Attach").
+            outbox[me][j] = [(0, .hello(incarnation: incarnation(me)))]
             e.producers[j] = nil
-            guard let p = try? RingProducer(memory: memory, layout: plan.ring(me, j, copy: pc, regionBase: regionBase)) else {
-                if !sim.shouldStop(me) { sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j) copy \(pc) could not attach") }
-                return
+            e.producerCopy[j] = nil
+            do {
+                e.producers[j] = try RingProducer(memory: memory, layout: plan.ring(me, j, copy: pc, regionBase: regionBase))
+                e.producerCopy[j] = pc
+            } catch {
+                // A scribbled descriptor: the host repairs it on its tick
+                // and this end attaches on a later one (§10.3 "Repair").
+                // Without garbage, nothing may make an attach fail.
+                if !sim.shouldStop(me), sim.config.linkGarbagePPM == 0 {
+                    sim.fail(.protocolError, node: me, line: -1, "ring \(me)→\(j) copy \(pc) could not attach: \(error)")
+                }
+                sim.trace(me, "attach-failed", line: -1, "ring \(me)→\(j) copy \(pc): \(error)")
             }
-            e.producers[j] = p
-            e.producerCopy[j] = pc
         }
         if e.consumers[j] == nil || e.consumerCopy[j] != cc {
             e.consumers[j] = RingConsumer(memory: memory, layout: plan.ring(j, me, copy: cc, regionBase: regionBase), ackBatch: ackBatch)
             e.consumerCopy[j] = cc
         }
-        outbox[me][j] = [(0, .hello(incarnation: incarnation(me)))]
+    }
+
+    /// Link garbage (SPEC §7.6): random bytes over the heartbeat line or
+    /// the ring descriptor (current copy) of a pair hosted in a node's
+    /// region, written from outside every cache.
+    func scribble() {
+        let hosted = (0..<(n * n)).filter { plan.host[$0] >= 0 && plan.host[$0] < n }
+        guard !hosted.isEmpty else { return }
+        let k = hosted[garbage.below(hosted.count)]
+        let (p, c) = (k / n, k % n)
+        let heartbeat = garbage.below(2) == 0
+        let at = heartbeat ? plan.heartbeat(p, c, regionBase: regionBase) : plan.ring(p, c, copy: copy[k], regionBase: regionBase).base
+        let bytes = (0..<(heartbeat ? 64 : 40)).map { _ in UInt8(truncatingIfNeeded: garbage.next()) }
+        sim.mem.scribble(at: at, bytes)
+        sim.scribbleCount += 1
+        sim.trace(plan.host[k], "scribble", line: at / sim.config.lineSize, "\(heartbeat ? "heartbeat line" : "ring descriptor (copy \(copy[k]))") of \(p)→\(c)")
+    }
+
+    /// The host's repair of the descriptors of the rings it hosts (their
+    /// current copies; §10.3 "Repair"), before its links, each tick.
+    func repairHosted(_ me: Int, _ memory: SimMemory) {
+        for k in 0..<(n * n) where plan.host[k] == me && k / n != k % n {
+            let (p, c) = (k / n, k % n)
+            let fixed = Ring.repairDescriptor(plan.ring(p, c, copy: copy[k], regionBase: regionBase), producer: UInt32(p), consumer: UInt32(c), in: memory)
+            if sim.shouldStop(me) { return }   // died in it: what it read was not memory
+            if fixed {
+                sim.repairCount += 1
+                sim.trace(me, "repaired", line: -1, "descriptor of ring \(p)→\(c) copy \(copy[k])")
+            }
+        }
     }
 
     func incarnation(_ node: Int) -> UInt64 { UInt64(life[node] + 1) }
@@ -123,7 +162,13 @@ extension ClusterWorld {
         let s = cores[me].store.stats
         let hb = Heartbeat(beat: e.beat, incarnation: incarnation(me), capacity: s.capacity, used: s.used, objects: s.objects,
                            largestFree: s.allocator.largestFree, flags: cores[me].store.subscribers.isEmpty ? 0 : Heartbeat.flagSubscribers)
+        if sim.config.linkGarbagePPM > 0 {
+            repairHosted(me, memory)
+            if sim.shouldStop(me) { return }
+        }
         for j in 0..<n where j != me {
+            // A producer whose attach failed (a scribbled descriptor) tries again.
+            if e.producers[j] == nil { attach(me, j, memory) }
             // A link not up whose rings were re-created (the peer's new
             // life, met first after it): attached again (§10.3 "Re-map a
             // replaced file").

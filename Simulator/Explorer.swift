@@ -98,6 +98,8 @@ public enum Fuzzer {
         public var violations: [SimOutcome]
         public var crashes = 0
         public var restarts = 0
+        public var scribbles = 0
+        public var repairs = 0
         public var deliveries = 0
         public var clusterRuns = 0
         public var opsPerSecond: Double { seconds > 0 ? Double(operations) / seconds : 0 }
@@ -117,6 +119,8 @@ public enum Fuzzer {
             report.operations += o.steps
             report.crashes += o.crashes
             report.restarts += o.restarts
+            report.scribbles += o.scribbles
+            report.repairs += o.repairs
             report.deliveries += o.deliveries
             if cluster { report.clusterRuns += 1 }
             if o.violation != nil { report.violations.append(o) }

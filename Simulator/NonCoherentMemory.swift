@@ -190,6 +190,29 @@ final class NonCoherentMemory {
         }
     }
 
+    /// A scribble (SPEC §7.6 "Link garbage"): `bytes` land in memory at
+    /// `offset` from outside every node's cache — a stray DMA or a buggy
+    /// process writing the host's memory. Each word written is a new
+    /// version that is never published, so no reader is held to it and a
+    /// reader that takes it has read memory as it is.
+    func scribble(at offset: Int, _ bytes: [UInt8]) {
+        precondition(offset % 8 == 0 && bytes.count % 8 == 0 && offset + bytes.count <= size)
+        let k = nodes.count
+        for i in 0..<(bytes.count / 8) {
+            let w = offset / 8 + i
+            serial &+= 1
+            writerOf.append(0)
+            publishedStamp.append(.max)
+            publishedStep.append(0)
+            knowledge.append(contentsOf: [UInt32](repeating: 0, count: k))
+            committedKnowledge.append(contentsOf: [UInt32](repeating: 0, count: k))
+            publishedCommit.append(.max)
+            versions[w].append(serial)
+            memoryTags[w] = serial
+            for j in 0..<8 { memory[w * 8 + j] = bytes[i * 8 + j] }
+        }
+    }
+
     func dropLine(_ n: Int, _ l: Int, reason: String) {
         let node = nodes[n]
         guard node.present[l] else { return }

@@ -37,6 +37,10 @@ public struct SimConfig: Sendable, Equatable {
     public var pool = false
     /// Split write-backs at 8-byte granularity (injected corruption).
     public var tornWriteBacks = false
+    /// Cluster: garbage written into link-block lines (heartbeat lines and
+    /// ring descriptors), chances per node loop in parts per million (SPEC
+    /// §7.6 "Link garbage").
+    public var linkGarbagePPM = 0
     /// Protocol steps switched off in the production code (SPEC §7.4).
     public var mutants: ProtocolMutants = []
 

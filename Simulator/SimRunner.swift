@@ -62,6 +62,8 @@ public struct SimRun: Sendable, Equatable {
             }
             r.config.reach = masks
         }
+        // Drawn last, so the fields above stay what they were for a seed.
+        if cluster, g.below(3) == 0 { r.config.linkGarbagePPM = 500 + g.below(2_000) }
         return r
     }
 
@@ -72,6 +74,7 @@ public struct SimRun: Sendable, Equatable {
             + "/mutants=\(config.mutants.rawValue)/order=\(config.ordering.rawValue)/torn=\(config.tornWriteBacks ? 1 : 0)"
             + "/nodes=\(config.nodes)/line=\(config.lineSize)/crash=\(config.crashPPM)/reach=\(reach)/pool=\(config.pool ? 1 : 0)"
             + "/messages=\(messages)/slots=\(slots)/slot-lines=\(slotLines)/ack=\(ackBatch)"
+            + (config.linkGarbagePPM > 0 ? "/garbage=\(config.linkGarbagePPM)" : "")
     }
 
     public struct BadToken: Error, CustomStringConvertible {
@@ -88,7 +91,9 @@ public struct SimRun: Sendable, Equatable {
             throw BadToken(token: token, why: "expected plenum-sim/2/… (or plenum-sim/1/…)")
         }
         let v2 = parts[1] == "2"
-        guard parts.count == (v2 ? 18 : 11) else { throw BadToken(token: token, why: "expected \(v2 ? 18 : 11) parts, found \(parts.count)") }
+        guard v2 ? (18...19).contains(parts.count) : parts.count == 11 else {
+            throw BadToken(token: token, why: "expected \(v2 ? "18 (or 19, with garbage=…)" : "11") parts, found \(parts.count)")
+        }
         guard let s = Scenario(rawValue: parts[2]) else { throw BadToken(token: token, why: "unknown scenario \(parts[2])") }
         guard let v = Scenario.Variant(rawValue: parts[3]) else { throw BadToken(token: token, why: "unknown variant \(parts[3])") }
         var fields: [String: String] = [:]
@@ -123,6 +128,10 @@ public struct SimRun: Sendable, Equatable {
         config.pool = try int("pool", 0...1) == 1
         slotLines = try int("slot-lines", 1...64)
         ackBatch = try int("ack", 1...512)
+        if fields["garbage"] != nil {
+            guard s == .cluster else { throw BadToken(token: token, why: "garbage is a cluster field") }
+            config.linkGarbagePPM = try int("garbage", 1...1_000_000)
+        }
         guard let reach = fields["reach"] else { throw BadToken(token: token, why: "reach missing") }
         if reach != "all" {
             let masks = reach.split(separator: ".").map { UInt32($0, radix: 16) }
@@ -166,6 +175,8 @@ public struct SimOutcome: Sendable {
     public var corruptionsCaught: Int
     public var crashes: Int
     public var restarts: Int
+    public var scribbles = 0
+    public var repairs = 0
     /// Messages (ring-exchange) or checked reads (cluster) in the run.
     public var deliveries: Int
     public var trace: [String]
@@ -179,7 +190,8 @@ public enum SimRunner {
         let sim = Simulation(config: r.effectiveConfig, tracing: tracing)
         r.scenario.run(sim, run: r)
         return SimOutcome(run: r, violation: sim.violation, steps: sim.step, corruptionsCaught: sim.corruptionsCaught,
-                          crashes: sim.crashCount, restarts: sim.restartCount, deliveries: sim.deliveries, trace: sim.traceLines)
+                          crashes: sim.crashCount, restarts: sim.restartCount, scribbles: sim.scribbleCount, repairs: sim.repairCount,
+                          deliveries: sim.deliveries, trace: sim.traceLines)
     }
 
     /// Runs seeds `first…` until a violation or `budget` runs.

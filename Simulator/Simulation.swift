@@ -109,6 +109,9 @@ public final class Simulation {
     var onCrash: ((Int) -> Void)?
     public internal(set) var crashCount = 0
     public internal(set) var restartCount = 0
+    /// Link garbage written and descriptors repaired (cluster, §7.6).
+    public internal(set) var scribbleCount = 0
+    public internal(set) var repairCount = 0
 
     // explore
     let bound: ExploreBound?

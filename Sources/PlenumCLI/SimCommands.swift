@@ -233,9 +233,10 @@ struct SimCommand: ParsableCommand {
             if json {
                 try emit(["runs": r.runs, "cluster_runs": r.clusterRuns, "operations": r.operations, "seconds": r.seconds,
                           "ops_per_second": r.opsPerSecond, "crashes": r.crashes, "restarts": r.restarts, "deliveries": r.deliveries,
+                          "link_garbage_written": r.scribbles, "link_descriptors_repaired": r.repairs,
                           "violations": r.violations.map(\.token)])
             } else {
-                print("\(r.runs) runs (\(r.clusterRuns) cluster), \(r.operations) simulated memory operations in \(String(format: "%.1f", r.seconds)) s: \(Int(r.opsPerSecond)) ops/s; \(r.crashes) crashes, \(r.restarts) restarts, \(r.deliveries) deliveries and checked reads; \(r.violations.count) violations")
+                print("\(r.runs) runs (\(r.clusterRuns) cluster), \(r.operations) simulated memory operations in \(String(format: "%.1f", r.seconds)) s: \(Int(r.opsPerSecond)) ops/s; \(r.crashes) crashes, \(r.restarts) restarts, \(r.scribbles) link-garbage writes (\(r.repairs) descriptors repaired), \(r.deliveries) deliveries and checked reads; \(r.violations.count) violations")
                 for v in r.violations { print("  \(v.violation!) — replay: plenum sim replay \(v.token)") }
             }
             if !r.violations.isEmpty { throw ExitCode(1) }

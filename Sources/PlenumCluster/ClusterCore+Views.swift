@@ -25,8 +25,8 @@ extension ClusterCore {
         var corr: UInt64
         var message: PeerMessage
         var view: UInt64
-        /// A reserve its sender made after finishing re-homing in `view`
-        /// (not one it re-sent while re-homing): it needs the takeover.
+        /// A new reserve (with a correlation), not a re-homing one: served
+        /// after every re-homing one at the takeover.
         var fresh: Bool
     }
 
@@ -60,12 +60,14 @@ extension ClusterCore {
     /// A reserve or publish from `n` in view `v`: served now, or parked.
     mutating func inView(_ v: UInt64, _ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64,
                          into out: inout [ClusterAction]) {
-        // A reserve waits for the takeover. One sent after its sender's
-        // `rehomed(v)` is new; one sent before it is the sender's re-homing
-        // (a reservation it already held), served first when the takeover
-        // comes, so no new reserve can take its id.
+        // A reserve waits for the takeover. A re-homing one (a reservation
+        // its sender already holds: one-way, correlation 0) is served first
+        // when the takeover comes, so no new reserve (with a correlation: a
+        // client waits) can take its id. (Telling them apart by arrival
+        // before or after the sender's `rehomed` failed once views had
+        // epochs: simulator cluster seed 87416.)
         var reserve = false, fresh = false
-        if case .reserve = m { reserve = true; fresh = rehomedBy[n] == v }
+        if case .reserve = m { reserve = true; fresh = corr != 0 }
         if v == 0 || (v == view && (!reserve || takenOver)) { serve(m, from: n, correlation: corr, now: now, into: &out); return }
         guard parked[n, default: []].count < Self.maxParked else {
             counters.refusedMessages += 1
@@ -173,7 +175,8 @@ extension ClusterCore {
         switch m {
         case .reserve(let id, _):
             let ok = store.location(id) == nil && directory.reserve(id, by: n)
-            answer(n, corr, .result(code: ok ? 0 : StoreError.alreadyExists(id).peerCode), now: now, into: &out)
+            // A re-homing reserve (correlation 0) is not answered.
+            if corr != 0 { answer(n, corr, .result(code: ok ? 0 : StoreError.alreadyExists(id).peerCode), now: now, into: &out) }
         case .publish(let id, let owner, let creator, let l, let digest, _):
             for w in directory.publish(id, owner: owner, creator: creator, location: l, digest: digest) {
                 published(id, owner: owner, location: l, digest: digest, to: w, now: now, into: &out)

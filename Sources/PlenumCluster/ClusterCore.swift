@@ -457,7 +457,9 @@ public struct ClusterCore: Sendable {
         for id in myReservations {
             let h = home(of: id)
             guard target == nil || h == target else { continue }
-            if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id, view: sentView), to: h, awaiting: .ignore, now: now, into: &out) }
+            // One-way: a re-homing reserve (correlation 0), which a home
+            // serves before new ones (SPEC §10.4 "Handoff").
+            if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id, view: sentView), to: h, now: now, into: &out) }
         }
         // Blocking gets keep their watch at the id's (new) home.
         for (id, waiters) in watching {

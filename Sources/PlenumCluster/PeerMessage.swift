@@ -122,10 +122,12 @@ public enum PeerMessage: Equatable, Sendable {
     }
 
     /// Requests that must carry a correlation id (a reply is owed). Publish
-    /// and unpublish carry one only when the sender waits for the home.
+    /// and unpublish carry one only when the sender waits for the home; a
+    /// reserve carries none when it is a re-homing one (a reservation its
+    /// sender already holds, SPEC §10.4 "Handoff").
     public var expectsReply: Bool {
         switch self {
-        case .reserve, .lookup, .lookupAcquire, .acquire, .acquireFor, .allocate, .seal, .abort, .delete, .list: return true
+        case .lookup, .lookupAcquire, .acquire, .acquireFor, .allocate, .seal, .abort, .delete, .list: return true
         default: return false
         }
     }

@@ -109,10 +109,15 @@ extension ClusterCoreTests {
     func testARequestWithoutACorrelationIdIsRefusedWithoutEffect() {
         var h = ClusterHarness(nodes: 2)
         _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
-        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .reserve(oid(2), view: h.nodes[1].view)), now: h.now)
+        _ = h.nodes[1].handle(.message(from: 0, correlation: 0, .lookup(oid(2), watch: true)), now: h.now)
         XCTAssertEqual(h.nodes[1].store.stats.objects, 0)
-        XCTAssertEqual(h.nodes[1].directoryEntries, 0)
+        XCTAssertEqual(h.nodes[1].directoryWatches, 0)
         XCTAssertEqual(h.nodes[1].counters.refusedMessages, 2)
+        // A reserve without one is a re-homing reserve (SPEC §10.4
+        // "Handoff"): recorded, never answered.
+        let reserved = h.nodes[1].handle(.message(from: 0, correlation: 0, .reserve(oid(2), view: h.nodes[1].view)), now: h.now)
+        XCTAssertEqual(h.nodes[1].directoryEntries, 1)
+        XCTAssertTrue(reserved.isEmpty, "\(reserved)")
         // And a node that is not a live member is not heard at all.
         _ = h.nodes[1].handle(.message(from: 7, correlation: 5, .allocate(oid(1), dataSize: 100, metadataSize: 0)), now: h.now)
         XCTAssertEqual(h.nodes[1].store.stats.objects, 0)

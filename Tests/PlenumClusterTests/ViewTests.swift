@@ -234,4 +234,27 @@ final class ViewTests: XCTestCase {
             return XCTFail("x granted at node 0 while node 2 holds it")
         }
     }
+
+    /// At the takeover a re-homing reserve (one-way: a reservation its
+    /// sender already holds) is served before a new one (with a
+    /// correlation), whichever sender's id is lower and whichever came
+    /// first (simulator cluster seed 87416: node 1's new reserve was
+    /// granted over node 2's re-homed reservation of the same id).
+    func testAtTheTakeoverARehomingReserveWinsOverANewOne() throws {
+        var h = ClusterHarness(nodes: 4)
+        let a = h.nodes[0].handle(.peerDown(3, why: "test"), now: h.now)
+        let v = h.nodes[0].view
+        let epoch = try XCTUnwrap(a.lazy.compactMap { x -> UInt64? in if case .send(1, let e, .view(v)) = x { return e } else { return nil } }.first)
+        let x = oid(42)
+        // A new reserve from node 1, then node 2's re-homing of its own.
+        XCTAssertTrue(h.nodes[0].handle(.message(from: 1, correlation: 77, .reserve(x, view: v)), now: h.now).isEmpty)
+        XCTAssertTrue(h.nodes[0].handle(.message(from: 2, correlation: 0, .reserve(x, view: v)), now: h.now).isEmpty)
+        XCTAssertEqual(h.nodes[0].parkedCount, 2)
+        _ = h.nodes[0].handle(.message(from: 1, correlation: epoch, .rehomed(v)), now: h.now)
+        let b = h.nodes[0].handle(.message(from: 2, correlation: epoch, .rehomed(v)), now: h.now)
+        XCTAssertTrue(h.nodes[0].takenOver)
+        XCTAssertTrue(b.contains { if case .send(1, 77, .result(1)) = $0 { return true } else { return false } }, "the new one is refused: \(b)")
+        XCTAssertEqual(h.nodes[0].directoryEntries, 1)
+        XCTAssertEqual(h.nodes[0].parkedCount, 0)
+    }
 }
