@@ -1,3 +1,5 @@
+import PlenumStore
+
 /// A bounds-checked reader for exactly the FlatBuffers shapes the Plasma
 /// protocol uses (SPEC §11.2): one root table; scalar, string, struct and
 /// vector fields; tables nested one level in vectors.
@@ -28,17 +30,17 @@ public struct FlatBufferReader {
 
     func u16(_ at: Int) throws(PlasmaDecodeError) -> Int {
         try need(at, 2)
-        return Int(bytes[at]) | Int(bytes[at + 1]) << 8
+        return Int(UInt16(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt16.self) }))
     }
 
     func u32(_ at: Int) throws(PlasmaDecodeError) -> UInt32 {
         try need(at, 4)
-        return (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * $1) }
+        return UInt32(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt32.self) })
     }
 
     func u64(_ at: Int) throws(PlasmaDecodeError) -> UInt64 {
         try need(at, 8)
-        return (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * $1) }
+        return UInt64(littleEndian: bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: UInt64.self) })
     }
 
     /// Follows the uoffset stored at `at`.
@@ -102,6 +104,29 @@ public struct FlatBufferReader {
         let n = Int(try u32(position))
         try need(position + 4, n)
         return Array(bytes[(position + 4)..<(position + 4 + n)])
+    }
+
+    /// An object id: a string field of exactly 20 bytes, read without an
+    /// array; nil when absent.
+    public func id(_ t: Table, _ i: Int) throws(PlasmaDecodeError) -> ObjectID? {
+        guard let at = try field(t, i, size: 4) else { return nil }
+        return try id(at: try follow(at))
+    }
+
+    func id(at position: Int) throws(PlasmaDecodeError) -> ObjectID {
+        let n = Int(try u32(position))
+        guard n == ObjectID.byteCount else { throw .badValue("object ids are 20 bytes, got \(n)") }
+        try need(position + 4, n)
+        return bytes.withUnsafeBytes { ObjectID(raw: UnsafeRawBufferPointer(rebasing: $0[(position + 4)..<(position + 24)])) }
+    }
+
+    /// A vector of object ids (strings of 20 bytes); empty when absent.
+    public func ids(_ t: Table, _ i: Int) throws(PlasmaDecodeError) -> [ObjectID] {
+        guard let (n, start) = try vector(t, i, elementSize: 4) else { return [] }
+        var out: [ObjectID] = []
+        out.reserveCapacity(n)
+        for k in 0..<n { out.append(try id(at: try follow(start + 4 * k))) }
+        return out
     }
 
     /// A vector field: its element count and the position of element 0.

@@ -37,6 +37,12 @@ public enum PlasmaCodec {
         return id
     }
 
+    /// A request's id field (present, 20 bytes).
+    static func reqID(_ r: FlatBufferReader, _ t: FlatBufferReader.Table, _ i: Int) throws(PlasmaDecodeError) -> ObjectID {
+        guard let id = try r.id(t, i) else { throw .badValue("object ids are 20 bytes, got 0") }
+        return id
+    }
+
     static func ids(_ list: [[UInt8]]) throws(PlasmaDecodeError) -> [ObjectID] {
         var out: [ObjectID] = []
         out.reserveCapacity(list.count)
@@ -54,7 +60,7 @@ public enum PlasmaCodec {
         switch type {
         case .connectRequest: return .connect
         case .createRequest:
-            return .create(try id(try r.string(t, 0)), evictIfFull: try r.bool(t, 1), dataSize: try r.i64(t, 2),
+            return .create(try reqID(r, t, 0), evictIfFull: try r.bool(t, 1), dataSize: try r.i64(t, 2),
                            metadataSize: try r.i64(t, 3), deviceNum: try r.i32(t, 4))
         case .createAndSealRequest:
             let o = PlasmaInlineObject(id: try id(try r.string(t, 0)), data: try r.string(t, 2) ?? [], metadata: try r.string(t, 3) ?? [])
@@ -65,12 +71,12 @@ public enum PlasmaCodec {
                 throw .badValue("create_and_seal batch of \(ids.count) ids with \(data.count) data and \(metadata.count) metadata strings")
             }
             return .createAndSeal((0..<ids.count).map { PlasmaInlineObject(id: ids[$0], data: data[$0], metadata: metadata[$0]) }, batch: true)
-        case .abortRequest: return .abort(try id(try r.string(t, 0)))
-        case .sealRequest: return .seal(try id(try r.string(t, 0)))
-        case .getRequest: return .get(try ids(try r.strings(t, 0)), timeoutMs: try r.i64(t, 1))
-        case .releaseRequest: return .release(try id(try r.string(t, 0)))
-        case .deleteRequest: return .delete(try ids(try r.strings(t, 1)))
-        case .containsRequest: return .contains(try id(try r.string(t, 0)))
+        case .abortRequest: return .abort(try reqID(r, t, 0))
+        case .sealRequest: return .seal(try reqID(r, t, 0))
+        case .getRequest: return .get(try r.ids(t, 0), timeoutMs: try r.i64(t, 1))
+        case .releaseRequest: return .release(try reqID(r, t, 0))
+        case .deleteRequest: return .delete(try r.ids(t, 1))
+        case .containsRequest: return .contains(try reqID(r, t, 0))
         case .listRequest: return .list
         case .evictRequest: return .evict(bytes: try r.u64(t, 0))
         case .subscribeRequest: return .subscribe
@@ -116,6 +122,12 @@ public enum PlasmaCodec {
     // MARK: replies
 
     public static func encode(_ reply: PlasmaReply) -> [UInt8] {
+        ReplyTemplates.encode(reply) ?? encodeGeneric(reply)
+    }
+
+    /// The reply built field by field (every shape; `encode` uses
+    /// `ReplyTemplates` for the hot ones, whose bytes are these).
+    public static func encodeGeneric(_ reply: PlasmaReply) -> [UInt8] {
         typealias V = FlatBufferWriter.Value
         func build(_ type: PlasmaType, _ fields: [V?]) -> [UInt8] { frame(type, FlatBufferWriter.build(fields)) }
         switch reply {
