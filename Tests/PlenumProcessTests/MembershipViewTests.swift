@@ -58,6 +58,43 @@ import Testing
         #expect(try c3.get([ids[0]], timeoutMs: 60_000).first??.data == [1], "a deleted id can be created again")
     }
 
+    /// SPEC §10.4 "Starting" (issue 23; simulator cluster seeds 128 and
+    /// 12): a node restarted into a running cluster is alone in its view,
+    /// home of every id. It must not grant a create of an id a peer holds
+    /// before it has met that peer: here node 1, which holds x (homed at
+    /// node 0), is stopped while node 0 restarts; the create waits, and is
+    /// refused once node 1 resumes, meets the new life and re-homes x.
+    @Test func aRestartedNodeGrantsNoIdAPeerHoldsBeforeItMetThatPeer() throws {
+        // Node 1 must not be found absent (silent dead_after_ms) while stopped.
+        let cluster = try TestCluster(nodes: 2, deadAfterMs: 120_000)
+        defer { cluster.stop() }
+        let x = try #require((0..<4_000).map { cid($0, 0x72) }.first { Home.of($0, among: [NodeID(0), 1]) == 0 })
+        try cluster.client(1).put(x, data: [1, 2, 3])
+        let p1 = try #require(cluster.processes[1]).process.processIdentifier
+        Glibc.kill(p1, SIGSTOP)
+        cluster.kill(0)
+        try cluster.start(0)
+        #expect(cluster.eventually(60) { cluster.status(0) != nil })
+        final class Outcome: @unchecked Sendable { let lock = NSLock(); var text: String? }
+        let outcome = Outcome(), done = DispatchSemaphore(value: 0), socket = cluster.socket(0)
+        Thread {
+            let text: String
+            do {
+                let c0 = try PlenumClient(socketPath: socket)
+                _ = try c0.create(x, dataSize: 8)
+                text = "created"
+            } catch { text = "\(error)" }
+            outcome.lock.withLock { outcome.text = text }
+            done.signal()
+        }.start()
+        let waited = cluster.eventually(60) { (cluster.status(0)?["awaiting_takeover"] as? Int ?? 0) >= 1 }
+        Glibc.kill(p1, SIGCONT)
+        #expect(waited, "the create did not wait for node 1: \(outcome.lock.withLock { outcome.text ?? "pending" })")
+        #expect(done.wait(timeout: .now() + 120) == .success)
+        let text = outcome.lock.withLock { outcome.text } ?? "no answer"
+        #expect(text.contains("already exists"), "x granted on node 0 while node 1 holds it: \(text)")
+    }
+
     /// SPEC §10.8 "A new life, a new file": a buffer of an object in a peer's
     /// memory keeps that life's bytes when the peer is killed and restarts,
     /// even once the new life puts an object at the same offset.
