@@ -194,6 +194,7 @@ struct RingExchange {
         let epoch = producer.epoch
         l.indexAt[RingLedger.key(epoch, producer.posted + 1)] = index
         l.posting = index
+        l.postingKey = RingLedger.key(epoch, producer.posted + 1)
         let result: PostResult
         do {
             result = try bytes.withUnsafeBytes { try producer.post(kind: 1, requestId: UInt64(index), payload: $0) }
@@ -230,6 +231,11 @@ struct RingExchange {
         case .delivered:
             return true
         case .corrupt(let why):
+            if case .checksum(let s) = why, l.wasCutShort(epoch: consumer.epoch, sequence: s, producerCrashed: sim.crashed[l.producer]) {
+                // A post its producer's crash cut short: refusing it is right.
+                sim.trace(me, "refused-cut-short", line: -1, "ring \(l.ring): \(why)")
+                return true
+            }
             if sim.config.injectsCorruption { l.skipped += 1; sim.corruptionsCaught += 1 } else {
                 sim.fail(why.isChecksum ? .checksum : .protocolError, node: me, line: -1, "ring \(l.ring): \(why)")
             }

@@ -23,6 +23,14 @@ final class RingLedger {
     /// The index whose post is under way (it may be delivered before
     /// `post` returns), else -1.
     var posting = -1
+    /// The (epoch, sequence) key that post is writing.
+    var postingKey: UInt64 = 0
+    /// Slots whose post a producer crash cut short (the key of each). A
+    /// consumer may have seen such a slot's commit word — snooped from the
+    /// owner's dirty line — before the crash took the line, and then read
+    /// older bytes of it: its CRC check refusing the slot is the protocol
+    /// working (§5.5), not a fault (ring-exchange seed 259765).
+    var cutShort: Set<UInt64> = []
     /// The (epoch, sequence) of the last post that returned, per producer
     /// incarnation: a restarted producer must resume at or after it.
     var lastReturned: (epoch: UInt64, sequence: UInt64)?
@@ -139,6 +147,7 @@ final class RingLedger {
     /// A restarted producer attached and resumed at `sequence` of `epoch`
     /// (`awaiting`: a reset it had started is not acknowledged yet).
     func producerRestarted(epoch: UInt64, sequence: UInt64, awaiting: Bool) -> (Violation.Kind, String)? {
+        if posting >= 0 { cutShort.insert(postingKey) }
         defer { posting = -1 }
         let name = "ring \(ring) (\(producer)→\(consumer))"
         if epoch < producerEpoch {
@@ -157,6 +166,12 @@ final class RingLedger {
         if posting >= 0 { next = sequence > returned ? posting + 1 : posting }
         lastReturned = (epoch, sequence)
         return nil
+    }
+
+    /// Whether a slot the consumer refused (CRC) is one a crash cut short.
+    func wasCutShort(epoch: UInt64, sequence: UInt64, producerCrashed: Bool) -> Bool {
+        let k = Self.key(epoch, sequence)
+        return cutShort.contains(k) || (producerCrashed && posting >= 0 && postingKey == k)
     }
 
     /// A restarted consumer attached and resumed after `sequence` of `epoch`.
