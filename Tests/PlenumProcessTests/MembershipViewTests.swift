@@ -95,6 +95,24 @@ import Testing
         #expect(text.contains("already exists"), "x granted on node 0 while node 1 holds it: \(text)")
     }
 
+    /// SPEC §10.4 "Starting": a peer that never comes up does not hold a
+    /// restarted node back for ever — once it has been silent for
+    /// `dead_after_ms` since the start, the shell reports it absent and the
+    /// waiting create is served.
+    @Test func aRestartedNodeWhosePeerIsDeadServesCreatesOnceThePeerIsFoundAbsent() throws {
+        let cluster = try TestCluster(nodes: 2, deadAfterMs: 1_500)
+        defer { cluster.stop() }
+        cluster.kill(1)
+        cluster.kill(0)
+        try cluster.start(0)
+        #expect(cluster.eventually(60) { cluster.status(0) != nil })
+        let x = cid(9, 0x73)
+        // Blocks until node 1 is found absent (or the request timeout).
+        _ = try cluster.client(0).create(x, dataSize: 8)
+        #expect(cluster.status(0)?["awaiting_peers"] as? Int == 0)
+        #expect(cluster.status(0)?["taken_over"] as? Bool == true)
+    }
+
     /// SPEC §10.8 "A new life, a new file": a buffer of an object in a peer's
     /// memory keeps that life's bytes when the peer is killed and restarts,
     /// even once the new life puts an object at the same offset.
