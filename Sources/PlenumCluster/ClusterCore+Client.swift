@@ -195,7 +195,13 @@ extension ClusterCore {
 
     mutating func unpublish(_ id: ObjectID, for c: ClientID?, now: UInt64, into out: inout [ClusterAction]) {
         let h = home(of: id)
-        if h == me { directory.unpublish(id, owner: me) } else {
+        if h == me { directory.unpublish(id, owner: me) } else if let f = forwardingDelete, f.id == id, !f.sent {
+            // A peer's delete: the home answers the requester (SPEC §10.6 "delete").
+            forwardingDelete!.sent = true
+            counters.messagesOut += 1
+            counters.peerWork += 1
+            out.append(.send(h, correlation: f.correlation, .unpublishFor(id, owner: me, requester: f.requester)))
+        } else {
             if let c { awaitingAcks[c, default: 0] += 1 }
             send(.unpublish(id, owner: me), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)
         }

@@ -37,8 +37,9 @@ extension ClusterCore {
                 releaseReservation(id, now: now, into: &out)
             }
         }
-        for (corr, o) in outstanding where o.node == n {
+        for (corr, var o) in outstanding where o.node == n || o.what.forwardedVia == n {
             outstanding[corr] = nil
+            o.node = n                              // the error names the node that died
             fail(o, why: why, now: now, into: &out)
         }
         for b in barrierArrivals.keys { barrierArrivals[b] = barrierArrivals[b]!.mapValues { $0.subtracting([n]) } }

@@ -32,6 +32,16 @@ extension ClusterCore {
             guard owner == n else { counters.refusedMessages += 1; return }
             directory.unpublish(id, owner: owner)
             if corr != 0 { acknowledge(n, corr, into: &out) }
+        case .unpublishFor(let id, let owner, let requester):
+            // The owner carried out `requester`'s delete (SPEC §10.6
+            // "delete"): once the entry is gone, the delete is answered.
+            guard owner == n, requester != n else { counters.refusedMessages += 1; return }
+            directory.unpublish(id, owner: owner)
+            if requester == me {
+                reply(.result(code: 0), from: n, correlation: corr, now: now, into: &out)
+            } else if peers[requester] != nil {
+                acknowledge(requester, corr, into: &out)
+            }
         case .unwatch(let id):
             directory.unwatch(id, node: n)
         case .lookup(let id, let watch):
@@ -46,9 +56,9 @@ extension ClusterCore {
                     grant(id, to: n, correlation: corr, now: now, into: &out)
                     return
                 }
-                if peers[owner] != nil {
+                if peers[owner] != nil, let reader = peers[n] {
                     counters.messagesOut += 1
-                    out.append(.send(owner, correlation: corr, .acquireFor(id, reader: n)))
+                    out.append(.send(owner, correlation: corr, .acquireFor(id, reader: n, incarnation: reader.incarnation)))
                     return
                 }
             }
@@ -58,10 +68,14 @@ extension ClusterCore {
         // owner: objects in this node's memory, for node n
         case .acquire(let id):
             grant(id, to: n, correlation: corr, now: now, into: &out)
-        case .acquireFor(let id, let reader):
+        case .acquireFor(let id, let reader, let inc):
             // A home forwards a reader's lookupAcquire (SPEC §10.6 "get"):
-            // the reference is the reader's, and so is the answer.
-            guard reader != me, peers[reader] != nil else { counters.refusedMessages += 1; return }
+            // the reference is the reader's, and so is the answer — if it is
+            // the reader's life this node knows. (A home that took a dead
+            // life's request and forwarded it after this node met the new
+            // life: the grant would go to the new life, which never asked
+            // and could not give it back. Simulator cluster seed 6951.)
+            guard reader != me, let info = peers[reader], info.incarnation == inc else { counters.refusedMessages += 1; return }
             grant(id, to: reader, correlation: corr, now: now, into: &out)
         case .release(let id):
             if case .error? = runLocal(.release(id), as: pc, now: now, into: &out) { counters.refusedMessages += 1 }
@@ -89,8 +103,12 @@ extension ClusterCore {
             answer(n, corr, .result(code: code(runLocal(.abort(id), as: pc, now: now, into: &out), id)), now: now, into: &out)
         case .delete(let id):
             var c: UInt16 = StoreError.notFound(id).peerCode
+            if config.forwardDelete { forwardingDelete = (id, n, corr, false) }
             if case .deleted(let r)? = runLocal(.delete([id]), as: pc, now: now, into: &out) { c = (r.first ?? nil)?.peerCode ?? 0 }
-            answer(n, corr, .result(code: c), now: now, into: &out)
+            let forwarded = forwardingDelete?.sent ?? false
+            forwardingDelete = nil
+            // Forwarded: the home answers once it unpublished.
+            if !forwarded { answer(n, corr, .result(code: c), now: now, into: &out) }
         case .notifySealed(let id, let owner, var l, _):
             guard owner == n, let info = peers[n] else { return }
             l.region = info.region
@@ -175,11 +193,14 @@ extension ClusterCore {
     /// A reply to one of this node's requests.
     mutating func reply(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         // The answer to a lookupAcquire may come from the owner the home
-        // forwarded it to (SPEC §10.6 "get"); every other reply comes from
+        // forwarded it to (SPEC §10.6 "get"), the answer to a delete from
+        // the id's home in the owner's view (SPEC §10.6 "delete"); every
+        // other reply comes from
         // the node asked.
         func answers(_ o: Outstanding) -> Bool {
             if o.node == n { return true }
             if case .lookupAcquire = o.what, case .acquireReply = m { return true }
+            if case .remoteDelete = o.what, case .result = m { return true }
             return false
         }
         guard let o = outstanding[corr], answers(o) else {
@@ -258,7 +279,7 @@ extension ClusterCore {
                 releaseReservation(id, now: now, into: &out)
             }
             if c != 0 { reply(c, rid, code == 0 ? .aborted : .error(.fromCode(code, id: id, node: n)), into: &out) }
-        case (.remoteDelete(let token, let i), .result(let code)):
+        case (.remoteDelete(let token, let i, _), .result(let code)):
             guard let id = deletes[token]?.ids[i] else { return }
             deleteAnswered(token, i, code == 0 ? nil : .fromCode(code, id: id, node: n), into: &out)
         case (.list(let token), .listChunk(var rows, let last)):

@@ -239,7 +239,7 @@ extension ClusterCore {
         } else if peers[owner] == nil {
             deleteAnswered(token, i, .nodeUnavailable(owner, why: "not live"), into: &out)
         } else {
-            send(.delete(id), to: owner, awaiting: .remoteDelete(token: token, index: i), now: now, into: &out)
+            send(.delete(id), to: owner, awaiting: .remoteDelete(token: token, index: i, home: home(of: id)), now: now, into: &out)
         }
     }
 

@@ -34,6 +34,10 @@ public struct ClusterCore: Sendable {
         /// Off over the gRPC baseline, whose unary calls pair each request
         /// with the answer of the node asked.
         public var forwardAcquire = true
+        /// A peer's delete the owner carried out is answered by the home,
+        /// once it unpublished (`unpublishFor`, SPEC §10.6 "delete"): 3
+        /// one-way hops instead of 4. Off over gRPC, as `forwardAcquire`.
+        public var forwardDelete = true
         /// Views on reserves and publishes (SPEC §10.4 "Views"). They need
         /// FIFO links, so the gRPC carriers (one call per message) turn them
         /// off: view 0 is sent, and a 0 is served in any view.
@@ -80,12 +84,21 @@ public struct ClusterCore: Sendable {
         case acquire(get: UInt64, index: Int, id: ObjectID)
         case remoteSeal(ClientID, requestId: UInt64, id: ObjectID)
         case remoteAbort(ClientID, requestId: UInt64, id: ObjectID)
-        case remoteDelete(token: UInt64, index: Int)
+        /// A delete at the owner: answered by the owner (refused, or homed
+        /// there) or, once it unpublished, by `home` (`unpublishFor`).
+        case remoteDelete(token: UInt64, index: Int, home: NodeID)
         case list(token: UInt64)
         /// A home's acknowledgement of a publish or unpublish made for client
         /// (or pseudo-client) `c`: its held replies may go (SPEC §10.4).
         case ack(ClientID)
         case ignore
+
+        /// The node a forwarded answer is expected from: its death fails
+        /// the request as the death of the node asked does.
+        var forwardedVia: NodeID? {
+            if case .remoteDelete(_, _, let h) = self { return h }
+            return nil
+        }
     }
 
     struct Outstanding: Sendable {
@@ -173,6 +186,9 @@ public struct ClusterCore: Sendable {
     /// Requests that timed out, kept a while so a late grant is given back.
     var expired: [UInt64: Outstanding] = [:]
     var held: [ClientID: [ClusterAction]] = [:]
+    /// Set while a peer's delete runs through the store: its unpublish goes
+    /// to the home as `unpublishFor`, and the home answers the requester.
+    var forwardingDelete: (id: ObjectID, requester: NodeID, correlation: UInt64, sent: Bool)?
     /// The view homes are computed in (SPEC §10.4 "Views"), and reserves
     /// and publishes from peers in other views, per sender, in order.
     public internal(set) var view: UInt64 = 0
@@ -396,7 +412,7 @@ public struct ClusterCore: Sendable {
         case .batchReserve(let token, let i, _): batchAnswered(token, i, err, into: &out)
         case .lookup(let g, let i), .lookupAcquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)
         case .contains(let c, let rid): reply(c, rid, .error(err), into: &out)
-        case .deleteLookup(let t, let i), .remoteDelete(let t, let i): deleteAnswered(t, i, err, into: &out)
+        case .deleteLookup(let t, let i), .remoteDelete(let t, let i, _): deleteAnswered(t, i, err, into: &out)
         case .acquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)
         case .remoteSeal(let c, let rid, _), .remoteAbort(let c, let rid, _):
             if c != 0 { reply(c, rid, .error(err), into: &out) }

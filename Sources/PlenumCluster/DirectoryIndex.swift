@@ -86,7 +86,7 @@ public struct DirectoryIndexLayout: Equatable, Sendable {
         var b = 0
         while b < buckets {
             let n = min(buckets - b, 4096)
-            m.write(at: bucketOffset(b), count: n * lineSize) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+            _ = m.write(at: bucketOffset(b), count: n * lineSize) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
             b += n
         }
         m.flush(at: base, count: totalBytes)

@@ -25,6 +25,10 @@ public enum PeerMessage: Equatable, Sendable {
     /// `view` as for reserve; a home in another view parks it.
     case publish(ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64, view: UInt64)
     case unpublish(ObjectID, owner: NodeID)
+    /// Owner → home, for a peer's `delete` the owner carried out (SPEC
+    /// §10.6 "delete"): unpublish, then answer `requester` with a `result`
+    /// of this message's correlation (the requester's).
+    case unpublishFor(ObjectID, owner: NodeID, requester: NodeID)
     case lookup(ObjectID, watch: Bool)
     /// A reader's lookup that asks the home to have the owner grant the
     /// reader a reference when the id is sealed (SPEC §10.6 "get"):
@@ -32,8 +36,11 @@ public enum PeerMessage: Equatable, Sendable {
     /// the home does not forward, a `lookupReply`.
     case lookupAcquire(ObjectID, watch: Bool)
     /// Home → owner: acquire `id` for `reader` and answer the reader with
-    /// this message's correlation (the reader's).
-    case acquireFor(ObjectID, reader: NodeID)
+    /// this message's correlation (the reader's). `incarnation`: the
+    /// reader's life the home took the request from — an owner that knows
+    /// another life of the reader refuses (its answer would lend the new
+    /// life a reference it never asked for).
+    case acquireFor(ObjectID, reader: NodeID, incarnation: UInt64)
     /// The watcher no longer waits for this id (its get ended).
     case unwatch(ObjectID)
     /// The sender moved to this view (to every live peer, before anything
@@ -73,7 +80,7 @@ public enum PeerMessage: Equatable, Sendable {
     /// Ring slot kinds (SPEC §10.5 table).
     public enum Kind: UInt16, Sendable {
         case hello = 0x01
-        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire, view, rehomed
+        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire, view, rehomed, unpublishFor
         case acquire = 0x20, release, allocate, seal, abort, delete, acquireFor
         case notifySealed = 0x30, notifyDeleted
         case barrierArrive = 0x40, barrierRelease
@@ -94,6 +101,7 @@ public enum PeerMessage: Equatable, Sendable {
         case .unreserve: return .unreserve
         case .publish: return .publish
         case .unpublish: return .unpublish
+        case .unpublishFor: return .unpublishFor
         case .lookup: return .lookup
         case .lookupAcquire: return .lookupAcquire
         case .acquireFor: return .acquireFor
@@ -127,7 +135,7 @@ public enum PeerMessage: Equatable, Sendable {
     /// sender already holds, SPEC §10.4 "Handoff").
     public var expectsReply: Bool {
         switch self {
-        case .lookup, .lookupAcquire, .acquire, .acquireFor, .allocate, .seal, .abort, .delete, .list: return true
+        case .lookup, .lookupAcquire, .acquire, .acquireFor, .unpublishFor, .allocate, .seal, .abort, .delete, .list: return true
         default: return false
         }
     }
@@ -145,8 +153,9 @@ public enum PeerMessage: Equatable, Sendable {
         case .publish(let id, let owner, let creator, let l, let d, let v):
             w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d); w.u64(v)
         case .unpublish(let id, let owner): w.id(id); w.u32(owner)
+        case .unpublishFor(let id, let owner, let requester): w.id(id); w.u32(owner); w.u32(requester)
         case .lookup(let id, let watch), .lookupAcquire(let id, let watch): w.id(id); w.u8(watch ? 1 : 0)
-        case .acquireFor(let id, let reader): w.id(id); w.u32(reader)
+        case .acquireFor(let id, let reader, let inc): w.id(id); w.u32(reader); w.u64(inc)
         case .lookupReply(let s, let owner, let l, let d): w.u8(s.rawValue); w.u32(owner); Wire.location(&w, l); w.u64(d)
         case .published(let id, let owner, let l, let d), .notifySealed(let id, let owner, let l, let d):
             w.id(id); w.u32(owner); Wire.location(&w, l); w.u64(d)
@@ -191,12 +200,13 @@ public enum PeerMessage: Equatable, Sendable {
         case .publish:
             m = .publish(try r.id(), owner: try r.u32(), creator: try r.u32(), location: try Wire.location(&r), digest: try r.u64(), view: try r.u64())
         case .unpublish: m = .unpublish(try r.id(), owner: try r.u32())
+        case .unpublishFor: m = .unpublishFor(try r.id(), owner: try r.u32(), requester: try r.u32())
         case .lookup, .lookupAcquire:
             let id = try r.id()
             let w = try r.u8()
             guard w <= 1 else { throw .badValue("watch flag \(w)") }
             m = kind == .lookup ? .lookup(id, watch: w == 1) : .lookupAcquire(id, watch: w == 1)
-        case .acquireFor: m = .acquireFor(try r.id(), reader: try r.u32())
+        case .acquireFor: m = .acquireFor(try r.id(), reader: try r.u32(), incarnation: try r.u64())
         case .lookupReply:
             let s = try r.u8()
             guard let state = DirectoryState(rawValue: s) else { throw .badValue("directory state \(s)") }

@@ -37,9 +37,9 @@ extension StoreDaemon {
         guard let peers else { return }
         let now = monotonicNanos()
         nextHeartbeat = now &+ heartbeatNanos
-        let s = core.store.stats
+        let s = core.store.load
         let load = Heartbeat(beat: 0, incarnation: 0, capacity: s.capacity, used: s.used, objects: s.objects,
-                             largestFree: s.allocator.largestFree, flags: core.store.subscribers.isEmpty ? 0 : Heartbeat.flagSubscribers)
+                             largestFree: s.largestFree, flags: core.store.subscribers.isEmpty ? 0 : Heartbeat.flagSubscribers)
         var events: [ClusterEvent] = []
         peers.tick(now: now, load: load, into: &events)
         for e in events { dispatch(core.handle(e, now: now)) }

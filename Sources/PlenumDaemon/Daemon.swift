@@ -263,6 +263,7 @@ public final class StoreDaemon {
             // The gRPC baseline's unary calls pair a request with its answer
             // from the node asked: no forwarded answers there (SPEC §10.11).
             cc.forwardAcquire = config.transport == .rings
+            cc.forwardDelete = config.transport == .rings
             cc.views = config.transport == .rings
             // A node may start into a running cluster: it judges no
             // reservation before it met, or found absent, every other node.

@@ -68,9 +68,12 @@ public struct RegionAllocator: Sendable {
     /// The length of the block allocated at `offset`.
     public func length(at offset: Int) -> Int? { allocated[offset] }
 
+    /// The longest free block (0 when full).
+    public var largestFree: Int { bySize.maximum?.length ?? 0 }
+
     public var stats: AllocatorStats {
         let free = size - used
-        let largest = bySize.maximum?.length ?? 0
+        let largest = largestFree
         return AllocatorStats(capacity: size, used: used, free: free, allocations: allocated.count,
                               freeBlocks: freeByStart.count, largestFree: largest,
                               fragmentation: free == 0 ? 0 : 1 - Double(largest) / Double(free))

@@ -114,6 +114,13 @@ public struct StoreCore: Sendable {
 
     public func knows(client c: ClientID) -> Bool { clients[c] != nil }
 
+    /// What the heartbeat line carries (SPEC §10.10), in O(log n): unlike
+    /// `stats`, which counts sealed objects one by one (for status and
+    /// metrics scrapes, not for every beat).
+    public var load: (capacity: Int, used: Int, objects: Int, largestFree: Int) {
+        (config.capacity, allocator.used, objects.count, allocator.largestFree)
+    }
+
     public var stats: StoreStats {
         StoreStats(capacity: config.capacity, used: allocator.used, objects: objects.count,
                    sealed: objects.values.filter { $0.state == .sealed }.count, clients: clients.count,

@@ -148,4 +148,100 @@ extension ClusterCoreTests {
         h.settle()
         XCTAssertEqual(h.nodes[1].directoryWatches, 0)
     }
+
+    /// A delete at the owner is answered by the home once it unpublished
+    /// (SPEC §10.6 "delete"): 3 one-way hops, and never before the entry is
+    /// gone. Without forwarding (gRPC) the owner answers after the home's
+    /// acknowledgement: 4.
+    func testADeleteAtTheOwnerIsAnsweredByTheHomeOnceTheEntryIsGone() {
+        for forward in [true, false] {
+            var h = ClusterHarness(nodes: 3)
+            for i in 0..<3 { h.nodes[i].config.forwardDelete = forward }
+            h.connect(1, on: 0)
+            h.connect(3, on: 2)
+            let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+            XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+            XCTAssertEqual(h.nodes[1].directoryEntries, 1)
+            let before = h.delivered
+            h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
+            // No index here: a lookup at the home, its reply, the delete at the owner.
+            h.settle(limit: 3)
+            XCTAssertNil(h.nodes[2].store.location(id), "the owner deleted")
+            XCTAssertEqual(h.nodes[1].directoryEntries, 1)
+            XCTAssertTrue(h.replies[0].isEmpty, "no answer before the home unpublished")
+            if forward {
+                guard let m = h.queues[1].first else { return XCTFail("nothing went to the home") }
+                XCTAssertEqual(m.kind, PeerMessage.Kind.unpublishFor.rawValue)
+            }
+            h.settle(limit: 1)                      // the home unpublishes
+            XCTAssertEqual(h.nodes[1].directoryEntries, 0)
+            XCTAssertTrue(h.replies[0].isEmpty)
+            h.settle()
+            XCTAssertEqual(h.replies[0].last?.2, .deleted([nil]))
+            XCTAssertEqual(h.delivered - before, forward ? 5 : 6, "lookup, lookupReply, delete → unpublishFor → result (forward: \(forward))")
+            XCTAssertEqual(h.call(.contains(id), client: 1, on: 0), .contains(false))
+        }
+    }
+
+    /// A home that is the requester completes its own delete (2 hops); a
+    /// refused delete is answered by the owner; an `unpublishFor` naming an
+    /// owner other than its sender is refused unanswered.
+    func testAForwardedDeleteToItsOwnHomeAndARefusedOne() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        h.connect(3, on: 2)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 0 }!
+        XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+        // In use at the owner: refused there, the entry stays.
+        guard case .objects? = h.call(.get([id], timeoutMs: 0), client: 3, on: 2) else { return XCTFail() }
+        let before = h.delivered
+        guard case .deleted(let r)? = h.call(.delete([id]), client: 1, on: 0), case .remote(5, _)? = r.first ?? nil else { return XCTFail("\(h.replies[0])") }
+        XCTAssertEqual(h.delivered - before, 2, "delete → result from the owner")
+        XCTAssertEqual(h.nodes[0].directoryEntries, 1)
+        XCTAssertEqual(h.call(.release(id), client: 3, on: 2), .released)
+        let again = h.delivered
+        XCTAssertEqual(h.call(.delete([id]), client: 1, on: 0), .deleted([nil]))
+        XCTAssertEqual(h.delivered - again, 2, "delete → unpublishFor to the requester, its home")
+        XCTAssertEqual(h.nodes[0].directoryEntries, 0)
+        // Forged: node 2 speaks for owner 1.
+        let refused = h.nodes[1].counters.refusedMessages
+        let out = h.nodes[1].handle(.message(from: 2, correlation: 77, .unpublishFor(id, owner: 1, requester: 0)), now: h.now)
+        XCTAssertTrue(out.isEmpty, "\(out)")
+        XCTAssertEqual(h.nodes[1].counters.refusedMessages, refused + 1)
+    }
+
+    /// The home dies with the owner's `unpublishFor` in flight: the
+    /// requester fails the delete at that death (13), not at its timeout.
+    func testAForwardedDeleteFailsWhenTheHomeDiesBeforeAnswering() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        h.connect(3, on: 2)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
+        h.settle(limit: 3)                          // lookup, lookupReply, delete
+        XCTAssertNil(h.nodes[2].store.location(id))
+        h.kill(1)
+        guard case .deleted(let r)? = h.replies[0].last?.2, case .nodeUnavailable(1, _)? = r.first ?? nil else { return XCTFail("\(h.replies[0])") }
+        XCTAssertNil(h.nodes[2].store.location(id))
+        XCTAssertEqual(h.call(.delete([id]), client: 1, on: 0), .deleted([.notFound(id)]), "a retry finds it gone")
+    }
+
+    /// A forwarded acquire from a life of the reader the owner no longer
+    /// knows is refused: its grant would lend the new life a reference it
+    /// never asked for (simulator cluster seed 6951).
+    func testAnOwnerRefusesAForwardedAcquireOfAnotherLifeOfTheReader() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(3, on: 2)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+        let refused = h.nodes[2].counters.refusedMessages
+        let old = h.nodes[2].handle(.message(from: 1, correlation: 9, .acquireFor(id, reader: 0, incarnation: 99)), now: h.now)
+        XCTAssertTrue(old.isEmpty, "\(old)")
+        XCTAssertEqual(h.nodes[2].counters.refusedMessages, refused + 1)
+        XCTAssertEqual(h.nodes[2].referencesLent[0] ?? 0, 0)
+        // The life it knows (the harness's incarnation 100 + node) is served.
+        h.apply(2, h.nodes[2].handle(.message(from: 1, correlation: 9, .acquireFor(id, reader: 0, incarnation: 100)), now: h.now))
+        XCTAssertEqual(h.nodes[2].referencesLent[0], 1)
+    }
 }

@@ -59,6 +59,12 @@ import Testing
                 #expect(stamps.contains("n0 posts acquire → n2") && stamps.contains("n2 posts acquireReply → n0")
                         && !stamps.contains { $0.contains("n1") }, "\(stamps)")
             }
+            // The owner's unpublish answers the requester from the home
+            // (SPEC §10.6 "delete"): 3 hops between stores, not 4.
+            if t["name"] as? String == "delete" {
+                #expect(stamps.contains("n0 posts delete → n2") && stamps.contains("n2 posts unpublishFor → n1")
+                        && stamps.contains("n1 posts result → n0") && !stamps.contains("n1 posts result → n2"), "\(stamps)")
+            }
         }
     }
 }
