@@ -113,6 +113,10 @@ extension ClusterCore {
             guard directory.reserve(k.id, by: me) else { reply(k.client, k.requestId, .error(.alreadyExists(k.id)), into: &out); return }
             myReservations.insert(k.id)
             reserved(k, now: now, into: &out)
+        } else if config.forwardCreate, let t = k.target, t != me {
+            // The home hands the reservation on to the owner (SPEC §10.6 "create").
+            send(.reserveAllocate(k.id, view: sentView, owner: t, dataSize: k.dataSize, metadataSize: k.metadataSize), to: h,
+                 awaiting: .reserveAllocate(k), now: now, into: &out)
         } else {
             send(.reserve(k.id, view: sentView), to: h, awaiting: .reserve(k), now: now, into: &out)
         }

@@ -39,8 +39,14 @@ extension ClusterCore {
         }
         for (corr, var o) in outstanding where o.node == n || o.what.forwardedVia == n {
             outstanding[corr] = nil
-            o.node = n                              // the error names the node that died
-            fail(o, why: why, now: now, into: &out)
+            if case .remoteDelete = o.what { o.node = n }   // the error names the node that died
+            // A forwarded create's owner may still answer (its home died):
+            // kept a while, so a late allocation is given back.
+            if case .reserveAllocate = o.what {
+                if expired.count >= 4096 { expired.removeAll() }
+                expired[corr] = o
+            }
+            fail(o, why: o.node == n ? why : "node \(n), the owner: \(why)", now: now, into: &out)
         }
         for b in barrierArrivals.keys { barrierArrivals[b] = barrierArrivals[b]!.mapValues { $0.subtracting([n]) } }
         membershipChanged(now: now, into: &out)

@@ -16,7 +16,7 @@ extension ClusterCore {
         case .hello, .relay:
             break // transport: handled by the shell (links and relays)
         // home: directory
-        case .reserve(_, let v):
+        case .reserve(_, let v), .reserveAllocate(_, let v, _, _, _):
             inView(v, m, from: n, correlation: corr, now: now, into: &out)
         case .unreserve(let id):
             directory.unreserve(id, by: n)
@@ -80,16 +80,13 @@ extension ClusterCore {
         case .release(let id):
             if case .error? = runLocal(.release(id), as: pc, now: now, into: &out) { counters.refusedMessages += 1 }
         case .allocate(let id, let d, let md):
-            let r = runLocal(.create(id, dataSize: d, metadataSize: md), as: pc, now: now, into: &out)
-            switch r {
-            case .created(let l)?:
-                // Write back and drop any line of the range this node dirtied
-                // in an earlier use, so none can land over the peer's bytes.
-                out.append(.invalidate(l))
-                answer(n, corr, .allocateReply(code: 0, location: l), now: now, into: &out)
-            case .error(let e)?: answer(n, corr, .allocateReply(code: e.peerCode, location: ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)), now: now, into: &out)
-            default: answer(n, corr, .allocateReply(code: StoreError.notFound(id).peerCode, location: ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)), now: now, into: &out)
-            }
+            allocateHere(id, dataSize: d, metadataSize: md, for: n, correlation: corr, now: now, into: &out)
+        case .allocateFor(let id, let d, let md, let creator, let inc):
+            // A home hands on a reservation it granted (SPEC §10.6 "create"):
+            // the allocation is the creator's, and so is the answer — if it
+            // is the creator's life this node knows (as for acquireFor).
+            guard creator != me, let info = peers[creator], info.incarnation == inc else { counters.refusedMessages += 1; return }
+            allocateHere(id, dataSize: d, metadataSize: md, for: creator, correlation: corr, now: now, into: &out)
         case .seal(let id, let digest):
             // Bytes written by node n through the link: drop our stale lines first.
             if store.creator(id) == pc, !store.isSealed(id), let l = store.location(id) { out.append(.invalidate(l)) }
@@ -136,6 +133,45 @@ extension ClusterCore {
         }
     }
 
+    /// Owner: `id` created for node `n`'s pseudo-client, and the
+    /// `allocateReply` to `n` (a failure: all zero, SPEC §10.5).
+    mutating func allocateHere(_ id: ObjectID, dataSize d: Int, metadataSize md: Int, for n: NodeID, correlation corr: UInt64, now: UInt64,
+                               into out: inout [ClusterAction]) {
+        let none = ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)
+        switch runLocal(.create(id, dataSize: d, metadataSize: md), as: Self.pseudoClient(n), now: now, into: &out) {
+        case .created(let l)?:
+            // Write back and drop any line of the range this node dirtied
+            // in an earlier use, so none can land over the peer's bytes.
+            out.append(.invalidate(l))
+            answer(n, corr, .allocateReply(code: 0, location: l), now: now, into: &out)
+        case .error(let e)?: answer(n, corr, .allocateReply(code: e.peerCode, location: none), now: now, into: &out)
+        default: answer(n, corr, .allocateReply(code: StoreError.notFound(id).peerCode, location: none), now: now, into: &out)
+        }
+    }
+
+    /// The owner `n` answered an allocation for create `k` (asked by this
+    /// node, or handed on by the home): the location, checked against
+    /// `n`'s region, goes to the client.
+    mutating func allocated(_ k: Create, code c: UInt16, location: ObjectLocation, from n: NodeID, now: UInt64, into out: inout [ClusterAction]) {
+        var l = location
+        guard c == 0 else {
+            releaseReservation(k.id, now: now, into: &out)
+            reply(k.client, k.requestId, .error(.fromCode(c, id: k.id, node: n)), into: &out)
+            return
+        }
+        guard let info = peers[n], let size = info.regionSize, l.end <= size,
+              l.dataSize == k.dataSize, l.metadataSize == k.metadataSize else {
+            counters.refusedMessages += 1
+            send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
+            releaseReservation(k.id, now: now, into: &out)
+            reply(k.client, k.requestId, .error(.nodeUnavailable(n, why: "it answered with an impossible location")), into: &out)
+            return
+        }
+        l.region = info.region
+        remoteUnsealed[k.client, default: [:]][k.id] = RemoteUnsealed(node: n, location: l)
+        reply(k.client, k.requestId, .created(l), into: &out)
+    }
+
     /// The directory's answer to a lookup.
     mutating func answerLookup(_ n: NodeID, _ corr: UInt64, _ e: Directory.Entry?, now: UInt64, into out: inout [ClusterAction]) {
         let state: DirectoryState = e == nil ? .absent : (e!.sealed ? .sealed : .reserved)
@@ -160,7 +196,8 @@ extension ClusterCore {
         switch (what, m) {
         case (.acquire(_, _, let id), .acquireReply(0, _, _)), (.lookupAcquire(_, _, let id), .acquireReply(0, _, _)):
             send(.release(id), to: n, now: now, into: &out)
-        case (.allocate(let k), .allocateReply(0, _)): send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
+        case (.allocate(let k), .allocateReply(0, _)), (.reserveAllocate(let k), .allocateReply(0, _)):
+            send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
         case (.reserve(let k), .result(0)): send(.unreserve(k.id), to: n, now: now, into: &out)
         case (.batchReserve(_, _, let id), .result(0)): send(.unreserve(id), to: n, now: now, into: &out)
         default: break
@@ -201,6 +238,7 @@ extension ClusterCore {
             if o.node == n { return true }
             if case .lookupAcquire = o.what, case .acquireReply = m { return true }
             if case .remoteDelete = o.what, case .result = m { return true }
+            if case .reserveAllocate(let k) = o.what, case .allocateReply = m, k.target == n { return true }
             return false
         }
         guard let o = outstanding[corr], answers(o) else {
@@ -235,23 +273,26 @@ extension ClusterCore {
             }
             if c == 0 { myReservations.insert(id) }
             batchAnswered(token, i, c == 0 ? nil : .fromCode(c, id: id, node: n), into: &out)
-        case (.allocate(let k), .allocateReply(let c, var l)):
-            guard c == 0 else {
-                releaseReservation(k.id, now: now, into: &out)
+        case (.reserveAllocate(let k), .result(let c)):
+            // The home refused, or granted without handing on.
+            if c == 0, o.view != view {
+                send(.unreserve(k.id), to: n, now: now, into: &out)
+                reply(k.client, k.requestId, .error(.nodeUnavailable(n, why: "membership changed while reserving; retry")), into: &out)
+            } else if c == 0 { reserved(k, now: now, into: &out) } else {
                 reply(k.client, k.requestId, .error(.fromCode(c, id: k.id, node: n)), into: &out)
+            }
+        case (.reserveAllocate(let k), .allocateReply(let c, let l)):
+            // The home granted and handed on; `n`, the owner, answers.
+            if o.view != view {
+                if c == 0 { send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out) }
+                send(.unreserve(k.id), to: o.node, now: now, into: &out)
+                reply(k.client, k.requestId, .error(.nodeUnavailable(o.node, why: "membership changed while reserving; retry")), into: &out)
                 return
             }
-            guard let info = peers[n], let size = info.regionSize, l.end <= size,
-                  l.dataSize == k.dataSize, l.metadataSize == k.metadataSize else {
-                counters.refusedMessages += 1
-                send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
-                releaseReservation(k.id, now: now, into: &out)
-                reply(k.client, k.requestId, .error(.nodeUnavailable(n, why: "it answered with an impossible location")), into: &out)
-                return
-            }
-            l.region = info.region
-            remoteUnsealed[k.client, default: [:]][k.id] = RemoteUnsealed(node: n, location: l)
-            reply(k.client, k.requestId, .created(l), into: &out)
+            myReservations.insert(k.id)
+            allocated(k, code: c, location: l, from: n, now: now, into: &out)
+        case (.allocate(let k), .allocateReply(let c, let l)):
+            allocated(k, code: c, location: l, from: n, now: now, into: &out)
         case (.lookup(let token, let i), .lookupReply(let s, let owner, let l, let d)),
              (.lookupAcquire(let token, let i, _), .lookupReply(let s, let owner, let l, let d)):
             lookedUp(token, i, s, owner: owner, location: l, digest: d, now: now, into: &out)

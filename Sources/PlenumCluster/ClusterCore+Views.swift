@@ -67,7 +67,7 @@ extension ClusterCore {
         // before or after the sender's `rehomed` failed once views had
         // epochs: simulator cluster seed 87416.)
         var reserve = false, fresh = false
-        if case .reserve = m { reserve = true; fresh = corr != 0 }
+        if m.isReserve { reserve = true; fresh = corr != 0 }
         if v == 0 || (v == view && (!reserve || takenOver)) { serve(m, from: n, correlation: corr, now: now, into: &out); return }
         guard parked[n, default: []].count < Self.maxParked else {
             counters.refusedMessages += 1
@@ -177,6 +177,22 @@ extension ClusterCore {
             let ok = store.location(id) == nil && directory.reserve(id, by: n)
             // A re-homing reserve (correlation 0) is not answered.
             if corr != 0 { answer(n, corr, .result(code: ok ? 0 : StoreError.alreadyExists(id).peerCode), now: now, into: &out) }
+        case .reserveAllocate(let id, _, let owner, let d, let md):
+            guard store.location(id) == nil, directory.reserve(id, by: n) else {
+                answer(n, corr, .result(code: StoreError.alreadyExists(id).peerCode), now: now, into: &out)
+                return
+            }
+            // Granted: the owner allocates for the creator and answers it
+            // (SPEC §10.6 "create"); a home that cannot hand on says 0.
+            if owner == me {
+                allocateHere(id, dataSize: d, metadataSize: md, for: n, correlation: corr, now: now, into: &out)
+            } else if owner != n, peers[owner] != nil, let creator = peers[n] {
+                counters.messagesOut += 1
+                counters.peerWork += 1
+                out.append(.send(owner, correlation: corr, .allocateFor(id, dataSize: d, metadataSize: md, creator: n, incarnation: creator.incarnation)))
+            } else {
+                answer(n, corr, .result(code: 0), now: now, into: &out)
+            }
         case .publish(let id, let owner, let creator, let l, let digest, _):
             for w in directory.publish(id, owner: owner, creator: creator, location: l, digest: digest) {
                 published(id, owner: owner, location: l, digest: digest, to: w, now: now, into: &out)
@@ -192,7 +208,7 @@ extension ClusterCore {
     mutating func superseded(_ m: PeerMessage, from n: NodeID, correlation corr: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         guard corr != 0 else { return }
         switch m {
-        case .reserve: answer(n, corr, .result(code: StoreError.nodeUnavailable(me, why: "").peerCode), now: now, into: &out)
+        case .reserve, .reserveAllocate: answer(n, corr, .result(code: StoreError.nodeUnavailable(me, why: "").peerCode), now: now, into: &out)
         case .publish: acknowledge(n, corr, into: &out)
         default: break
         }
@@ -227,7 +243,7 @@ extension ClusterCore {
         for pass in 0..<2 {
             func due(_ p: Parked) -> Bool {
                 guard p.view == view else { return false }
-                guard case .reserve = p.message else { return pass == 0 }
+                guard p.message.isReserve else { return pass == 0 }
                 return open && p.fresh == (pass == 1)
             }
             for n in parked.keys.sorted() {

@@ -22,6 +22,11 @@ public enum PeerMessage: Equatable, Sendable {
     /// another view refuses it.
     case reserve(ObjectID, view: UInt64)
     case unreserve(ObjectID)
+    /// A reserve whose granted reservation the home hands on to `owner` as
+    /// an `allocateFor` (SPEC §10.6 "create"): answered by the owner's
+    /// `allocateReply`, or by the home's `result` (a refusal; 0: reserved,
+    /// not handed on — the creator allocates itself).
+    case reserveAllocate(ObjectID, view: UInt64, owner: NodeID, dataSize: Int, metadataSize: Int)
     /// `view` as for reserve; a home in another view parks it.
     case publish(ObjectID, owner: NodeID, creator: NodeID, location: ObjectLocation, digest: UInt64, view: UInt64)
     case unpublish(ObjectID, owner: NodeID)
@@ -41,6 +46,10 @@ public enum PeerMessage: Equatable, Sendable {
     /// another life of the reader refuses (its answer would lend the new
     /// life a reference it never asked for).
     case acquireFor(ObjectID, reader: NodeID, incarnation: UInt64)
+    /// Home → owner: allocate `id` for `creator` (of that incarnation, as
+    /// for `acquireFor`) and answer the creator with this message's
+    /// correlation (the creator's).
+    case allocateFor(ObjectID, dataSize: Int, metadataSize: Int, creator: NodeID, incarnation: UInt64)
     /// The watcher no longer waits for this id (its get ended).
     case unwatch(ObjectID)
     /// The sender moved to this view (to every live peer, before anything
@@ -80,8 +89,8 @@ public enum PeerMessage: Equatable, Sendable {
     /// Ring slot kinds (SPEC §10.5 table).
     public enum Kind: UInt16, Sendable {
         case hello = 0x01
-        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire, view, rehomed, unpublishFor
-        case acquire = 0x20, release, allocate, seal, abort, delete, acquireFor
+        case reserve = 0x10, unreserve, publish, unpublish, lookup, published, unwatch, lookupAcquire, view, rehomed, unpublishFor, reserveAllocate
+        case acquire = 0x20, release, allocate, seal, abort, delete, acquireFor, allocateFor
         case notifySealed = 0x30, notifyDeleted
         case barrierArrive = 0x40, barrierRelease
         case list = 0x50
@@ -99,6 +108,8 @@ public enum PeerMessage: Equatable, Sendable {
         case .hello: return .hello
         case .reserve: return .reserve
         case .unreserve: return .unreserve
+        case .reserveAllocate: return .reserveAllocate
+        case .allocateFor: return .allocateFor
         case .publish: return .publish
         case .unpublish: return .unpublish
         case .unpublishFor: return .unpublishFor
@@ -129,13 +140,21 @@ public enum PeerMessage: Equatable, Sendable {
         }
     }
 
+    /// A reservation request, judged by the home as one (SPEC §10.4).
+    public var isReserve: Bool {
+        switch self {
+        case .reserve, .reserveAllocate: return true
+        default: return false
+        }
+    }
+
     /// Requests that must carry a correlation id (a reply is owed). Publish
     /// and unpublish carry one only when the sender waits for the home; a
     /// reserve carries none when it is a re-homing one (a reservation its
     /// sender already holds, SPEC §10.4 "Handoff").
     public var expectsReply: Bool {
         switch self {
-        case .lookup, .lookupAcquire, .acquire, .acquireFor, .unpublishFor, .allocate, .seal, .abort, .delete, .list: return true
+        case .lookup, .lookupAcquire, .acquire, .acquireFor, .unpublishFor, .reserveAllocate, .allocateFor, .allocate, .seal, .abort, .delete, .list: return true
         default: return false
         }
     }
@@ -143,12 +162,15 @@ public enum PeerMessage: Equatable, Sendable {
     /// The body bytes (the slot payload).
     public func encodeBody() -> [UInt8] {
         var w = WireWriter()
+        w.reserve(96)   // every body but a list chunk's or a relay's: one allocation, no regrowth
         switch self {
         case .hello(let inc): w.u64(inc)
         case .unreserve(let id), .acquire(let id), .release(let id), .abort(let id),
              .delete(let id), .notifyDeleted(let id), .unwatch(let id):
             w.id(id)
         case .reserve(let id, let v): w.id(id); w.u64(v)
+        case .reserveAllocate(let id, let v, let owner, let ds, let ms): w.id(id); w.u64(v); w.u32(owner); w.int(ds); w.int(ms)
+        case .allocateFor(let id, let ds, let ms, let creator, let inc): w.id(id); w.int(ds); w.int(ms); w.u32(creator); w.u64(inc)
         case .view(let v), .rehomed(let v): w.u64(v)
         case .publish(let id, let owner, let creator, let l, let d, let v):
             w.id(id); w.u32(owner); w.u32(creator); Wire.location(&w, l); w.u64(d); w.u64(v)
@@ -188,6 +210,10 @@ public enum PeerMessage: Equatable, Sendable {
         switch kind {
         case .hello: m = .hello(incarnation: try r.u64())
         case .reserve: m = .reserve(try r.id(), view: try r.u64())
+        case .reserveAllocate:
+            m = .reserveAllocate(try r.id(), view: try r.u64(), owner: try r.u32(), dataSize: try r.size(), metadataSize: try r.size())
+        case .allocateFor:
+            m = .allocateFor(try r.id(), dataSize: try r.size(), metadataSize: try r.size(), creator: try r.u32(), incarnation: try r.u64())
         case .view: m = .view(try r.u64())
         case .rehomed: m = .rehomed(try r.u64())
         case .unreserve: m = .unreserve(try r.id())

@@ -264,6 +264,7 @@ public final class StoreDaemon {
             // from the node asked: no forwarded answers there (SPEC §10.11).
             cc.forwardAcquire = config.transport == .rings
             cc.forwardDelete = config.transport == .rings
+            cc.forwardCreate = config.transport == .rings
             cc.views = config.transport == .rings
             // A node may start into a running cluster: it judges no
             // reservation before it met, or found absent, every other node.

@@ -345,11 +345,11 @@ final class PeerLinks {
     /// consumer's doorbell line; fence(.full); load; if it sleeps, send one
     /// datagram to its bell socket.
     func ringBellIfAsleep(_ l: Link) {
-        guard config.bells, let ob = l.outBlock, let om = l.outMemory, let node = config.node(l.peer) else { return }
+        guard config.bells, let ob = l.outBlock, let om = l.outMemory else { return }
         om.fence(.full)
         om.invalidate(at: ob.doorbell, count: 8)
         om.fence(.full)
-        guard om.load64(at: ob.doorbell, ordering: .acquiring) != 0 else { return }
+        guard om.load64(at: ob.doorbell, ordering: .acquiring) != 0, let node = config.node(l.peer) else { return }
         var byte: UInt8 = 1
         bellsRung += 1
         _ = try? UnixSocket.withAddress(node.bell) { addr, len in sendto(bellSender, &byte, 1, Int32(MSG_DONTWAIT), addr, len) }

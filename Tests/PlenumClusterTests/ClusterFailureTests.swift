@@ -244,4 +244,78 @@ extension ClusterCoreTests {
         h.apply(2, h.nodes[2].handle(.message(from: 1, correlation: 9, .acquireFor(id, reader: 0, incarnation: 100)), now: h.now))
         XCTAssertEqual(h.nodes[2].referencesLent[0], 1)
     }
+
+    /// A create on a peer is handed on by the home (SPEC §10.6 "create"):
+    /// reserveAllocate → allocateFor → allocateReply, 3 one-way hops (2
+    /// when the home is the owner); without forwarding (gRPC) 4.
+    func testACreateOnAPeerIsHandedOnByTheHome() {
+        for forward in [true, false] {
+            var h = ClusterHarness(nodes: 3)
+            for i in 0..<3 { h.nodes[i].config.forwardCreate = forward }
+            h.connect(1, on: 0)
+            let ids = (0..<500).map(oid).filter { h.nodes[0].home(of: $0) == 1 }
+            for (id, owner) in [(ids[0], NodeID(2)), (ids[1], NodeID(1))] {
+                let before = h.delivered
+                guard case .created(let l)? = h.call(.createOn(id, dataSize: 100, metadataSize: 0, node: owner), client: 1, on: 0) else {
+                    return XCTFail("\(h.replies[0])")
+                }
+                XCTAssertEqual(l.dataSize, 100)
+                XCTAssertEqual(l.region, Int(owner) + 1, "the owner's handle")
+                XCTAssertEqual(h.delivered - before, forward ? (owner == 1 ? 2 : 3) : 4, "owner \(owner), forward \(forward)")
+                XCTAssertNotNil(h.nodes[Int(owner)].store.location(id))
+                XCTAssertEqual(h.call(.seal(id, digest: 7), client: 1, on: 0), .sealed)
+                XCTAssertEqual(h.call(.contains(id), client: 1, on: 0), .contains(true))
+            }
+            // Refused at the home: the id is taken.
+            XCTAssertEqual(h.call(.createOn(ids[0], dataSize: 100, metadataSize: 0, node: 2), client: 1, on: 0), .error(.alreadyExists(ids[0])))
+        }
+    }
+
+    /// The owner dies with the home's allocateFor in flight: the create
+    /// fails at that death and the reservation the home granted is given
+    /// back, so the id can be created elsewhere.
+    func testAForwardedCreateWhoseOwnerDiesGivesItsReservationBack() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 && Home.of($0, among: [0, 1]) == 1 }!
+        h.apply(0, h.nodes[0].handle(.cluster(1, requestId: 5, .createOn(id, dataSize: 100, metadataSize: 0, node: 2)), now: h.now))
+        h.settle(limit: 1)                          // the home grants and hands on
+        XCTAssertEqual(h.nodes[1].directoryEntries, 1)
+        XCTAssertEqual(h.queues[2].first?.kind, PeerMessage.Kind.allocateFor.rawValue)
+        h.kill(2)
+        guard case .error(.nodeUnavailable)? = h.replies[0].last?.2 else { return XCTFail("\(h.replies[0])") }
+        XCTAssertEqual(h.nodes[1].directoryEntries, 0, "the reservation was given back")
+        guard case .created? = h.call(.create(id, dataSize: 100, metadataSize: 0), client: 1, on: 0) else { return XCTFail("\(h.replies[0])") }
+    }
+
+    /// The home dies after handing on: the create fails at its death, and
+    /// the owner's allocation, arriving later, is aborted there.
+    func testALateAllocationOfAForwardedCreateIsAborted() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        h.apply(0, h.nodes[0].handle(.cluster(1, requestId: 5, .createOn(id, dataSize: 100, metadataSize: 0, node: 2)), now: h.now))
+        h.settle(limit: 2)                          // the home hands on, the owner allocates
+        XCTAssertNotNil(h.nodes[2].store.location(id))
+        XCTAssertEqual(h.queues[0].first?.kind, PeerMessage.Kind.allocateReply.rawValue)
+        let reply = h.queues[0]
+        h.queues[0].removeAll()
+        h.kill(1)
+        guard case .error(.nodeUnavailable)? = h.replies[0].last?.2 else { return XCTFail("\(h.replies[0])") }
+        h.queues[0] = reply                         // the owner's answer, late
+        h.settle()
+        XCTAssertNil(h.nodes[2].store.location(id), "the late allocation was aborted")
+    }
+
+    /// An allocateFor from a life of the creator the owner no longer knows
+    /// allocates nothing.
+    func testAnOwnerRefusesAForwardedAllocationOfAnotherLifeOfTheCreator() {
+        var h = ClusterHarness(nodes: 3)
+        let refused = h.nodes[2].counters.refusedMessages
+        let out = h.nodes[2].handle(.message(from: 1, correlation: 9, .allocateFor(oid(1), dataSize: 10, metadataSize: 0, creator: 0, incarnation: 7)),
+                                    now: h.now)
+        XCTAssertTrue(out.isEmpty, "\(out)")
+        XCTAssertEqual(h.nodes[2].counters.refusedMessages, refused + 1)
+        XCTAssertNil(h.nodes[2].store.location(oid(1)))
+    }
 }

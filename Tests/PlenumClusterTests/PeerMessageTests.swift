@@ -11,7 +11,7 @@ final class PeerMessageTests: XCTestCase {
         let info = ObjectInfo(id: id, location: l, state: .sealed, refCount: 2, createdNanos: 5, constructNanos: 7, digest: 9)
         let all: [PeerMessage] = [
             .hello(incarnation: 5), .reserve(id, view: 11), .unreserve(id), .unwatch(id), .view(0xFEED), .publish(id, owner: 1, creator: 2, location: l, digest: 3, view: 12),
-            .unpublish(id, owner: 1), .unpublishFor(id, owner: 1, requester: 3), .lookup(id, watch: true), .lookupAcquire(id, watch: false), .acquireFor(id, reader: 3, incarnation: 0x0102_0304_0506_0708), .lookupReply(.sealed, owner: 2, location: l, digest: 4),
+            .unpublish(id, owner: 1), .unpublishFor(id, owner: 1, requester: 3), .reserveAllocate(id, view: 9, owner: 2, dataSize: 100, metadataSize: 5), .allocateFor(id, dataSize: 1, metadataSize: 2, creator: 3, incarnation: 4), .lookup(id, watch: true), .lookupAcquire(id, watch: false), .acquireFor(id, reader: 3, incarnation: 0x0102_0304_0506_0708), .lookupReply(.sealed, owner: 2, location: l, digest: 4),
             .published(id, owner: 1, location: l, digest: 2), .acquire(id), .acquireReply(code: 0, location: l, digest: 1),
             .release(id), .allocate(id, dataSize: 5, metadataSize: 6), .allocateReply(code: 10, location: l), .seal(id, digest: 8),
             .abort(id), .delete(id), .result(code: 5), .notifySealed(id, owner: 0, location: l, digest: 1), .notifyDeleted(id),

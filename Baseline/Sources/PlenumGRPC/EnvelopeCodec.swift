@@ -61,11 +61,11 @@ public enum EnvelopeCodec {
         e.from = from
         e.correlation = correlation
         switch m {
-        // Rings only: forwarded acquires and unpublishes (SPEC §10.6 "get",
-        // "delete") are off over gRPC.
+        // Rings only: forwarded acquires, unpublishes and allocations (SPEC
+        // §10.6 "get", "delete", "create") are off over gRPC.
         // Views need FIFO links (SPEC §10.4 "Views"): off over gRPC, so
         // reserves and publishes carry view 0 and no view message is sent.
-        case .hello, .relay, .lookupAcquire, .acquireFor, .unpublishFor, .view, .rehomed: throw .notCarried(m.kind)
+        case .hello, .relay, .lookupAcquire, .acquireFor, .unpublishFor, .reserveAllocate, .allocateFor, .view, .rehomed: throw .notCarried(m.kind)
         case .reserve(let i, _): e.reserve = .with { $0.id = Data(i.bytes) }
         case .unreserve(let i): e.unreserve = .with { $0.id = Data(i.bytes) }
         case .publish(let i, let owner, let creator, let l, let d, _):
