@@ -28,7 +28,7 @@ import Testing
     ]
 
     @Test func everyMessageRoundTripsThroughBytesWithItsSenderAndCorrelation() throws {
-        #expect(Set(Self.every.map(\.kind.rawValue)).count == 23, "every §10.5 kind but hello, relay, view and the forwarded acquires")
+        #expect(Set(Self.every.map(\.kind.rawValue)).count == 23, "every §10.5 kind but hello, relay, view, rehomed and the forwarded ones")
         for (i, m) in Self.every.enumerated() {
             let e = try EnvelopeCodec.encode(m, from: 3, correlation: UInt64(i) << 40 | 1)
             let wire = try e.serializedBytes() as [UInt8]
@@ -46,7 +46,15 @@ import Testing
         // Forwarded acquires are the rings' alone (SPEC §10.6 "get", §10.11).
         let id = ObjectID(bytes: [UInt8](repeating: 4, count: 20))!
         #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.lookupAcquire(id, watch: false), from: 0, correlation: 1) }
-        #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.acquireFor(id, reader: 2), from: 0, correlation: 1) }
+        #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.acquireFor(id, reader: 2, incarnation: 3), from: 0, correlation: 1) }
+        // And forwarded deletes and creates (SPEC §10.6 "delete", "create").
+        #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.unpublishFor(id, owner: 1, requester: 2), from: 1, correlation: 1) }
+        #expect(throws: EnvelopeCodec.Failure.self) {
+            try EnvelopeCodec.encode(.reserveAllocate(id, view: 0, owner: 2, dataSize: 1, metadataSize: 0), from: 0, correlation: 1)
+        }
+        #expect(throws: EnvelopeCodec.Failure.self) {
+            try EnvelopeCodec.encode(.allocateFor(id, dataSize: 1, metadataSize: 0, creator: 0, incarnation: 3), from: 1, correlation: 1)
+        }
         // So are views (SPEC §10.4 "Views"): they need FIFO links.
         #expect(throws: EnvelopeCodec.Failure.self) { try EnvelopeCodec.encode(.view(7), from: 0, correlation: 0) }
     }
