@@ -21,6 +21,7 @@ struct LookupLoop: ParsableCommand {
     @Option(help: "contains, get (get+release), create (create on --owner + seal) or delete (of objects on --owner).") var op = "contains"
     @Option(help: "For get, create and delete: the node whose memory holds the objects (default: the home).") var owner: UInt32?
     @Option(help: "create and delete: skip this many of the ids first (a warm-up run takes the first ones).") var skip = 0
+    @Option(help: "contains only: this many lookups in flight (PlenumClient.contains(_:window:)); prints lookups per second.") var window = 1
     @Flag(help: "Also trace the lookups hop by hop and print where their time goes.") var trace = false
 
     func run() throws {
@@ -46,6 +47,16 @@ struct LookupLoop: ParsableCommand {
         }
         let controls = trace ? try config.nodes.map { try PlenumClient(socketPath: $0.socket, rings: false, prefault: false) } : []
         for t in controls { _ = try t.hopTrace(on: true) }
+        if window > 1 {
+            guard kind == "contains" else { throw ValidationError("--window: contains only") }
+            let all = (0..<count).map { ids[$0 % ids.count] }
+            let t0 = monotonicNanos()
+            let found = try c.contains(all, window: window)
+            let dt = Double(monotonicNanos() &- t0) / 1e9
+            guard found.allSatisfy({ $0 }) else { throw CLIError("a lookup found nothing") }
+            print(String(format: "%d lookups node %u → home %u, %d in flight: %.0f per second", count, from, home, window, Double(count) / dt))
+            return
+        }
         var times: [UInt64] = [], ops: [HopBreakdown.Op] = []
         times.reserveCapacity(count)
         for i in 0..<count {

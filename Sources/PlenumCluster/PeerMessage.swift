@@ -161,8 +161,7 @@ public enum PeerMessage: Equatable, Sendable {
 
     /// The body bytes (the slot payload).
     public func encodeBody() -> [UInt8] {
-        var w = WireWriter()
-        w.reserve(96)   // every body but a list chunk's or a relay's: one allocation, no regrowth
+        var w = WireWriter(reserving: 96)   // every body but a list chunk's or a relay's
         switch self {
         case .hello(let inc): w.u64(inc)
         case .unreserve(let id), .acquire(let id), .release(let id), .abort(let id),

@@ -41,7 +41,7 @@ public enum Frame {
 
     /// Builds one frame around `body`.
     public static func build(_ kind: Kind, requestId: UInt64, _ body: (inout WireWriter) -> Void = { _ in }) -> [UInt8] {
-        var w = WireWriter()
+        var w = WireWriter(reserving: 64)   // header + every small body
         w.u32(0); w.u16(kind.rawValue); w.u16(0); w.u64(requestId)
         body(&w)
         var bytes = w.bytes

@@ -6,6 +6,9 @@ import PlenumStore
 public struct WireWriter {
     public private(set) var bytes: [UInt8] = []
     public init() {}
+    /// With room for `capacity` bytes: one allocation for a message whose
+    /// size is about known, instead of one per doubling of the appends.
+    public init(reserving capacity: Int) { bytes.reserveCapacity(capacity) }
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
     public mutating func u16(_ v: UInt16) { le(v) }
     public mutating func u32(_ v: UInt32) { le(v) }
