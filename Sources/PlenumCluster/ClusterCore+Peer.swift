@@ -198,7 +198,7 @@ extension ClusterCore {
             send(.release(id), to: n, now: now, into: &out)
         case (.allocate(let k), .allocateReply(0, _)), (.reserveAllocate(let k), .allocateReply(0, _)):
             send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
-        case (.reserve(let k), .result(0)): send(.unreserve(k.id), to: n, now: now, into: &out)
+        case (.reserve(let k), .result(0)), (.reserveAllocate(let k), .result(0)): send(.unreserve(k.id), to: n, now: now, into: &out)
         case (.batchReserve(_, _, let id), .result(0)): send(.unreserve(id), to: n, now: now, into: &out)
         default: break
         }

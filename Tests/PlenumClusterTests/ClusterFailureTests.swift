@@ -158,9 +158,7 @@ extension ClusterCoreTests {
             var h = ClusterHarness(nodes: 3)
             for i in 0..<3 { h.nodes[i].config.forwardDelete = forward }
             h.connect(1, on: 0)
-            h.connect(3, on: 2)
-            let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
-            XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+            let id = h.sealed(home: 1, owner: 2, client: 3)
             XCTAssertEqual(h.nodes[1].directoryEntries, 1)
             let before = h.delivered
             h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
@@ -189,9 +187,7 @@ extension ClusterCoreTests {
     func testAForwardedDeleteToItsOwnHomeAndARefusedOne() {
         var h = ClusterHarness(nodes: 3)
         h.connect(1, on: 0)
-        h.connect(3, on: 2)
-        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 0 }!
-        XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+        let id = h.sealed(home: 0, owner: 2, client: 3)
         // In use at the owner: refused there, the entry stays.
         guard case .objects? = h.call(.get([id], timeoutMs: 0), client: 3, on: 2) else { return XCTFail() }
         let before = h.delivered
@@ -215,9 +211,7 @@ extension ClusterCoreTests {
     func testAForwardedDeleteFailsWhenTheHomeDiesBeforeAnswering() {
         var h = ClusterHarness(nodes: 3)
         h.connect(1, on: 0)
-        h.connect(3, on: 2)
-        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
-        XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+        let id = h.sealed(home: 1, owner: 2, client: 3)
         h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
         h.settle(limit: 3)                          // lookup, lookupReply, delete
         XCTAssertNil(h.nodes[2].store.location(id))
@@ -232,9 +226,7 @@ extension ClusterCoreTests {
     /// never asked for (simulator cluster seed 6951).
     func testAnOwnerRefusesAForwardedAcquireOfAnotherLifeOfTheReader() {
         var h = ClusterHarness(nodes: 3)
-        h.connect(3, on: 2)
-        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
-        XCTAssertEqual(h.put(id, client: 3, on: 2), .sealed)
+        let id = h.sealed(home: 1, owner: 2, client: 3)
         let refused = h.nodes[2].counters.refusedMessages
         let old = h.nodes[2].handle(.message(from: 1, correlation: 9, .acquireFor(id, reader: 0, incarnation: 99)), now: h.now)
         XCTAssertTrue(old.isEmpty, "\(old)")

@@ -102,6 +102,16 @@ struct ClusterHarness {
         return call(.seal(id, digest: 42), client: c, on: i)
     }
 
+    /// An id homed at `home` (as node 0 computes homes), created and sealed
+    /// in `owner`'s memory by client `c` of the owner (connected here).
+    mutating func sealed(home: NodeID, owner: NodeID, client c: ClientID) -> ObjectID {
+        connect(c, on: owner)
+        let id = (0..<500).map(oid).first { nodes[0].home(of: $0) == home }!
+        let r = put(id, client: c, on: owner)
+        precondition(r == .sealed, "\(String(describing: r))")
+        return id
+    }
+
     mutating func kill(_ dead: NodeID) {
         queues[Int(dead)].removeAll()
         for i in nodes.indices where NodeID(i) != dead {
