@@ -40,9 +40,10 @@ extension ClusterCore {
         for (corr, var o) in outstanding where o.node == n || o.what.forwardedVia == n {
             outstanding[corr] = nil
             if case .remoteDelete = o.what { o.node = n }   // the error names the node that died
-            // A forwarded create's owner may still answer (its home died):
-            // kept a while, so a late allocation is given back.
-            if case .reserveAllocate = o.what {
+            // An owner the home handed a get or a create on to may still
+            // answer after the home died: kept a while, so a late grant or
+            // allocation is given back (simulator cluster seed 78740).
+            if o.what.grantedElsewhere {
                 if expired.count >= 4096 { expired.removeAll() }
                 expired[corr] = o
             }

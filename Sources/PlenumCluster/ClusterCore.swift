@@ -102,6 +102,15 @@ public struct ClusterCore: Sendable {
         case ack(ClientID)
         case ignore
 
+        /// Answered with a grant (a reference, an allocation) by a node the
+        /// one asked handed it on to, which may outlive the node asked.
+        var grantedElsewhere: Bool {
+            switch self {
+            case .lookupAcquire, .reserveAllocate: return true
+            default: return false
+            }
+        }
+
         /// The node a forwarded answer is expected from: its death fails
         /// the request as the death of the node asked does.
         var forwardedVia: NodeID? {

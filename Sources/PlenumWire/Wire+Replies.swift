@@ -38,8 +38,8 @@ extension Wire {
     public static func encode(_ response: StoreResponse, requestId: UInt64) -> [UInt8] {
         switch response {
         case .created(let l): return Frame.build(.created, requestId: requestId) { location(&$0, l) }
-        case .sealed: return Frame.build(.sealed, requestId: requestId)
-        case .aborted: return Frame.build(.aborted, requestId: requestId)
+        case .sealed: return Frame.small(.sealed, requestId: requestId)
+        case .aborted: return Frame.small(.aborted, requestId: requestId)
         case .objects(let ls): return Frame.build(.objects, requestId: requestId) { w in
             w.u32(UInt32(ls.count))
             // present u8, then five i64 (§9.2 `location`), written in place.
@@ -58,8 +58,8 @@ extension Wire {
                 }
             }
         }
-        case .released: return Frame.build(.released, requestId: requestId)
-        case .contains(let b): return Frame.build(.containsReply, requestId: requestId) { $0.u8(b ? 1 : 0) }
+        case .released: return Frame.small(.released, requestId: requestId)
+        case .contains(let b): return Frame.small(.containsReply, requestId: requestId, byte: b ? 1 : 0)
         case .deleted(let es): return Frame.build(.deleted, requestId: requestId) { perObject(&$0, es) }
         case .list(let rows): return Frame.build(.listReply, requestId: requestId) { w in
             w.u32(UInt32(rows.count))
@@ -69,7 +69,7 @@ extension Wire {
             }
         }
         case .evicted(let b): return Frame.build(.evicted, requestId: requestId) { $0.int(b) }
-        case .subscribed: return Frame.build(.subscribed, requestId: requestId)
+        case .subscribed: return Frame.small(.subscribed, requestId: requestId)
         case .stats(let s): return Frame.build(.statsReply, requestId: requestId) { w in
             for v in [s.capacity, s.used, s.objects, s.sealed, s.clients, s.evictions, s.evictedBytes,
                       s.allocator.freeBlocks, s.allocator.largestFree] { w.int(v) }

@@ -310,4 +310,24 @@ extension ClusterCoreTests {
         XCTAssertEqual(h.nodes[2].counters.refusedMessages, refused + 1)
         XCTAssertNil(h.nodes[2].store.location(oid(1)))
     }
+
+    /// The home dies after handing a get on to the owner: the get ends at
+    /// that death, and the owner's grant, arriving later, is given back
+    /// (simulator cluster seed 78740: the reference leaked).
+    func testALateGrantOfAGetWhoseHomeDiedIsGivenBack() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        let id = h.sealed(home: 1, owner: 2, client: 3)
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 4, .get([id], timeoutMs: 0))), now: h.now))
+        h.settle(limit: 2)                          // lookupAcquire at the home, acquireFor at the owner
+        XCTAssertEqual(h.nodes[2].referencesLent[0], 1)
+        XCTAssertEqual(h.queues[0].first?.kind, PeerMessage.Kind.acquireReply.rawValue)
+        let grant = h.queues[0]
+        h.queues[0].removeAll()
+        h.kill(1)
+        XCTAssertEqual(h.replies[0].last?.2, .objects([nil]), "the get ended at the home's death")
+        h.queues[0] = grant
+        h.settle()
+        XCTAssertEqual(h.nodes[2].referencesLent[0] ?? 0, 0, "the late reference was given back")
+    }
 }

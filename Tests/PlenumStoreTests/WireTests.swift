@@ -41,6 +41,22 @@ import Testing
         #expect(try Wire.decodeHello(Wire.encode(hello)) == hello)
     }
 
+    /// The small replies written in place are the bytes the general
+    /// writer lays out, field by field (SPEC §9.2), and decode back.
+    @Test func smallFramesAreTheGeneralWritersBytes() throws {
+        for rid: UInt64 in [0, 1, 0x0102_0304_0506_0708, .max] {
+            for (kind, byte) in [(Frame.Kind.containsReply, UInt8?.some(1)), (.containsReply, 0), (.sealed, nil), (.released, nil),
+                                 (.aborted, nil), (.subscribed, nil)] {
+                var w = WireWriter()
+                w.u32(UInt32(16 + (byte == nil ? 0 : 1))); w.u16(kind.rawValue); w.u16(0); w.u64(rid)
+                if let byte { w.u8(byte) }
+                #expect(Frame.small(kind, requestId: rid, byte: byte) == w.bytes, "\(kind) \(rid)")
+                #expect(Frame.build(kind, requestId: rid) { if let byte { $0.u8(byte) } } == w.bytes, "\(kind) \(rid)")
+            }
+            #expect(try Wire.decodeIncoming(Wire.encode(.contains(true), requestId: rid)) == .reply(requestId: rid, .success(.contains(true))))
+        }
+    }
+
     @Test func everyTruncationIsAnErrorNotACrash() {
         for r in Self.requests {
             let frame = Wire.encode(r, requestId: 1)
