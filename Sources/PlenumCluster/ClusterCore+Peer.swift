@@ -192,12 +192,17 @@ extension ClusterCore {
     }
 
     /// A grant that came after its request timed out is given back.
-    mutating func undo(_ what: Pending, _ m: PeerMessage, from n: NodeID, now: UInt64, into out: inout [ClusterAction]) {
+    mutating func undo(_ what: Pending, _ m: PeerMessage, from n: NodeID, asked: NodeID, now: UInt64, into out: inout [ClusterAction]) {
         switch (what, m) {
         case (.acquire(_, _, let id), .acquireReply(0, _, _)), (.lookupAcquire(_, _, let id), .acquireReply(0, _, _)):
             send(.release(id), to: n, now: now, into: &out)
-        case (.allocate(let k), .allocateReply(0, _)), (.reserveAllocate(let k), .allocateReply(0, _)):
+        case (.allocate(let k), .allocateReply(0, _)):
             send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out)
+        case (.reserveAllocate(let k), .allocateReply(let c, _)):
+            // The home granted (perhaps after the unreserve sent when this
+            // request failed): the reservation back too, and any allocation.
+            if c == 0 { send(.abort(k.id), to: n, awaiting: .ignore, now: now, into: &out) }
+            if peers[asked] != nil { send(.unreserve(k.id), to: asked, now: now, into: &out) }
         case (.reserve(let k), .result(0)), (.reserveAllocate(let k), .result(0)): send(.unreserve(k.id), to: n, now: now, into: &out)
         case (.batchReserve(_, _, let id), .result(0)): send(.unreserve(id), to: n, now: now, into: &out)
         default: break
@@ -245,7 +250,7 @@ extension ClusterCore {
             counters.unexpectedReplies += 1
             if let late = expired[corr], answers(late) {
                 expired[corr] = nil
-                undo(late.what, m, from: n, now: now, into: &out)
+                undo(late.what, m, from: n, asked: late.node, now: now, into: &out)
             }
             return
         }

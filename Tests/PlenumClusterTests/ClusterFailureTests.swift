@@ -330,4 +330,24 @@ extension ClusterCoreTests {
         h.settle()
         XCTAssertEqual(h.nodes[2].referencesLent[0] ?? 0, 0, "the late reference was given back")
     }
+
+    /// A forwarded create that timed out while the home still had it (its
+    /// unreserve came first, as for a parked reserve served later): the
+    /// late allocation is aborted and the reservation given back.
+    func testATimedOutForwardedCreateGivesBackWhatCameLate() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        h.apply(0, h.nodes[0].handle(.cluster(1, requestId: 5, .createOn(id, dataSize: 100, metadataSize: 0, node: 2)), now: h.now))
+        let ask = h.queues[1]
+        h.queues[1].removeAll()                     // the reserveAllocate, held back
+        h.now += 6_000_000_000
+        h.apply(0, h.nodes[0].handle(.local(.tick), now: h.now))
+        guard case .error(.nodeUnavailable)? = h.replies[0].last?.2 else { return XCTFail("\(h.replies[0])") }
+        XCTAssertEqual(h.queues[1].map(\.kind), [PeerMessage.Kind.unreserve.rawValue])
+        h.queues[1] = ask                           // served after the unreserve
+        h.settle()
+        XCTAssertNil(h.nodes[2].store.location(id), "the late allocation was aborted")
+        XCTAssertEqual(h.nodes[1].directoryEntries, 0, "the late reservation was given back")
+    }
 }
