@@ -43,10 +43,7 @@ extension ClusterCore {
             // An owner the home handed a get or a create on to may still
             // answer after the home died: kept a while, so a late grant or
             // allocation is given back (simulator cluster seed 78740).
-            if o.what.grantedElsewhere {
-                if expired.count >= 4096 { expired.removeAll() }
-                expired[corr] = o
-            }
+            if o.what.grantedElsewhere { keepForLateAnswers(corr, o) }
             fail(o, why: o.node == n ? why : "node \(n), the owner: \(why)", now: now, into: &out)
         }
         for b in barrierArrivals.keys { barrierArrivals[b] = barrierArrivals[b]!.mapValues { $0.subtracting([n]) } }

@@ -407,47 +407,6 @@ public struct ClusterCore: Sendable {
     mutating func localActions(_ actions: [StoreAction], for client: ClientID? = nil, now: UInt64, into out: inout [ClusterAction]) {
         for a in actions { absorb(a, for: client, now: now, into: &out) }
     }
-
-    /// Fails requests whose peer did not answer in time.
-    mutating func expire(now: UInt64, into out: inout [ClusterAction]) {
-        for (corr, o) in outstanding where o.deadline <= now {
-            outstanding[corr] = nil
-            if expired.count >= 4096 { expired.removeAll() }
-            expired[corr] = o
-            counters.peerTimeouts += 1
-            fail(o, why: "no answer within \(config.requestTimeout / 1_000_000) ms", now: now, into: &out)
-        }
-        for (token, g) in gets {
-            if let d = g.deadline, d <= now { finishGet(token, now: now, into: &out) }
-        }
-        expireTakeover(now: now, into: &out)
-    }
-
-    /// What to do when a request to a peer cannot complete.
-    mutating func fail(_ o: Outstanding, why: String, now: UInt64, into out: inout [ClusterAction]) {
-        let err = StoreError.nodeUnavailable(o.node, why: why)
-        switch o.what {
-        case .reserve(let c), .allocate(let c):
-            if case .allocate = o.what { releaseReservation(c.id, now: now, into: &out) }
-            reply(c.client, c.requestId, .error(err), into: &out)
-        case .reserveAllocate(let c):
-            // The home may hold the reservation (granted, handed on, the
-            // owner silent): given back (an unreserve of what the home does
-            // not hold for this node changes nothing).
-            if peers[o.node] != nil { send(.unreserve(c.id), to: o.node, now: now, into: &out) }
-            reply(c.client, c.requestId, .error(err), into: &out)
-        case .batchReserve(let token, let i, _): batchAnswered(token, i, err, into: &out)
-        case .lookup(let g, let i), .lookupAcquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)
-        case .contains(let c, let rid): reply(c, rid, .error(err), into: &out)
-        case .deleteLookup(let t, let i), .remoteDelete(let t, let i, _): deleteAnswered(t, i, err, into: &out)
-        case .acquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)
-        case .remoteSeal(let c, let rid, _), .remoteAbort(let c, let rid, _):
-            if c != 0 { reply(c, rid, .error(err), into: &out) }
-        case .list(let t): listChunk(t, [], last: true, into: &out)
-        case .ack(let c): acknowledged(c, into: &out)   // the new home gets it on re-publish
-        case .ignore: break
-        }
-    }
 }
 
 extension ClusterCore {

@@ -350,4 +350,15 @@ extension ClusterCoreTests {
         XCTAssertNil(h.nodes[2].store.location(id), "the late allocation was aborted")
         XCTAssertEqual(h.nodes[1].directoryEntries, 0, "the late reservation was given back")
     }
+
+    /// A home that cannot hand a create on (the owner is not live there)
+    /// grants the reservation and says 0: the creator allocates itself.
+    func testAHomeThatCannotHandACreateOnSaysReservedOnly() {
+        var h = ClusterHarness(nodes: 3)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        let out = h.nodes[1].handle(.message(from: 0, correlation: 9, .reserveAllocate(id, view: h.nodes[1].view, owner: 7, dataSize: 10, metadataSize: 0)),
+                                    now: h.now)
+        XCTAssertEqual(h.nodes[1].directoryEntries, 1, "reserved for node 0")
+        guard out.count == 1, case .send(0, 9, .result(0)) = out[0] else { return XCTFail("\(out)") }
+    }
 }
