@@ -202,9 +202,7 @@ extension ClusterCore {
         if h == me { directory.unpublish(id, owner: me) } else if let f = forwardingDelete, f.id == id, !f.sent {
             // A peer's delete: the home answers the requester (SPEC §10.6 "delete").
             forwardingDelete!.sent = true
-            counters.messagesOut += 1
-            counters.peerWork += 1
-            out.append(.send(h, correlation: f.correlation, .unpublishFor(id, owner: me, requester: f.requester)))
+            send(.unpublishFor(id, owner: me, requester: f.requester), to: h, correlation: f.correlation, now: now, into: &out)
         } else {
             if let c { awaitingAcks[c, default: 0] += 1 }
             send(.unpublish(id, owner: me), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)

@@ -187,9 +187,8 @@ extension ClusterCore {
             if owner == me {
                 allocateHere(id, dataSize: d, metadataSize: md, for: n, correlation: corr, now: now, into: &out)
             } else if owner != n, peers[owner] != nil, let creator = peers[n] {
-                counters.messagesOut += 1
-                counters.peerWork += 1
-                out.append(.send(owner, correlation: corr, .allocateFor(id, dataSize: d, metadataSize: md, creator: n, incarnation: creator.incarnation)))
+                send(.allocateFor(id, dataSize: d, metadataSize: md, creator: n, incarnation: creator.incarnation), to: owner, correlation: corr,
+                     now: now, into: &out)
             } else {
                 answer(n, corr, .result(code: 0), now: now, into: &out)
             }
