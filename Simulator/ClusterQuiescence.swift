@@ -98,5 +98,44 @@ extension ClusterWorld {
                 return
             }
         }
+        checkDirectories()
+    }
+
+    /// Every home's directory says what the cluster holds (SPEC §10.4): no
+    /// reservation outlives its create, every entry names a live owner that
+    /// holds the object sealed, and every sealed object has its entry at
+    /// its home. A stale entry answers later lookups and deletes wrongly
+    /// (a reservation left behind answers notSealed for ever).
+    func checkDirectories() {
+        let up = (0..<n).filter { !sim.crashed[$0] }
+        // Only once every live node computes homes in one view it has taken
+        // over: a node that has just noticed a death re-homes its entries
+        // in its next step (SPEC §10.4 "Handoff").
+        guard let v = up.first.map({ cores[$0].view }), up.allSatisfy({ cores[$0].view == v && cores[$0].takenOver }) else { return }
+        for i in up {
+            for (id, e) in cores[i].directorySnapshot.sorted(by: { $0.key < $1.key }) {
+                if cores[i].home(of: id) != NodeID(i) {
+                    sim.fail(.leak, node: i, line: -1, "node \(i) keeps a directory entry for \(id), homed at node \(cores[i].home(of: id))")
+                    return
+                }
+                guard let o = e.owner else {
+                    sim.fail(.leak, node: i, line: -1, "node \(i) keeps \(id) reserved by node \(e.reservedBy) after every create ended")
+                    return
+                }
+                guard up.contains(Int(o)), cores[Int(o)].store.isSealed(id) else {
+                    sim.fail(.leak, node: i, line: -1, "node \(i) says \(id) is sealed at node \(o), which does not hold it")
+                    return
+                }
+            }
+        }
+        for o in up {
+            for (id, _, _) in cores[o].store.sealedObjects {
+                let h = Int(cores[o].home(of: id))
+                guard cores[h].directorySnapshot[id]?.owner == NodeID(o) else {
+                    sim.fail(.leak, node: o, line: -1, "node \(o) holds \(id) sealed, but its home node \(h) has \(cores[h].directorySnapshot[id].map { "it at \($0.owner.map(String.init) ?? "none")" } ?? "no entry")")
+                    return
+                }
+            }
+        }
     }
 }

@@ -166,9 +166,23 @@ extension ClusterCore {
     }
 
     mutating func releaseReservation(_ id: ObjectID, now: UInt64, into out: inout [ClusterAction]) {
+        rehomedReservations.remove(id)
         guard myReservations.remove(id) != nil else { return }
         let h = home(of: id)
         if h == me { directory.unreserve(id, by: me) } else { send(.unreserve(id), to: h, now: now, into: &out) }
+    }
+
+    /// A peer sealed this node's reservation `id`: its publish took the
+    /// entry over. A reservation re-sent to a home after the grant is given
+    /// back there too: the owner published to the home of its own view, and
+    /// one whose object was deleted before the membership change re-publishes
+    /// nothing, which left the re-sent reservation answering `notSealed` for
+    /// good (simulator cluster seed 777). Safe: the home grants no new
+    /// reservation before it has taken its view over, by when the owner's
+    /// re-publication, if any, has arrived; and the owner answered the seal
+    /// only after its home acknowledged the publish (SPEC §10.4 "Handoff").
+    mutating func sealedElsewhere(_ id: ObjectID, now: UInt64, into out: inout [ClusterAction]) {
+        if rehomedReservations.contains(id) { releaseReservation(id, now: now, into: &out) } else { myReservations.remove(id) }
     }
 
     /// Records a sealed object at its home (and wakes watchers there). For
@@ -176,7 +190,10 @@ extension ClusterCore {
     /// wait for it (read-your-writes from any node).
     mutating func publish(_ id: ObjectID, creator: NodeID, location: ObjectLocation, digest: UInt64, for c: ClientID?, now: UInt64,
                           into out: inout [ClusterAction]) {
-        if creator == me { myReservations.remove(id) }
+        if creator == me {
+            myReservations.remove(id)
+            rehomedReservations.remove(id)
+        }
         var l = location
         l.region = 0
         let h = home(of: id)

@@ -43,8 +43,14 @@ extension ClusterCore {
         case .contains(let c, let rid): reply(c, rid, .error(err), into: &out)
         case .deleteLookup(let t, let i), .remoteDelete(let t, let i, _): deleteAnswered(t, i, err, into: &out)
         case .acquire(let g, let i, _): resolve(g, i, nil, now: now, into: &out)
-        case .remoteSeal(let c, let rid, _), .remoteAbort(let c, let rid, _):
+        case .remoteSeal(let c, let rid, _):
             if c != 0 { reply(c, rid, .error(err), into: &out) }
+        case .remoteAbort(let c, let rid, let id):
+            // A departed client's abort (c = 0): its object went with a dead
+            // owner, or the owner aborts it when the abort arrives; either
+            // way the reservation is given back, or it would be re-sent to
+            // every new home for good (simulator cluster seed 4314).
+            if c == 0 { releaseReservation(id, now: now, into: &out) } else { reply(c, rid, .error(err), into: &out) }
         case .list(let t): listChunk(t, [], last: true, into: &out)
         case .ack(let c): acknowledged(c, into: &out)   // the new home gets it on re-publish
         case .ignore: break

@@ -80,6 +80,7 @@ extension ClusterCore {
             // One-way: a re-homing reserve (correlation 0), which a home
             // serves before new ones (SPEC §10.4 "Handoff").
             if h == me { _ = directory.reserve(id, by: me) } else { send(.reserve(id, view: sentView), to: h, now: now, into: &out) }
+            rehomedReservations.insert(id)
         }
         // Blocking gets keep their watch at the id's (new) home.
         for (id, waiters) in watching {

@@ -19,6 +19,7 @@ extension ClusterCore {
         case .reserve(_, let v), .reserveAllocate(_, let v, _, _, _):
             inView(v, m, from: n, correlation: corr, now: now, into: &out)
         case .unreserve(let id):
+            withdrawParked(id, reserve: true, from: n, now: now, into: &out)
             directory.unreserve(id, by: n)
         case .publish(_, let owner, _, _, _, let v):
             guard owner == n else { counters.refusedMessages += 1; return }
@@ -30,12 +31,14 @@ extension ClusterCore {
             peerRehomed(n, d, epoch: corr, now: now, into: &out)
         case .unpublish(let id, let owner):
             guard owner == n else { counters.refusedMessages += 1; return }
+            withdrawParked(id, reserve: false, from: n, now: now, into: &out)
             directory.unpublish(id, owner: owner)
             if corr != 0 { acknowledge(n, corr, into: &out) }
         case .unpublishFor(let id, let owner, let requester):
             // The owner carried out `requester`'s delete (SPEC §10.6
             // "delete"): once the entry is gone, the delete is answered.
             guard owner == n, requester != n else { counters.refusedMessages += 1; return }
+            withdrawParked(id, reserve: false, from: n, now: now, into: &out)
             directory.unpublish(id, owner: owner)
             if requester == me {
                 reply(.result(code: 0), from: n, correlation: corr, now: now, into: &out)
@@ -314,13 +317,15 @@ extension ClusterCore {
         case (.remoteSeal(let c, let rid, let id), .result(let code)):
             if code == 0 {
                 remoteUnsealed[c]?[id] = nil
-                myReservations.remove(id)
+                sealedElsewhere(id, now: now, into: &out)
                 reply(c, rid, .sealed, into: &out)
             } else {
                 reply(c, rid, .error(.fromCode(code, id: id, node: n)), into: &out)
             }
         case (.remoteAbort(let c, let rid, let id), .result(let code)):
-            if code == 0 {
+            // A departed client's abort (c = 0) ends its reservation whatever
+            // the owner says: nobody else will seal or abort it.
+            if code == 0 || c == 0 {
                 remoteUnsealed[c]?[id] = nil
                 releaseReservation(id, now: now, into: &out)
             }

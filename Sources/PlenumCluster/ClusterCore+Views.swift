@@ -213,6 +213,28 @@ extension ClusterCore {
         }
     }
 
+    /// `n` took back what it parked here for `id` (SPEC §10.4 "Views"):
+    /// an `unreserve` its reserve, an `unpublish` its publish. They are not
+    /// judged by view, so one can overtake the reserve or publish it follows
+    /// on the link while that waits for a view; served later, that would
+    /// leave an entry nothing holds for good (a reservation answering
+    /// `notSealed`, an owner that no longer has the object: simulator cluster
+    /// seed 1585). Whoever still waits is answered as if superseded.
+    mutating func withdrawParked(_ id: ObjectID, reserve: Bool, from n: NodeID, now: UInt64, into out: inout [ClusterAction]) {
+        guard let list = parked[n] else { return }
+        func matches(_ m: PeerMessage) -> Bool {
+            switch m {
+            case .reserve(let i, _), .reserveAllocate(let i, _, _, _, _): return reserve && i == id
+            case .publish(let i, _, _, _, _, _): return !reserve && i == id
+            default: return false
+            }
+        }
+        guard list.contains(where: { matches($0.message) }) else { return }
+        let kept = list.filter { !matches($0.message) }
+        parked[n] = kept.isEmpty ? nil : kept
+        for p in list where matches(p.message) { superseded(p.message, from: n, correlation: p.corr, now: now, into: &out) }
+    }
+
     /// `view(d)` from `n`: whatever `n` sent in other views is superseded.
     mutating func senderMoved(_ n: NodeID, to d: UInt64, now: UInt64, into out: inout [ClusterAction]) {
         guard let list = parked[n] else { return }

@@ -195,6 +195,11 @@ public struct ClusterCore: Sendable {
     /// Every reservation this node holds and has not published or released
     /// (re-sent to the new home when membership changes).
     var myReservations: Set<ObjectID> = []
+    /// Those of them re-sent to a home since they were granted: one whose
+    /// object a peer seals for this node is given back at the seal
+    /// (`sealedElsewhere`), since the owner's publish may never reach that
+    /// home (SPEC §10.4 "Re-homing").
+    var rehomedReservations: Set<ObjectID> = []
     // barrier
     var barrierWaiters: [UInt64: [(client: ClientID, requestId: UInt64)]] = [:]
     var barrierArrived: [UInt64: UInt64] = [:]      // name → round this node arrived at
@@ -256,6 +261,11 @@ public struct ClusterCore: Sendable {
     public private(set) var live: [NodeID] = []
     public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
     public var directoryEntries: Int { directory.count }
+    /// The entries this node is home of, as (reserved by, owner once
+    /// sealed): for checks from outside (the simulator's end state).
+    public var directorySnapshot: [ObjectID: (reservedBy: NodeID, owner: NodeID?)] {
+        directory.entries.mapValues { ($0.reservedBy, $0.owner) }
+    }
 
     /// Watches this node holds as a home (blocking gets elsewhere).
     public var directoryWatches: Int { directory.watcherCount }

@@ -280,6 +280,43 @@ extension ClusterCoreTests {
         guard case .created? = h.call(.create(id, dataSize: 100, metadataSize: 0), client: 1, on: 0) else { return XCTFail("\(h.replies[0])") }
     }
 
+    /// The home dies while a peer seals this node's create, and the owner
+    /// deletes the object before it re-homes: nothing re-publishes it, so the
+    /// reservation the creator re-sent to the new home is given back when the
+    /// seal is answered (simulator cluster seed 777).
+    func testAReservationResentWhileAPeerSealsIsGivenBackAtTheSeal() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        h.connect(5, on: 2)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        guard case .created? = h.call(.createOn(id, dataSize: 100, metadataSize: 0, node: 2), client: 1, on: 0) else { return XCTFail("\(h.replies[0])") }
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 8, .seal(id, digest: 42))), now: h.now))
+        h.settle(limit: 1)                          // the owner seals and publishes; its answer waits for the home
+        XCTAssertEqual(h.queues[1].first?.kind, PeerMessage.Kind.publish.rawValue)
+        h.apply(2, h.nodes[2].handle(.local(.request(5, requestId: 9, .delete([id]))), now: h.now))
+        XCTAssertNil(h.nodes[2].store.location(id), "deleted at the owner")
+        h.kill(1)                                   // the publish and the unpublish die with the home
+        XCTAssertTrue(h.replies[0].contains { $0.0 == 1 && $0.1 == 8 && $0.2 == .sealed }, "\(h.replies[0])")
+        for n in [0, 2] { XCTAssertEqual(h.nodes[n].directorySnapshot.count, 0, "node \(n): \(h.nodes[n].directorySnapshot)") }
+        guard case .created? = h.call(.create(id, dataSize: 10, metadataSize: 0), client: 5, on: 2) else { return XCTFail("\(h.replies[2])") }
+    }
+
+    /// A client that left has its object in a peer's memory aborted there; the
+    /// owner dies first: the creator gives the reservation back all the same
+    /// (simulator cluster seed 4314).
+    func testADepartedClientsAbortWhoseOwnerDiesGivesTheReservationBack() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        h.connect(5, on: 1)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 && Home.of($0, among: [0, 1]) == 1 }!
+        guard case .created? = h.call(.createOn(id, dataSize: 100, metadataSize: 0, node: 2), client: 1, on: 0) else { return XCTFail("\(h.replies[0])") }
+        h.apply(0, h.nodes[0].handle(.local(.disconnected(1)), now: h.now))
+        XCTAssertEqual(h.queues[2].first?.kind, PeerMessage.Kind.abort.rawValue)
+        h.kill(2)                                   // the abort dies with the owner
+        XCTAssertEqual(h.nodes[1].directorySnapshot.count, 0, "\(h.nodes[1].directorySnapshot)")
+        guard case .created? = h.call(.create(id, dataSize: 10, metadataSize: 0), client: 5, on: 1) else { return XCTFail("\(h.replies[1])") }
+    }
+
     /// The home dies after handing on: the create fails at its death, and
     /// the owner's allocation, arriving later, is aborted there.
     func testALateAllocationOfAForwardedCreateIsAborted() {

@@ -31,6 +31,34 @@ final class ViewTests: XCTestCase {
         XCTAssertEqual(h.nodes[0].directoryEntries, 0, "nothing of the stale view survives")
     }
 
+    /// An unreserve or unpublish is not judged by view: one that follows a
+    /// parked reserve or publish of its sender takes it back, so the home,
+    /// entering that view later, serves neither (simulator cluster seed 1585).
+    func testAnUnreserveOrUnpublishTakesBackWhatItsSenderParked() throws {
+        var h = ClusterHarness(nodes: 3)
+        let newer = digest([0, 2])   // node 2 already saw node 1 die
+        let ids = Array((0..<500).map(oid).filter { Home.of($0, among: [0, 2]) == 0 }.prefix(4))
+        _ = h.nodes[0].handle(.message(from: 2, correlation: 0, .reserve(ids[0], view: newer)), now: h.now)
+        _ = h.nodes[0].handle(.message(from: 2, correlation: 0, .reserve(ids[1], view: newer)), now: h.now)
+        _ = h.nodes[0].handle(.message(from: 2, correlation: 0, .publish(ids[2], owner: 2, creator: 2, location: l, digest: 1, view: newer)), now: h.now)
+        let acked = h.nodes[0].handle(.message(from: 2, correlation: 61, .publish(ids[3], owner: 2, creator: 2, location: l, digest: 1, view: newer)), now: h.now)
+        XCTAssertTrue(acked.isEmpty, "parked: \(acked)")
+        XCTAssertEqual(h.nodes[0].parkedCount, 4)
+        _ = h.nodes[0].handle(.message(from: 2, correlation: 0, .unreserve(ids[0])), now: h.now)
+        _ = h.nodes[0].handle(.message(from: 2, correlation: 0, .unpublish(ids[2], owner: 2)), now: h.now)
+        let back = h.nodes[0].handle(.message(from: 2, correlation: 0, .unpublish(ids[3], owner: 2)), now: h.now)
+        XCTAssertTrue(back.contains { if case .send(2, 61, .result(0)) = $0 { return true } else { return false } },
+                      "the publish taken back is acknowledged, as a superseded one: \(back)")
+        XCTAssertEqual(h.nodes[0].parkedCount, 1, "only the reserve of ids[1] still waits")
+        // Node 0 enters that view and takes it over: only ids[1] is served.
+        let c = h.nodes[0].handle(.peerDown(1, why: "test"), now: h.now)
+        let epoch = try XCTUnwrap(c.lazy.compactMap { a -> UInt64? in if case .send(2, let e, .view(newer)) = a { return e } else { return nil } }.first)
+        _ = h.nodes[0].handle(.message(from: 2, correlation: epoch, .rehomed(newer)), now: h.now)
+        XCTAssertTrue(h.nodes[0].takenOver)
+        XCTAssertEqual(h.nodes[0].parkedCount, 0)
+        XCTAssertEqual(h.nodes[0].directorySnapshot.keys.sorted(), [ids[1]])
+    }
+
     func testAReserveFromAViewTheHomeEntersLaterIsServedThenAndASupersededOneIsRefused() throws {
         var h = ClusterHarness(nodes: 3)
         // Node 2 already saw node 1 die; node 0 has not.

@@ -244,14 +244,18 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         // (requiring [nil, nil] from one attempt failed whenever node 0 took
         // c0's release after c1's first delete). Memory back to zero below
         // shows both went.
-        #expect(cluster.eventually {
-            guard let r = try? c1.delete([spill, big]) else { return false }
+        var answers: [String] = []
+        let deleted = cluster.eventually {
+            let r: [StoreError?]
+            do { r = try c1.delete([spill, big]) } catch { answers.append("threw \(error)"); return false }
+            answers.append("\(r)")
             return r.allSatisfy { e in
                 guard let e else { return true }
                 if case .notFound = e { return true }
                 return false
             }
-        })
+        }
+        #expect(deleted, "\(answers.count) deletes answered \(answers.prefix(3)) … \(answers.suffix(2)); \((0..<3).map { cluster.status(NodeID($0)) ?? [:] })")
         for n in 0..<3 { #expect(try cluster.client(NodeID(n)).stats().used == 0, "node \(n) back to its start") }
     }
 
