@@ -107,16 +107,7 @@ extension LocalCluster {
         var ready = Set<NodeID>()
         while ready.count < config.nodes.count {
             for n in config.nodes where !ready.contains(n.id) {
-                if pid(dir, n.id, file: file) == nil {
-                    var why = ""
-                    if let d = FileManager.default.contents(atPath: pidFile(dir, n.id)),
-                       let p = pid_t(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) {
-                        var status: Int32 = 0
-                        // Reaps the node if this process started it.
-                        if waitpid(p, &status, WNOHANG) == p {
-                            why = status & 0x7F == 0 ? " (exit status \((status >> 8) & 0xFF))" : " (signal \(status & 0x7F))"
-                        }
-                    }
+                if let why = exitedDuringStart(dir, n.id, file: file) {
                     throw CLIError("node \(n.id) exited during start\(why): \(lastLogLine(dir, n.id)) — log \(logFile(dir, n.id))")
                 }
                 guard let c = try? PlenumClient(socketPath: n.socket, rings: false, prefault: false), let json = try? c.clusterStatus(),
@@ -129,6 +120,28 @@ extension LocalCluster {
                 throw CLIError("nodes \(config.nodes.map(\.id).filter { !ready.contains($0) }) did not see every peer within \(seconds) s; see the logs in \(dir)")
             }
             usleep(50_000)
+        }
+    }
+
+    /// Why node n, started by this process, is no longer running ("" if
+    /// the reason is unknown), or nil while it runs. Judged by the process
+    /// itself, not by `pid`'s command-line check: right after posix_spawn
+    /// returns, the child's new image may not have its arguments in place
+    /// yet (the kernel releases a vfork parent before it lays out the new
+    /// stack), and an empty /proc/<pid>/cmdline once failed a start whose
+    /// node was fine (CI, `bench cluster`, "node 3 exited during start: (its
+    /// log is empty)").
+    static func exitedDuringStart(_ dir: String, _ n: NodeID, file: String?) -> String? {
+        guard let d = FileManager.default.contents(atPath: pidFile(dir, n)),
+              let p = pid_t(String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)), p > 0 else { return "" }
+        var status: Int32 = 0
+        switch waitpid(p, &status, WNOHANG) {
+        case p:   // it exited (and is reaped now): this process started it
+            return status & 0x7F == 0 ? " (exit status \((status >> 8) & 0xFF))" : " (signal \(status & 0x7F))"
+        case 0:   // this process's child, still running
+            return nil
+        default:  // not this process's child (a pid file of another `cluster up`)
+            return pid(dir, n, file: file) == nil ? "" : nil
         }
     }
 

@@ -261,6 +261,25 @@ public struct ClusterCore: Sendable {
     public private(set) var live: [NodeID] = []
     public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
     public var directoryEntries: Int { directory.count }
+    /// This node's bookkeeping of work in progress, by table, non-empty
+    /// ones only: all of it ends with the work (every client done, nothing
+    /// in flight, every node in one view it has taken over), so the
+    /// simulator's end state requires it empty.
+    public var openWork: [String: Int] {
+        let tables: [(String, Int)] = [
+            ("outstanding requests", outstanding.count), ("gets", gets.count), ("watched ids", watching.count),
+            ("digest checks", digestChecks.count), ("deletes", deletes.count), ("lists", lists.count), ("batches", batches.count),
+            ("remote references", remoteRefs.values.reduce(0) { $0 + $1.count }),
+            ("remote unsealed", remoteUnsealed.values.reduce(0) { $0 + $1.count }),
+            ("local unsealed", localUnsealed.values.reduce(0) { $0 + $1.count }),
+            ("reservations", myReservations.count), ("re-sent reservations", rehomedReservations.count),
+            ("barrier waiters", barrierWaiterCount), ("awaited acknowledgements", awaitingAcks.values.reduce(0, +)),
+            ("held replies", held.values.reduce(0) { $0 + $1.count }), ("parked", parkedCount),
+            ("awaiting takeover", awaitingTakeoverCount), ("watches as home", directoryWatches),
+            ("waiting ids", waitingIds.values.reduce(0, +)),
+        ]
+        return Dictionary(uniqueKeysWithValues: tables.filter { $0.1 != 0 })
+    }
     /// The entries this node is home of, as (reserved by, owner once
     /// sealed): for checks from outside (the simulator's end state).
     public var directorySnapshot: [ObjectID: (reservedBy: NodeID, owner: NodeID?)] {

@@ -82,7 +82,8 @@ import Testing
         try config.toml().write(toFile: dir + "/cluster.toml", atomically: true, encoding: .utf8)
         let file = dir + "/plenum.prom"
         let store = try PlenumProcess.Running(["store", "--cluster", dir + "/cluster.toml", "--node", "0", "--metrics-file", file])
-        defer { kill(store.process.processIdentifier, SIGKILL); _ = store.finish(timeout: 30) }
+        // Only while it runs: once reaped, its pid may be another process's.
+        defer { if store.process.isRunning { kill(store.process.processIdentifier, SIGKILL) }; _ = store.finish(timeout: 30) }
         #expect(eventually(60) { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").contains("plenum_objects{node=\"0\"} 0") })
         let c = try PlenumClient(socketPath: config.nodes[0].socket)
         try c.put(cid(1, 0xB3), data: [1])
