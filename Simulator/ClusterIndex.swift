@@ -71,6 +71,20 @@ final class ClusterIndex {
         }
     }
 
+    /// At quiescence: the last state home `me` wrote for each id is what
+    /// its directory says now, and every entry was written (SPEC §10.4
+    /// "Directory index": an index is never behind its home). Returns what
+    /// differs, if anything.
+    func behind(_ me: Int, directory: [ObjectID: (reservedBy: NodeID, owner: NodeID?)]) -> String? {
+        let written = history[me][life[me]]
+        for id in Set(written.keys).union(directory.keys).sorted() {
+            let now: IndexAnswer = directory[id].map { e in e.owner.map { .sealed(owner: $0) } ?? .reserved(by: e.reservedBy) } ?? .absent
+            let last = written[id]?.last?.answer ?? .absent
+            if last != now { return "\(id): the index was last written \(last), the directory holds \(now)" }
+        }
+        return nil
+    }
+
     /// Node `me`'s peek of `id` at the index of `home`'s life `l`, judged.
     func peek(_ me: Int, _ id: ObjectID, at home: Int, life l: Int, _ memory: SimMemory) -> IndexAnswer? {
         guard sim.config.reaches(me, region: home), l >= 0, l < layouts[home].count, let layout = layouts[home][l] else { return nil }

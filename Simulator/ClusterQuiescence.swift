@@ -112,6 +112,12 @@ extension ClusterWorld {
         // over: a node that has just noticed a death re-homes its entries
         // in its next step (SPEC §10.4 "Handoff").
         guard let v = up.first.map({ cores[$0].view }), up.allSatisfy({ cores[$0].view == v && cores[$0].takenOver }) else { return }
+        for i in up {
+            if let d = index.behind(i, directory: cores[i].directorySnapshot) {
+                sim.fail(.mismatch, node: i, line: -1, "node \(i)'s directory index is behind its directory: \(d)")
+                return
+            }
+        }
         for i in up where !cores[i].openWork.isEmpty {
             sim.fail(.leak, node: i, line: -1, "node \(i) keeps work open after every client finished: \(cores[i].openWork.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
             return

@@ -221,6 +221,27 @@ extension ClusterCoreTests {
         XCTAssertEqual(h.call(.delete([id]), client: 1, on: 0), .deleted([.notFound(id)]), "a retry finds it gone")
     }
 
+    /// The requester dies with the owner's `unpublishFor` in flight: the
+    /// home still removes the entry, and answers nobody.
+    func testAnUnpublishForWhoseRequesterDiedStillRemovesTheEntry() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        let id = h.sealed(home: 1, owner: 2, client: 3)
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
+        h.settle(limit: 3)                          // lookup, lookupReply, delete
+        XCTAssertEqual(h.queues[1].first?.kind, PeerMessage.Kind.unpublishFor.rawValue)
+        let pending = h.queues[1]
+        h.queues[1].removeAll()
+        h.kill(0)
+        h.queues[1] = pending                       // the owner's unpublishFor reaches the home after the death
+        let out = h.nodes[1].handle(.message(from: 2, correlation: pending[0].corr, try! PeerMessage.decode(kind: pending[0].kind, body: pending[0].body)), now: h.now)
+        XCTAssertEqual(h.nodes[1].directoryEntries, 0, "the entry is gone")
+        XCTAssertFalse(out.contains { if case .send = $0 { return true } else { return false } }, "no answer to a dead requester: \(out)")
+        h.queues[1].removeAll()
+        h.connect(4, on: 2)
+        XCTAssertEqual(h.call(.contains(id), client: 4, on: 2), .contains(false))
+    }
+
     /// A forwarded acquire from a life of the reader the owner no longer
     /// knows is refused: its grant would lend the new life a reference it
     /// never asked for (simulator cluster seed 6951).
