@@ -206,14 +206,21 @@ extension ClusterCoreTests {
         XCTAssertEqual(h.nodes[1].counters.refusedMessages, refused + 1)
     }
 
-    /// The home dies with the owner's `unpublishFor` in flight: the
-    /// requester fails the delete at that death (13), not at its timeout.
-    func testAForwardedDeleteFailsWhenTheHomeDiesBeforeAnswering() {
-        var h = ClusterHarness(nodes: 3)
+    /// Client 1 of node 0 deletes an object homed at node 1 and sealed at
+    /// node 2, carried as far as the owner's `unpublishFor` to the home.
+    func forwardedDeleteInFlight(_ h: inout ClusterHarness) -> ObjectID {
         h.connect(1, on: 0)
         let id = h.sealed(home: 1, owner: 2, client: 3)
         h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
         h.settle(limit: 3)                          // lookup, lookupReply, delete
+        return id
+    }
+
+    /// The home dies with the owner's `unpublishFor` in flight: the
+    /// requester fails the delete at that death (13), not at its timeout.
+    func testAForwardedDeleteFailsWhenTheHomeDiesBeforeAnswering() {
+        var h = ClusterHarness(nodes: 3)
+        let id = forwardedDeleteInFlight(&h)
         XCTAssertNil(h.nodes[2].store.location(id))
         h.kill(1)
         guard case .deleted(let r)? = h.replies[0].last?.2, case .nodeUnavailable(1, _)? = r.first ?? nil else { return XCTFail("\(h.replies[0])") }
@@ -225,10 +232,7 @@ extension ClusterCoreTests {
     /// home still removes the entry, and answers nobody.
     func testAnUnpublishForWhoseRequesterDiedStillRemovesTheEntry() {
         var h = ClusterHarness(nodes: 3)
-        h.connect(1, on: 0)
-        let id = h.sealed(home: 1, owner: 2, client: 3)
-        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .delete([id]))), now: h.now))
-        h.settle(limit: 3)                          // lookup, lookupReply, delete
+        let id = forwardedDeleteInFlight(&h)
         XCTAssertEqual(h.queues[1].first?.kind, PeerMessage.Kind.unpublishFor.rawValue)
         let pending = h.queues[1]
         h.queues[1].removeAll()
