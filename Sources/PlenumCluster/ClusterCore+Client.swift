@@ -214,12 +214,14 @@ extension ClusterCore {
         }
     }
 
-    mutating func unpublish(_ id: ObjectID, for c: ClientID?, now: UInt64, into out: inout [ClusterAction]) {
+    /// The id's entry removed at its home. For a peer's delete
+    /// (`answering` its requester and correlation), the home answers the
+    /// requester once it is gone (`unpublishFor`, SPEC §10.6 "delete").
+    mutating func unpublish(_ id: ObjectID, for c: ClientID?, answering requester: (node: NodeID, correlation: UInt64)? = nil,
+                            now: UInt64, into out: inout [ClusterAction]) {
         let h = home(of: id)
-        if h == me { directory.unpublish(id, owner: me) } else if let f = forwardingDelete, f.id == id, !f.sent {
-            // A peer's delete: the home answers the requester (SPEC §10.6 "delete").
-            forwardingDelete!.sent = true
-            send(.unpublishFor(id, owner: me, requester: f.requester), to: h, correlation: f.correlation, now: now, into: &out)
+        if h == me { directory.unpublish(id, owner: me) } else if let r = requester {
+            send(.unpublishFor(id, owner: me, requester: r.node), to: h, correlation: r.correlation, now: now, into: &out)
         } else {
             if let c { awaitingAcks[c, default: 0] += 1 }
             send(.unpublish(id, owner: me), to: h, awaiting: c.map { .ack($0) }, now: now, into: &out)

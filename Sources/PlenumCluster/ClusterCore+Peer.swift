@@ -102,12 +102,23 @@ extension ClusterCore {
         case .abort(let id):
             answer(n, corr, .result(code: code(runLocal(.abort(id), as: pc, now: now, into: &out), id)), now: now, into: &out)
         case .delete(let id):
+            // Deleted here and homed elsewhere: the home answers the
+            // requester once it unpublished (SPEC §10.6 "delete"); else (a
+            // refusal, or this node is the home) this node answers.
+            let forward = config.forwardDelete && home(of: id) != me
             var c: UInt16 = StoreError.notFound(id).peerCode
-            if config.forwardDelete { forwardingDelete = (id, n, corr, false) }
-            if case .deleted(let r)? = runLocal(.delete([id]), as: pc, now: now, into: &out) { c = (r.first ?? nil)?.peerCode ?? 0 }
-            let forwarded = forwardingDelete?.sent ?? false
-            forwardingDelete = nil
-            // Forwarded: the home answers once it unpublished.
+            var forwarded = false
+            for a in store.handle(.request(pc, requestId: 0, .delete([id])), now: now) {
+                if case .reply(pc, 0, let r) = a {
+                    if case .deleted(let e) = r { c = (e.first ?? nil)?.peerCode ?? 0 }
+                } else if forward, case .removed(id) = a {
+                    unpublish(id, for: pc, answering: (n, corr), now: now, into: &out)
+                    out.append(.local(a))
+                    forwarded = true
+                } else {
+                    absorb(a, for: pc, now: now, into: &out)
+                }
+            }
             if !forwarded { answer(n, corr, .result(code: c), now: now, into: &out) }
         case .notifySealed(let id, let owner, var l, _):
             guard owner == n, let info = peers[n] else { return }

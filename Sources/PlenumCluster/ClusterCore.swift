@@ -212,9 +212,6 @@ public struct ClusterCore: Sendable {
     /// Requests that timed out, kept a while so a late grant is given back.
     var expired: [UInt64: Outstanding] = [:]
     var held: [ClientID: [ClusterAction]] = [:]
-    /// Set while a peer's delete runs through the store: its unpublish goes
-    /// to the home as `unpublishFor`, and the home answers the requester.
-    var forwardingDelete: (id: ObjectID, requester: NodeID, correlation: UInt64, sent: Bool)?
     /// The view homes are computed in (SPEC §10.4 "Views"), and reserves
     /// and publishes from peers in other views, per sender, in order.
     public internal(set) var view: UInt64 = 0
