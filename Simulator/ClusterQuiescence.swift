@@ -1,4 +1,5 @@
 import PlenumCluster
+import PlenumStore
 
 /// When a `cluster` run is over (SPEC §7.3): every live client done,
 /// nothing in flight between live nodes, membership settled; then the end
@@ -101,19 +102,22 @@ extension ClusterWorld {
         checkDirectories()
     }
 
-    /// Every home's directory says what the cluster holds (SPEC §10.4): no
-    /// reservation outlives its create, every entry names a live owner that
-    /// holds the object sealed, and every sealed object has its entry at
-    /// its home. A stale entry answers later lookups and deletes wrongly
-    /// (a reservation left behind answers notSealed for ever).
+    /// Every home's directory says what the cluster holds (SPEC §7.3, §10.4):
+    /// its index is not behind it, no core keeps work open, no reservation
+    /// outlives its create, every entry names a live owner that holds the
+    /// object sealed, and every sealed object has its entry at its home. A
+    /// stale entry answers later lookups and deletes wrongly (a reservation
+    /// left behind answers notSealed for ever).
     func checkDirectories() {
         let up = (0..<n).filter { !sim.crashed[$0] }
         // Only once every live node computes homes in one view it has taken
         // over: a node that has just noticed a death re-homes its entries
         // in its next step (SPEC §10.4 "Handoff").
         guard let v = up.first.map({ cores[$0].view }), up.allSatisfy({ cores[$0].view == v && cores[$0].takenOver }) else { return }
+        let directories = up.map { cores[$0].directorySnapshot }   // once per node: each is a copy
+        func directory(_ i: Int) -> [ObjectID: (reservedBy: NodeID, owner: NodeID?)] { directories[up.firstIndex(of: i)!] }
         for i in up {
-            if let d = index.behind(i, directory: cores[i].directorySnapshot) {
+            if let d = index.behind(i, directory: directory(i)) {
                 sim.fail(.mismatch, node: i, line: -1, "node \(i)'s directory index is behind its directory: \(d)")
                 return
             }
@@ -123,7 +127,7 @@ extension ClusterWorld {
             return
         }
         for i in up {
-            for (id, e) in cores[i].directorySnapshot.sorted(by: { $0.key < $1.key }) {
+            for (id, e) in directory(i).sorted(by: { $0.key < $1.key }) {
                 if cores[i].home(of: id) != NodeID(i) {
                     sim.fail(.leak, node: i, line: -1, "node \(i) keeps a directory entry for \(id), homed at node \(cores[i].home(of: id))")
                     return
@@ -141,8 +145,9 @@ extension ClusterWorld {
         for o in up {
             for (id, _, _) in cores[o].store.sealedObjects {
                 let h = Int(cores[o].home(of: id))
-                guard cores[h].directorySnapshot[id]?.owner == NodeID(o) else {
-                    sim.fail(.leak, node: o, line: -1, "node \(o) holds \(id) sealed, but its home node \(h) has \(cores[h].directorySnapshot[id].map { "it at \($0.owner.map(String.init) ?? "none")" } ?? "no entry")")
+                let entry = up.contains(h) ? directory(h)[id] : nil
+                guard entry?.owner == NodeID(o) else {
+                    sim.fail(.leak, node: o, line: -1, "node \(o) holds \(id) sealed, but its home node \(h) has \(entry.map { "it at \($0.owner.map(String.init) ?? "none")" } ?? "no entry")")
                     return
                 }
             }

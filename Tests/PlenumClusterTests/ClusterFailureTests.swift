@@ -342,6 +342,23 @@ extension ClusterCoreTests {
         guard case .created? = h.call(.create(id, dataSize: 10, metadataSize: 0), client: 5, on: 1) else { return XCTFail("\(h.replies[1])") }
     }
 
+    /// A departed client's abort that the owner refuses (here: it no
+    /// longer knows the object) still ends the creator's reservation.
+    func testADepartedClientsAbortAnsweredWithAnErrorGivesTheReservationBack() {
+        var h = ClusterHarness(nodes: 3)
+        h.connect(1, on: 0)
+        h.connect(5, on: 1)
+        let id = (0..<500).map(oid).first { h.nodes[0].home(of: $0) == 1 }!
+        guard case .created? = h.call(.createOn(id, dataSize: 100, metadataSize: 0, node: 2), client: 1, on: 0) else { return XCTFail("\(h.replies[0])") }
+        h.apply(0, h.nodes[0].handle(.local(.disconnected(1)), now: h.now))
+        guard let abort = h.queues[2].first, abort.kind == PeerMessage.Kind.abort.rawValue else { return XCTFail("\(h.queues[2])") }
+        h.queues[2].removeAll()
+        h.apply(0, h.nodes[0].handle(.message(from: 2, correlation: abort.corr, .result(code: 1)), now: h.now))   // any error code
+        h.settle()
+        XCTAssertEqual(h.nodes[1].directorySnapshot.count, 0, "\(h.nodes[1].directorySnapshot)")
+        XCTAssertEqual(h.nodes[0].openWork, [:])
+    }
+
     /// The home dies after handing on: the create fails at its death, and
     /// the owner's allocation, arriving later, is aborted there.
     func testALateAllocationOfAForwardedCreateIsAborted() {
