@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(name: "PlenumMemoryTests", dependencies: ["PlenumMemory", "PlenumRegion"]),
         .testTarget(name: "PlenumRegionTests", dependencies: ["PlenumRegion", "PlenumMemory"]),
         .testTarget(name: "PlenumRingTests", dependencies: ["PlenumRing", "PlenumRegion", "PlenumMemory"]),
-        .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore", "PlenumWire", "PlenumPlasma"]),
+        .testTarget(name: "PlenumStoreTests", dependencies: ["PlenumStore", "PlenumWire", "PlenumPlasma", "PlenumMemory"]),
         .testTarget(name: "PlenumClusterTests", dependencies: ["PlenumCluster", "PlenumStore", "PlenumWire", "PlenumMemory"]),
         .testTarget(name: "PlenumSimulatorTests", dependencies: ["PlenumSimulator", "PlenumMemory"]),
         // Multi-process tests drive the real `plenum` executable.

@@ -395,6 +395,17 @@ public struct ClusterCore: Sendable {
     @discardableResult
     public mutating func deleteAtLastRelease(_ id: ObjectID) -> Bool { store.deleteAtLastRelease(id) }
 
+    /// A digest taken after the seal by a node alone, whose memory no other
+    /// host maps (SPEC §11.3 "Seal"): recorded in the store and in the
+    /// directory (this node is home of every id). False, and nothing
+    /// recorded, when `id` no longer names the object created at `created`
+    /// or this node is not alone.
+    public mutating func recordDigest(_ id: ObjectID, _ digest: UInt64, ifCreatedAt created: UInt64) -> Bool {
+        guard live == [me], !indexesDirectory, store.recordDigest(id, digest, ifCreatedAt: created) else { return false }
+        directory.redigest(id, owner: me, digest: digest)
+        return true
+    }
+
     /// A reply the shell composed (create-and-seal), held like the core's own.
     public mutating func deferredReply(_ c: ClientID, requestId: UInt64, _ r: StoreResponse) -> [ClusterAction] {
         var out: [ClusterAction] = []

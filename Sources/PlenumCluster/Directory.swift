@@ -96,6 +96,14 @@ struct Directory {
         return watchers.removeValue(forKey: id) ?? []
     }
 
+    /// A digest taken after the publish (SPEC §11.3 "Seal": a node alone).
+    mutating func redigest(_ id: ObjectID, owner: NodeID, digest: UInt64) {
+        guard var e = entries[id], e.owner == owner else { return }
+        e.digest = digest
+        entries[id] = e
+        touch(id)
+    }
+
     mutating func unpublish(_ id: ObjectID, owner: NodeID) {
         if let e = entries[id], e.owner == owner { entries[id] = nil; touch(id) }
     }

@@ -59,6 +59,7 @@ extension StoreDaemon {
     /// store's memory, or one in a peer's memory the client holds.
     func verify(_ id: ObjectID, for client: UInt64) -> StoreError? {
         if core.store.location(id) != nil {
+            settleDigest(id)
             guard core.store.isSealed(id), let l = core.store.location(id), let digest = core.store.digest(id) else { return .notSealed(id) }
             return ObjectMemory.verify(region.memory(), l, digest: digest) ? nil : .digestMismatch(id)
         }

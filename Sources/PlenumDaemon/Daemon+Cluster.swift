@@ -277,7 +277,8 @@ extension StoreDaemon {
                                   corrupt: 0, held: held[r.peer] ?? 0, lent: lent[r.peer] ?? 0))
         }
         return metrics.render(MetricsSnapshot(store: core.store.stats, clients: connections.count,
-                                              directoryEntries: core.directoryEntries, cluster: core.counters, peers: peerRows))
+                                              directoryEntries: core.directoryEntries, digestsPending: lateDigests.count,
+                                              cluster: core.counters, peers: peerRows))
     }
 }
 

@@ -60,6 +60,7 @@ extension StoreDaemon {
                     sleeps += 1
                 }
             }
+            digestWhileIdle()
             io_uring_submit_and_wait(&ring, 1)
             if polling { setAllSleeping(false) }
             drainCompletions()

@@ -186,10 +186,16 @@ extension StoreDaemon {
             ask(.abort(id), .abort(id))
         case .seal(let id):
             // Plasma's client neither writes back nor digests for this
-            // memory model: the store does both before it seals (§11.3).
-            guard let l = s.created.removeValue(forKey: id), let digest = writeBackAndDigest(l) else {
+            // memory model: the store does both before it seals, or, alone
+            // (no other host maps its memory), digests later (§11.3).
+            guard let l = s.created.removeValue(forKey: id) else {
                 return sendSocket(c, PlasmaCodec.encode(.seal(id, .objectNonexistent)))
             }
+            if mayDigestLate(l) {
+                ask(.seal(id), .seal(id, digest: 0))
+                return digestLater(id, l)
+            }
+            guard let digest = writeBackAndDigest(l) else { return sendSocket(c, PlasmaCodec.encode(.seal(id, .objectNonexistent))) }
             ask(.seal(id), .seal(id, digest: digest))
         case .get(let ids, let timeout):
             restoreSpilled(ids, for: c.id)
@@ -215,6 +221,7 @@ extension StoreDaemon {
             if spilled[id] != nil { return sendSocket(c, PlasmaCodec.encode(.contains(id, true))) }
             ask(.contains(id), .contains(id))
         case .list:
+            settleDigests()
             ask(.list, .list)
         case .evict(let bytes):
             ask(.evict, .evict(bytes: Int(clamping: bytes)))

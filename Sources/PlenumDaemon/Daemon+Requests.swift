@@ -19,6 +19,7 @@ extension StoreDaemon {
             switch decoded {
             case (let rid, .core(let request)):
                 if !c.mayWrite, Self.changesTheStore(request) { return refuseReadOnly(c, rid) }
+                if case .list = request { settleDigests() }
                 metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(request), now: now, peerWork: peerWork)
                 dispatch(core.handle(.local(.request(c.id, requestId: rid, request)), now: now))
                 metrics.settle(peerWork: peerWork)

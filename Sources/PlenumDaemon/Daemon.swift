@@ -141,6 +141,8 @@ public final class StoreDaemon {
     var metricsSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var nextHeartbeat: UInt64 = 0
     var heartbeatArmed = false
+    /// Plasma objects sealed with their digest still to take (SPEC §11.3 "Seal").
+    var lateDigests = LateDigests()
     /// Create-and-seal batches waiting for their ids' reservations.
     var batches: [UInt64: (client: UInt64, requestId: UInt64, objects: [Wire.InlineObject])] = [:]
     var nextBatch: UInt64 = 1

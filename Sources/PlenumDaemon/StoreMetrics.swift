@@ -165,6 +165,7 @@ final class StoreMetrics {
         counter("plenum_evictions_total", "Objects evicted to make room.", s.store.evictions)
         counter("plenum_evicted_bytes_total", "Bytes of the objects evicted.", s.store.evictedBytes)
         gauge("plenum_directory_entries", "Directory entries this node is home of.", s.directoryEntries)
+        gauge("plenum_digests_pending", "Sealed objects whose digest the store has still to take (Plasma seals on a store alone).", s.digestsPending)
         counter("plenum_directory_index_peeks_total", "Lookups answered from a peer's directory index.", s.cluster.indexPeeks)
         counter("plenum_directory_index_asked_total", "Lookups a peer's directory index could not answer (asked by message).", s.cluster.indexMisses)
         counter("plenum_digest_mismatches_total", "Remote objects refused because their bytes did not match their seal-time digest.", s.cluster.digestMismatches)
@@ -234,6 +235,8 @@ struct MetricsSnapshot {
     var store: StoreStats
     var clients: Int
     var directoryEntries: Int
+    /// Plasma objects sealed whose digest is still to be taken (SPEC §11.3 "Seal").
+    var digestsPending: Int
     var cluster: ClusterCounters
     var peers: [Peer]
 }

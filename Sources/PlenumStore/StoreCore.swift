@@ -85,6 +85,20 @@ public struct StoreCore: Sendable {
     /// The sealed object's digest, if it is sealed.
     public func digest(_ id: ObjectID) -> UInt64? { objects[id]?.digest }
 
+    /// When `id` was created (monotonic ns): with the id, it names one
+    /// object among those the id has named.
+    public func createdNanos(_ id: ObjectID) -> UInt64? { objects[id]?.createdNanos }
+
+    /// Records a digest taken after the seal (SPEC §11.3 "Seal"): only for
+    /// the sealed object `id` created at `created`; false for any other
+    /// (deleted, or the id now names another object).
+    public mutating func recordDigest(_ id: ObjectID, _ digest: UInt64, ifCreatedAt created: UInt64) -> Bool {
+        guard var e = objects[id], e.state == .sealed, e.createdNanos == created else { return false }
+        e.digest = digest
+        objects[id] = e
+        return true
+    }
+
     /// The client that created `id` (its creator until sealed, for the record after).
     public func creator(_ id: ObjectID) -> ClientID? { objects[id]?.creator }
 

@@ -1,6 +1,7 @@
 import CPlenumShim
 import Foundation
 import PlenumClient
+import PlenumMemory
 import PlenumPlasma
 import PlenumStore
 import PlenumWire
@@ -258,6 +259,52 @@ final class PlasmaTestClient {
         #expect(try a.reply() == .setOptions(.outOfMemory))
         a.send(.setOptions(clientName: Array("q".utf8), outputMemoryQuota: -1))
         #expect(try a.reply() == .setOptions(.ok))
+        #expect(store.stop() == 0)
+    }
+
+    /// SPEC §11.3 "Seal": a store alone answers a Plasma seal before it
+    /// digests the object, then takes the digest while idle (a later change
+    /// is detected by verify) or at once when a list or verify needs it.
+    @Test func aStoreAloneDigestsAPlasmaSealAfterAnsweringIt() throws {
+        let store = try Store()
+        let a = try PlasmaTestClient(store.plasma)
+        let native = try PlenumClient(socketPath: store.socket)
+        func pending() -> Int? {
+            guard let text = try? native.metrics() else { return nil }
+            // `plenum_digests_pending{…} N` (labels and float format as rendered)
+            let line = text.split(separator: "\n").first { $0.hasPrefix("plenum_digests_pending") }
+            return line.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }.map { Int($0) }
+        }
+        /// Creates and seals an object of `size` + 3 bytes whose byte i is i·k.
+        func put(_ id: ObjectID, size: Int, k: UInt8) throws -> (UnsafeMutableRawPointer, Int) {
+            a.send(.create(id, evictIfFull: true, dataSize: Int64(size), metadataSize: 3, deviceNum: 0))
+            guard case .create(id, let spec, .ok, let fd, let mmap) = try a.reply() else { throw CocoaError(.fileWriteUnknown) }
+            let base = try a.map(storeFD: fd, mmapSize: mmap)
+            let start = Int(spec.dataOffset)
+            for i in 0..<(size + 3) { base.storeBytes(of: UInt8(truncatingIfNeeded: i) &* k, toByteOffset: start + i, as: UInt8.self) }
+            a.send(.seal(id))
+            #expect(try a.reply() == .seal(id, .ok))
+            return (base, start)
+        }
+        func crc(size: Int, k: UInt8) -> UInt64 {
+            let bytes = (0..<(size + 3)).map { UInt8(truncatingIfNeeded: $0) &* k }
+            return bytes.withUnsafeBytes { UInt64(CRC32C.checksum($0)) }
+        }
+        // Several idle chunks' worth (64 KiB each): a list right after the
+        // seal reports the digest of the bytes (taken then if still pending).
+        let x = Self.id(0x41), y = Self.id(0x42)
+        _ = try put(x, size: 300_001, k: 7)
+        let row = try #require(try native.list().first { $0.id == x })
+        #expect(row.digest == crc(size: 300_001, k: 7))
+        #expect(try native.verify([x]) == [nil])
+        // Once the store has idled, the digest is taken: a change made after
+        // that is a mismatch (a digest taken at verify would match it).
+        let (base, start) = try put(y, size: 200_000, k: 3)
+        #expect(eventually(60) { pending() == 0 }, "the store took no digest while idle")
+        base.storeBytes(of: 0xEE, toByteOffset: start + 123_456, as: UInt8.self)
+        let verdict = try native.verify([y])
+        #expect(verdict.count == 1 && verdict[0].map { Wire.code($0) } == .digestMismatch, "\(verdict)")
+        #expect(try native.list().first { $0.id == y }?.digest == crc(size: 200_000, k: 3))
         #expect(store.stop() == 0)
     }
 
