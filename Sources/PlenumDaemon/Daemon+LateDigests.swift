@@ -4,9 +4,10 @@ import PlenumMemory
 import PlenumStore
 
 /// A Plasma client's seal on a store alone (SPEC §11.3 "Seal"): no other
-/// host maps this memory, so nothing is written back, and the digest is
-/// taken off the answer path — by the loop when it would otherwise sleep,
-/// a chunk at a time, or at once when a verify or a list needs it.
+/// host maps this memory, so nothing is written back, and the digest of an
+/// object of 64 KiB or more is taken off the answer path — by the loop when
+/// it would otherwise sleep, a chunk at a time, or at once when a verify or
+/// a list needs it.
 ///
 /// ```
 ///  SealRequest ─▶ seal (digest pending) ─▶ SealReply
@@ -22,10 +23,15 @@ extension StoreDaemon {
     /// store that never idles keeps a bounded queue.
     static let maxLateDigests = 4096
 
-    /// Whether a Plasma seal of `l` may leave its digest for later: this
-    /// node alone, the object in its own region (SPEC §11.3 "Seal").
+    /// Whether a Plasma seal of `l` is on a store alone: the object in its
+    /// own region, which no other host maps — nothing to write back.
+    func alone(_ l: ObjectLocation) -> Bool { peers == nil && l.region == 0 }
+
+    /// Whether such a seal leaves the digest for later: an object of one
+    /// step or more (a smaller one costs less than the bookkeeping, and its
+    /// digest would only compete with its reader), while there is room.
     func mayDigestLate(_ l: ObjectLocation) -> Bool {
-        peers == nil && l.region == 0 && lateDigests.count < Self.maxLateDigests
+        l.dataSize + l.metadataSize >= Self.lateDigestChunk && lateDigests.count < Self.maxLateDigests
     }
 
     /// Records an object sealed with its digest pending.

@@ -61,6 +61,7 @@ extension StoreDaemon {
                 }
             }
             digestWhileIdle()
+            if !polling, socketClientsExpected() { continue }
             io_uring_submit_and_wait(&ring, 1)
             if polling { setAllSleeping(false) }
             drainCompletions()
@@ -79,6 +80,25 @@ extension StoreDaemon {
             throw DaemonError.badOption("cannot pin node \(node) to cpu \(cpu): \(error) (is it one of this host's CPUs?)")
         }
         logger.info("the loop runs pinned to cpu \(cpu)\(wait.mode == .dedicated ? " and never sleeps" : "")")
+    }
+
+    /// A socket client's next request (Plasma's, or a client without rings)
+    /// comes within tens of µs of its last. For `idleWindow` after one the
+    /// loop polls its completion queue, yielding the CPU between looks as
+    /// it does for rings (PAUSE only within `busySpin`, or when dedicated),
+    /// instead of blocking: a blocked store answers only once the kernel
+    /// has scheduled it back (SPEC §10.1 "Waiting"). False once the window
+    /// has passed: block.
+    func socketClientsExpected() -> Bool {
+        let idle = monotonicNanos() &- lastSocketRequest
+        guard idle < wait.idleWindow else { return false }
+        io_uring_submit(&ring)
+        if io_uring_cq_ready(&ring) == 0 {
+            if wait.mode == .dedicated || idle < wait.busySpin { CPU.relax() } else { sched_yield() }
+        }
+        drainCompletions()
+        armTimer()
+        return true
     }
 
     /// Client rings and peer rings, one pass.

@@ -88,6 +88,7 @@ extension StoreDaemon {
 
     /// Parses every whole Plasma frame in the input (SPEC §11.1).
     func processPlasma(_ c: Connection, _ session: PlasmaSession) {
+        lastSocketRequest = monotonicNanos()
         var start = 0
         while !c.closing {
             if session.awaitingSubscriberFD {
@@ -191,7 +192,8 @@ extension StoreDaemon {
             guard let l = s.created.removeValue(forKey: id) else {
                 return sendSocket(c, PlasmaCodec.encode(.seal(id, .objectNonexistent)))
             }
-            if mayDigestLate(l) {
+            if alone(l) {
+                guard mayDigestLate(l) else { return ask(.seal(id), .seal(id, digest: ObjectMemory.digest(region.memory(), l))) }
                 ask(.seal(id), .seal(id, digest: 0))
                 return digestLater(id, l)
             }

@@ -247,6 +247,7 @@ extension StoreDaemon {
 
     /// Parses every whole frame in the connection's input.
     func process(_ c: Connection) {
+        lastSocketRequest = monotonicNanos()
         var start = 0
         while !c.closing {
             let length: Int?

@@ -157,6 +157,8 @@ public final class StoreDaemon {
     var acceptRetry = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     let ringBytes: Int
     var lastRingActivity: UInt64 = 0
+    /// When the last request frame came over a socket (either protocol).
+    var lastSocketRequest: UInt64 = 0
     var nextClient: UInt64 = 1
     var timerSpec = UnsafeMutablePointer<__kernel_timespec>.allocate(capacity: 1)
     var timerArmedFor: UInt64?
