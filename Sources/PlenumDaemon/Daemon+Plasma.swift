@@ -192,8 +192,7 @@ extension StoreDaemon {
             guard let l = s.created.removeValue(forKey: id) else {
                 return sendSocket(c, PlasmaCodec.encode(.seal(id, .objectNonexistent)))
             }
-            if alone(l) {
-                guard mayDigestLate(l) else { return ask(.seal(id), .seal(id, digest: ObjectMemory.digest(region.memory(), l))) }
+            if alone(l), mayDigestLate(l) {
                 ask(.seal(id), .seal(id, digest: 0))
                 return digestLater(id, l)
             }

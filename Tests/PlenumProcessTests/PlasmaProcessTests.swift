@@ -262,9 +262,10 @@ final class PlasmaTestClient {
         #expect(store.stop() == 0)
     }
 
-    /// SPEC §11.3 "Seal": a store alone answers a Plasma seal before it
-    /// digests the object, then takes the digest while idle (a later change
-    /// is detected by verify) or at once when a list or verify needs it.
+    /// SPEC §11.3 "Seal": a store alone answers a Plasma seal of 64 KiB or
+    /// more before it digests the object, then takes the digest while idle
+    /// (a later change is detected by verify) or at once when a list or
+    /// verify needs it; a smaller object is digested before the answer.
     @Test func aStoreAloneDigestsAPlasmaSealAfterAnsweringIt() throws {
         let store = try Store()
         let a = try PlasmaTestClient(store.plasma)
@@ -305,6 +306,14 @@ final class PlasmaTestClient {
         let verdict = try native.verify([y])
         #expect(verdict.count == 1 && verdict[0].map { Wire.code($0) } == .digestMismatch, "\(verdict)")
         #expect(try native.list().first { $0.id == y }?.digest == crc(size: 200_000, k: 3))
+        // An object under 64 KiB is written back and digested before its
+        // seal is answered: nothing pending, and a change right after is seen.
+        let z = Self.id(0x43)
+        let (zBase, zStart) = try put(z, size: 1000, k: 5)
+        #expect(pending() == 0)
+        zBase.storeBytes(of: 0xEE, toByteOffset: zStart + 10, as: UInt8.self)
+        let zVerdict = try native.verify([z])
+        #expect(zVerdict.count == 1 && zVerdict[0].map { Wire.code($0) } == .digestMismatch, "\(zVerdict)")
         #expect(store.stop() == 0)
     }
 
