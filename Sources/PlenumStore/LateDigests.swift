@@ -10,7 +10,8 @@ import PlenumMemory
 ///                                            │
 ///   idle loop: advance(≤ bytes) ─────────────┤ CRC32C of the next bytes of
 ///              … until finished ─▶ (id, created, digest) ─▶ recordDigest
-///   verify, list: take(id) / takeAll ─▶ the rest of it at once
+///   verify: take(id) ─▶ the rest of that one at once
+///   list:   advance(Int.max) until empty ─▶ every one at once
 /// ```
 ///
 /// One entry per id: a later seal of the same id (the first object was
@@ -65,6 +66,9 @@ public struct LateDigests: Sendable {
             guard var item = items[id], isCurrent(id, item.created) else { drop(id); continue }
             let n = min(bytes, item.total - item.done)
             if n > 0 {
+                // Plain reads of the object's bytes, no invalidate: the
+                // store's own region, read in the writer's cache domain
+                // (SPEC §11.3 "Seal", §9.4).
                 item.crc = memory.read(at: item.location.offset + item.done, count: n) { CRC32C.checksum($0, seed: item.crc) }
                 item.done += n
             }
