@@ -220,6 +220,13 @@ extension StoreDaemon {
             ask(.delete(ids), .delete(ids))
         case .contains(let id):
             if spilled[id] != nil { return sendSocket(c, PlasmaCodec.encode(.contains(id, true))) }
+            if core.store.isSealed(id) {
+                // Sealed here: what the core answers first (ClusterCore's
+                // contains), answered without its bookkeeping; counted alike.
+                metrics.begin(client: c.id, rid: 0, op: StoreMetrics.op(StoreRequest.contains(id)), now: now, peerWork: peerWork)
+                metrics.end(client: c.id, rid: 0, .contains(true), now: now, peerWork: peerWork)
+                return sendSocket(c, PlasmaCodec.encode(.contains(id, true)))
+            }
             ask(.contains(id), .contains(id))
         case .list:
             settleDigests()
