@@ -64,7 +64,7 @@ extension StoreDaemon {
         guard !lateDigests.isEmpty else { return }
         io_uring_submit(&ring)
         let memory = region.memory()
-        while !lateDigests.isEmpty, io_uring_cq_ready(&ring) == 0 {
+        while !lateDigests.isEmpty, plenum_uring_work_pending(&ring) == 0 {
             if let f = lateDigests.advance(memory, bytes: Self.lateDigestChunk, isCurrent: isCurrent) {
                 _ = core.recordDigest(f.id, f.digest, ifCreatedAt: f.created)
             }
