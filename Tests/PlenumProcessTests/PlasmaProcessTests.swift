@@ -295,6 +295,16 @@ final class PlasmaTestClient {
         // seal reports the digest of the bytes (taken then if still pending).
         let x = Self.id(0x41), y = Self.id(0x42)
         _ = try put(x, size: 300_001, k: 7)
+        // Contains of an object sealed here is answered at once (no core
+        // round), and counted like any other answer.
+        a.send(.contains(x))
+        #expect(try a.reply() == .contains(x, true))
+        a.send(.contains(y))
+        #expect(try a.reply() == .contains(y, false))
+        let counted = try native.metrics().split(separator: "\n")
+            .filter { $0.hasPrefix("plenum_operations_total{") && $0.contains("op=\"contains\"") }
+            .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
+        #expect(counted == 2, "contains answered: \(counted)")
         let row = try #require(try native.list().first { $0.id == x })
         #expect(row.digest == crc(size: 300_001, k: 7))
         #expect(try native.verify([x]) == [nil])
