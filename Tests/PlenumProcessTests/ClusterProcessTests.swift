@@ -249,11 +249,10 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
             let r: [StoreError?]
             do { r = try c1.delete([spill, big]) } catch { answers.append("threw \(error)"); return false }
             answers.append("\(r)")
-            return r.allSatisfy { e in
-                guard let e else { return true }
-                if case .notFound = e { return true }
-                return false
-            }
+            // Errors arrive decoded from the wire (`.remote(code:text:)`),
+            // so by code: matching `case .notFound` never held, and a first
+            // attempt answering [nil, inUse] left this waiting for ever.
+            return r.allSatisfy { e in e.map { Wire.code($0) == .notFound } ?? true }
         }
         #expect(deleted, "\(answers.count) deletes answered \(answers.prefix(3)) … \(answers.suffix(2)); \((0..<3).map { cluster.status(NodeID($0)) ?? [:] })")
         for n in 0..<3 { #expect(try cluster.client(NodeID(n)).stats().used == 0, "node \(n) back to its start") }
