@@ -233,6 +233,26 @@ final class PlasmaTestClient {
         #expect(store.stop() == 0)
     }
 
+    /// SPEC §11.1 "Reading": a frame sent in pieces (libplasma writes
+    /// cookie, type, length and body apart) is answered once whole; a
+    /// client that stops inside a frame holds up nobody else, and is
+    /// answered when it sends the rest.
+    @Test func aFrameInPiecesIsAnsweredAndAClientStoppedMidFrameHoldsUpNobody() throws {
+        let store = try Store()
+        let good = try PlasmaTestClient(store.plasma), slow = try PlasmaTestClient(store.plasma)
+        let frame = PlasmaCodec.encode(.contains(Self.id(7)))
+        for (a, b) in [(0, 8), (8, 16), (16, 24), (24, frame.count)] { good.send(Array(frame[a..<b])) }
+        #expect(try good.reply() == .contains(Self.id(7), false))
+        slow.send(Array(frame[0..<30]))
+        for _ in 0..<20 {
+            good.send(.contains(Self.id(8)))
+            #expect(try good.reply() == .contains(Self.id(8), false))
+        }
+        slow.send(Array(frame[30...]))
+        #expect(try slow.reply() == .contains(Self.id(7), false))
+        #expect(store.stop() == 0)
+    }
+
     /// SPEC §11.9: `evict_if_full = false` is honoured — a create that would
     /// need an eviction is refused OutOfMemory and evicts nothing; the same
     /// create with `evict_if_full` evicts. A memory quota is refused
