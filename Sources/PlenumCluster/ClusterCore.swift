@@ -257,64 +257,6 @@ public struct ClusterCore: Sendable {
     /// `peers`: every remote operation computes a home over it).
     public private(set) var live: [NodeID] = []
     public func home(of id: ObjectID) -> NodeID { Home.of(id, among: live) }
-    public var directoryEntries: Int { directory.count }
-    /// This node's bookkeeping of work in progress, by table, non-empty
-    /// ones only: all of it ends with the work (every client done, nothing
-    /// in flight, every node in one view it has taken over), so the
-    /// simulator's end state requires it empty.
-    public var openWork: [String: Int] {
-        let tables: [(String, Int)] = [
-            ("outstanding requests", outstanding.count), ("gets", gets.count), ("watched ids", watching.count),
-            ("digest checks", digestChecks.count), ("deletes", deletes.count), ("lists", lists.count), ("batches", batches.count),
-            ("remote references", remoteRefs.values.reduce(0) { $0 + $1.count }),
-            ("remote unsealed", remoteUnsealed.values.reduce(0) { $0 + $1.count }),
-            ("local unsealed", localUnsealed.values.reduce(0) { $0 + $1.count }),
-            ("reservations", myReservations.count), ("re-sent reservations", rehomedReservations.count),
-            ("barrier waiters", barrierWaiterCount), ("awaited acknowledgements", awaitingAcks.values.reduce(0, +)),
-            ("held replies", held.values.reduce(0) { $0 + $1.count }), ("parked", parkedCount),
-            ("awaiting takeover", awaitingTakeoverCount), ("watches as home", directoryWatches),
-            ("waiting ids", waitingIds.values.reduce(0, +)),
-        ]
-        return Dictionary(uniqueKeysWithValues: tables.filter { $0.1 != 0 })
-    }
-    /// The entries this node is home of, as (reserved by, owner once
-    /// sealed): for checks from outside (the simulator's end state).
-    public var directorySnapshot: [ObjectID: (reservedBy: NodeID, owner: NodeID?)] {
-        directory.entries.mapValues { ($0.reservedBy, $0.owner) }
-    }
-
-    /// Watches this node holds as a home (blocking gets elsewhere).
-    public var directoryWatches: Int { directory.watcherCount }
-    /// References each peer holds on objects in this node's memory.
-    public var referencesLent: [NodeID: Int] {
-        var out: [NodeID: Int] = [:]
-        for n in peers.keys { out[n] = store.references(of: Self.pseudoClient(n)) }
-        return out
-    }
-
-    /// The earliest time the core must be ticked for a client-visible
-    /// deadline (get timeouts), for the shell's timer. Peer request
-    /// timeouts are not in it: the cluster shell ticks the core every
-    /// heartbeat, which expires them (a loop iteration need not scan them).
-    public var nextDeadline: UInt64? {
-        var best = store.nextDeadline
-        for g in gets.values { if let d = g.deadline, best.map({ d < $0 }) ?? true { best = d } }
-        return best
-    }
-
-    /// `nextDeadline` for a caller that holds the core in a class property
-    /// (the daemon asks after every batch of events): a mutating call works
-    /// in place, where a getter made the caller copy the whole core first.
-    public mutating func earliestDeadline() -> UInt64? { nextDeadline }
-    public var pendingRequests: Int { outstanding.count }
-    /// This node's clients waiting at a barrier (SPEC §10.9 `barrier_waiters`).
-    public var barrierWaiterCount: Int { barrierWaiters.values.reduce(0) { $0 + $1.count } }
-    /// References held here on each peer's objects (for status).
-    public var referencesHeld: [NodeID: Int] {
-        var out: [NodeID: Int] = [:]
-        for refs in remoteRefs.values { for h in refs.values { out[h.node, default: 0] += h.count } }
-        return out
-    }
 
     // MARK: events
 
@@ -374,45 +316,6 @@ public struct ClusterCore: Sendable {
         out += held.removeValue(forKey: c) ?? []
     }
 
-    /// A create with Plasma's `evict_if_full = false` (SPEC §11.9): reserved
-    /// at its home as any, then placed in this node's free memory only —
-    /// no eviction, no spill to a peer; `outOfMemory` if it does not fit.
-    public mutating func createWithoutEviction(_ c: ClientID, requestId: UInt64, _ id: ObjectID, dataSize: Int, metadataSize: Int,
-                                               now: UInt64) -> [ClusterAction] {
-        var out: [ClusterAction] = []
-        guard store.knows(client: c) else {
-            reply(c, requestId, .error(.unknownClient(c)), into: &out)
-            return out
-        }
-        create(Create(client: c, requestId: requestId, id: id, dataSize: dataSize, metadataSize: metadataSize, target: nil, evict: false),
-               now: now, into: &out)
-        expire(now: now, into: &out)
-        return out
-    }
-
-    /// Plasma's deletion cache (SPEC §11.9): a local object a Plasma client
-    /// deleted while in use or unsealed goes at its last release.
-    @discardableResult
-    public mutating func deleteAtLastRelease(_ id: ObjectID) -> Bool { store.deleteAtLastRelease(id) }
-
-    /// A digest taken after the seal by a node alone, whose memory no other
-    /// host maps (SPEC §11.3 "Seal"): recorded in the store and in the
-    /// directory (this node is home of every id). False, and nothing
-    /// recorded, when `id` no longer names the object created at `created`
-    /// or this node is not alone.
-    public mutating func recordDigest(_ id: ObjectID, _ digest: UInt64, ifCreatedAt created: UInt64) -> Bool {
-        guard live == [me], !indexesDirectory, store.recordDigest(id, digest, ifCreatedAt: created) else { return false }
-        directory.redigest(id, owner: me, digest: digest)
-        return true
-    }
-
-    /// A reply the shell composed (create-and-seal), held like the core's own.
-    public mutating func deferredReply(_ c: ClientID, requestId: UInt64, _ r: StoreResponse) -> [ClusterAction] {
-        var out: [ClusterAction] = []
-        reply(c, requestId, r, into: &out)
-        return out
-    }
-
     /// Runs a request through the local store as client `c`; returns its
     /// direct reply and forwards every other action (notifications, woken
     /// gets, removals) through `absorb`.
@@ -443,13 +346,5 @@ public struct ClusterCore: Sendable {
 
     mutating func localActions(_ actions: [StoreAction], for client: ClientID? = nil, now: UInt64, into out: inout [ClusterAction]) {
         for a in actions { absorb(a, for: client, now: now, into: &out) }
-    }
-}
-
-extension ClusterCore {
-    /// The location and seal-time digest of an object in a peer's memory
-    /// that `client` holds a reference to (for `verify`, SPEC §9.7).
-    public func heldRemote(_ client: ClientID, _ id: ObjectID) -> (ObjectLocation, UInt64)? {
-        remoteRefs[client]?[id].map { ($0.location, $0.digest) }
     }
 }
