@@ -67,7 +67,7 @@ extension StoreDaemon {
             let got = plenum_recv_with_fds(c.fd, c.buffer, 65536, Int32(MSG_DONTWAIT), &fds, PLENUM_MAX_FDS, &n)
             session.receivedFDs += fds[0..<Int(n)]
             if got > 0 {
-                c.input += UnsafeRawBufferPointer(start: c.buffer, count: got)
+                c.input.append(contentsOf: UnsafeRawBufferPointer(start: c.buffer, count: got).bindMemory(to: UInt8.self))
                 if got < 65536 { break }
                 continue
             }

@@ -176,7 +176,7 @@ extension StoreDaemon {
             guard let c = connections[client] else { return }
             c.recvArmed = false
             if result <= 0 { drop(c, why: result == 0 ? "closed" : "recv errno \(-result)"); return }
-            c.input += UnsafeRawBufferPointer(start: c.buffer, count: Int(result))
+            c.input.append(contentsOf: UnsafeRawBufferPointer(start: c.buffer, count: Int(result)).bindMemory(to: UInt8.self))
             process(c)
             armRecv(c)
         case .send:

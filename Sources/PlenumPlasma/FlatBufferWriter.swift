@@ -51,11 +51,11 @@ public struct FlatBufferWriter {
     }
 
     mutating func put<T: FixedWidthInteger>(_ v: T, at: Int) {
-        withUnsafeBytes(of: v.littleEndian) { for (k, b) in $0.enumerated() { bytes[at + k] = b } }
+        bytes.storeLittleEndian(v, at: at)
     }
 
     mutating func append<T: FixedWidthInteger>(_ v: T) {
-        withUnsafeBytes(of: v.littleEndian) { bytes += $0 }
+        bytes.appendLittleEndian(v)
     }
 
     /// Stores at `slot` the uoffset to `target` (which lies after it).

@@ -28,8 +28,11 @@ public enum PlasmaCodec {
     public static func frame(_ type: PlasmaType, _ body: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(headerBytes + body.count)
-        for w in [version, type.rawValue, Int64(body.count)] { withUnsafeBytes(of: w.littleEndian) { out += $0 } }
-        return out + body
+        out.appendLittleEndian(version)
+        out.appendLittleEndian(type.rawValue)
+        out.appendLittleEndian(Int64(body.count))
+        out += body
+        return out
     }
 
     static func id(_ b: [UInt8]?) throws(PlasmaDecodeError) -> ObjectID {
@@ -139,9 +142,13 @@ public enum PlasmaCodec {
         case .abort(let id): return build(.abortReply, [.string(id.bytes)])
         case .seal(let id, let error): return build(.sealReply, [.string(id.bytes), .i32(error.rawValue)])
         case .get(let ids, let specs, let fds, let sizes):
-            var specBytes: [UInt8] = []
-            specBytes.reserveCapacity(specs.count * PlasmaObjectSpec.size)
-            for s in specs { s.append(to: &specBytes) }
+            let n = specs.count * PlasmaObjectSpec.size
+            let specBytes = [UInt8](unsafeUninitializedCapacity: n) { b, initialized in
+                let raw = UnsafeMutableRawBufferPointer(b)
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                for (k, s) in specs.enumerated() { s.store(into: raw, at: k * PlasmaObjectSpec.size) }
+                initialized = n
+            }
             // Per object: an offset and a 28-byte string (id), a struct, a
             // descriptor, a size, an offset and an 8-byte empty table; plus
             // the root table and padding.
@@ -164,8 +171,10 @@ public enum PlasmaCodec {
     public static func notification(_ infos: [PlasmaObjectInfo]) -> [UInt8] {
         let body = FlatBufferWriter.build([.tables(infos.map(\.fields))])
         var out: [UInt8] = []
-        withUnsafeBytes(of: Int64(body.count).littleEndian) { out += $0 }
-        return out + body
+        out.reserveCapacity(8 + body.count)
+        out.appendLittleEndian(Int64(body.count))
+        out += body
+        return out
     }
 
     static func error(_ raw: Int32) throws(PlasmaDecodeError) -> PlasmaError {

@@ -96,8 +96,25 @@ public struct PlasmaObjectSpec: Equatable, Sendable {
 
     /// Appends the struct's bytes to `b`.
     public func append(to b: inout [UInt8]) {
-        func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
-        put(segmentIndex); put(Int32(0)); put(dataOffset); put(dataSize); put(metadataOffset); put(metadataSize); put(deviceNum); put(Int32(0))
+        b += [UInt8](repeating: 0, count: Self.size)
+        b.withUnsafeMutableBytes { store(into: $0, at: $0.count - Self.size) }
+    }
+
+    /// Writes the struct's bytes at `at` (the pads are left as they are).
+    ///
+    /// ```
+    ///  0 i32 segment_index │ 4 pad │ 8 u64 data_offset │ 16 i64 data_size │ 24 u64 metadata_offset
+    ///  32 i64 metadata_size │ 40 i32 device_num │ 44 pad │ 48
+    /// ```
+    @inline(__always)
+    func store(into out: UnsafeMutableRawBufferPointer, at: Int) {
+        precondition(at >= 0 && at <= out.count - Self.size, "a spec at \(at) outside [0, \(out.count))")
+        out.storeBytes(of: segmentIndex.littleEndian, toByteOffset: at, as: Int32.self)
+        out.storeBytes(of: dataOffset.littleEndian, toByteOffset: at + 8, as: UInt64.self)
+        out.storeBytes(of: dataSize.littleEndian, toByteOffset: at + 16, as: Int64.self)
+        out.storeBytes(of: metadataOffset.littleEndian, toByteOffset: at + 24, as: UInt64.self)
+        out.storeBytes(of: metadataSize.littleEndian, toByteOffset: at + 32, as: Int64.self)
+        out.storeBytes(of: deviceNum.littleEndian, toByteOffset: at + 40, as: Int32.self)
     }
 
     public init(bytes s: ArraySlice<UInt8>) {

@@ -67,13 +67,7 @@ enum ReplyTemplates {
         /// The spec struct's layout (`PlasmaObjectSpec.append`): i32, pad,
         /// u64, i64, u64, i64, i32, pad.
         @inline(__always) mutating func put(_ s: PlasmaObjectSpec) {
-            let at = slots[k]
-            out.storeBytes(of: s.segmentIndex.littleEndian, toByteOffset: at, as: Int32.self)
-            out.storeBytes(of: s.dataOffset.littleEndian, toByteOffset: at + 8, as: UInt64.self)
-            out.storeBytes(of: s.dataSize.littleEndian, toByteOffset: at + 16, as: Int64.self)
-            out.storeBytes(of: s.metadataOffset.littleEndian, toByteOffset: at + 24, as: UInt64.self)
-            out.storeBytes(of: s.metadataSize.littleEndian, toByteOffset: at + 32, as: Int64.self)
-            out.storeBytes(of: s.deviceNum.littleEndian, toByteOffset: at + 40, as: Int32.self)
+            s.store(into: out, at: slots[k])
             k += 1
         }
     }

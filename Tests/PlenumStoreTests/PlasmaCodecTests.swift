@@ -21,6 +21,36 @@ import Testing
     let b = ObjectID(bytes: [UInt8](repeating: 0x62, count: 20))!
     let z = ObjectID(bytes: [UInt8](repeating: 0x7A, count: 20))!
 
+    /// Get replies of 0 … 7 ids keep the exact bytes of the writer they
+    /// were first checked against Plasma's client with (FNV-1a of each
+    /// frame, taken before the writer's vectors were written in bulk): a
+    /// faster writer must not move a byte.
+    @Test func getRepliesKeepTheirBytes() {
+        func fnv(_ b: [UInt8]) -> UInt64 {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for x in b { h = (h ^ UInt64(x)) &* 0x100_0000_01b3 }
+            return h
+        }
+        var prints: [UInt64] = []
+        for n in 0...7 {
+            let ids = (0..<n).map { (k: Int) -> ObjectID in
+                let bytes: [UInt8] = (0..<20).map { (j: Int) -> UInt8 in UInt8(truncatingIfNeeded: 31 &* j &+ 7 &* k) }
+                return ObjectID(bytes: bytes)!
+            }
+            let specs = (0..<n).map { (k: Int) -> PlasmaObjectSpec in
+                k % 3 == 2 ? PlasmaObjectSpec.missing
+                           : PlasmaObjectSpec(segmentIndex: Int32(k + 1), dataOffset: UInt64(4096 * k), dataSize: Int64(100 + k),
+                                              metadataOffset: UInt64(4096 * k + 100 + k), metadataSize: Int64(k), deviceNum: 0)
+            }
+            let fds: [Int32] = Array([Int32(1), 5, 9].prefix(n % 4))
+            let sizes: [Int64] = fds.map { (f: Int32) -> Int64 in Int64(f) << 20 | 8 }
+            prints.append(fnv(PlasmaCodec.encodeGeneric(.get(ids, specs, storeFDs: fds, mmapSizes: sizes))))
+        }
+        #expect(prints == Self.getReplyPrints)
+    }
+    static let getReplyPrints: [UInt64] = [0xd330_2367_b539_937b, 0x7dbb_fac2_4eac_96b6, 0x1552_ce95_8417_e30c, 0x4aaf_858b_ac23_244f,
+                                           0x5591_3c4e_6b30_60da, 0xf058_b1b3_145a_2676, 0x6c97_d94f_4536_5c1d, 0x3631_da77_5afb_6d5c]
+
     /// The hot replies come from templates (issue 25): byte for byte what
     /// the generic writer builds, for ids, codes, specs, descriptors and
     /// sizes all over their ranges; other shapes take the generic path.
