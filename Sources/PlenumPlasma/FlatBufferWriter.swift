@@ -131,32 +131,40 @@ public struct FlatBufferWriter {
         case .table(let fields):
             return table(fields)
         case .ids(let list):
-            // As .strings: the offset vector, then each string (u32 length,
-            // 20 bytes, NUL), 4-aligned.
+            // As .strings, in one block: the offset vector, then each string
+            // (u32 length 20, the id, NUL) 4-aligned, so string k starts
+            // 28·k after the vector; no pad after the last.
+            //   [off 0 … off n−1][20|id 0|0|pad][20|id 1|0|pad] … [20|id n−1|0]
             let at = vectorHeader(count: list.count, align: 4)
-            let first = bytes.count
-            bytes += repeatElement(0, count: 4 * list.count)
-            for (k, id) in list.enumerated() {
-                pad(to: 4)
-                patch(first + 4 * k, to: bytes.count)
-                append(UInt32(ObjectID.byteCount))
-                id.append(to: &bytes)
-                bytes.append(0)
+            let n = list.count
+            guard n > 0 else { return at }
+            appendBlock(32 * n - 3) { b in
+                for (k, id) in list.enumerated() {
+                    let string = 4 * n + 28 * k, (w0, w1, w2) = id.words
+                    b.storeBytes(of: UInt32(string - 4 * k).littleEndian, toByteOffset: 4 * k, as: UInt32.self)
+                    b.storeBytes(of: UInt32(ObjectID.byteCount).littleEndian, toByteOffset: string, as: UInt32.self)
+                    b.storeBytes(of: w0.littleEndian, toByteOffset: string + 4, as: UInt64.self)
+                    b.storeBytes(of: w1.littleEndian, toByteOffset: string + 12, as: UInt64.self)
+                    b.storeBytes(of: w2.littleEndian, toByteOffset: string + 20, as: UInt32.self)
+                }
             }
             return at
         case .emptyTables(let n):
-            // As .tables of [] (see table(_:)): per table an 8-aligned
-            // table of one soffset (4) right after its vtable [4, 4].
+            // As .tables of [] (see table(_:)), in one block: the offset
+            // vector, pad, then per table its vtable [4, 4] and a table of
+            // one soffset (4), 8-aligned, 8 bytes apart.
+            //   [off 0 … off n−1][pad][4|4|4][4|4|4] …
             let at = vectorHeader(count: n, align: 4)
-            let first = bytes.count
-            bytes += repeatElement(0, count: 4 * n)
-            for k in 0..<n {
-                let start = (bytes.count + 4 + 7) / 8 * 8
-                while bytes.count < start - 4 { bytes.append(0) }
-                append(UInt16(4))
-                append(UInt16(4))
-                append(Int32(4))
-                patch(first + 4 * k, to: start)
+            guard n > 0 else { return at }
+            let first = bytes.count, start = (first + 4 * n + 4 + 7) / 8 * 8
+            appendBlock(start - first + 8 * n - 4) { b in
+                for k in 0..<n {
+                    let table = start + 8 * k - first
+                    b.storeBytes(of: UInt32(table - 4 * k).littleEndian, toByteOffset: 4 * k, as: UInt32.self)
+                    b.storeBytes(of: UInt16(4).littleEndian, toByteOffset: table - 4, as: UInt16.self)
+                    b.storeBytes(of: UInt16(4).littleEndian, toByteOffset: table - 2, as: UInt16.self)
+                    b.storeBytes(of: Int32(4).littleEndian, toByteOffset: table, as: Int32.self)
+                }
             }
             return at
         case .int32s(let list):
@@ -173,6 +181,17 @@ public struct FlatBufferWriter {
             return at
         case .u8, .i32, .i64, .u64, .inlineStruct:
             preconditionFailure("scalars and structs are stored inline")
+        }
+    }
+
+    /// Appends `count` zero bytes and lets `fill` write into them (offsets
+    /// relative to the block's start, which is `bytes.count` before it).
+    mutating func appendBlock(_ count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) {
+        bytes += [UInt8](unsafeUninitializedCapacity: count) { b, initialized in
+            let raw = UnsafeMutableRawBufferPointer(b)
+            raw.initializeMemory(as: UInt8.self, repeating: 0)
+            fill(raw)
+            initialized = count
         }
     }
 
