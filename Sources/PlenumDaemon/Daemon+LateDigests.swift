@@ -19,22 +19,18 @@ extension StoreDaemon {
     /// CRC32C per step of the idle loop: about 5 µs, the longest a request
     /// that arrives meanwhile waits for it.
     static let lateDigestChunk = 64 << 10
-    /// Past this many objects waiting, a seal takes its digest at once: a
-    /// store that never idles keeps a bounded queue.
-    static let maxLateDigests = 4096
 
     /// Whether a Plasma seal of `l` is on a store alone: the object in its
     /// own region, which no other host maps.
     func alone(_ l: ObjectLocation) -> Bool { peers == nil && l.region == 0 }
 
     /// Whether such a seal skips the write-back and leaves the digest for
-    /// later: an object of one step (64 KiB) or more, while there is room.
-    /// A smaller one is written back and digested at once, as on a cluster:
-    /// it costs a few µs at most, and its readers then read it faster
-    /// (1 kB and 10 kB objects at about 2.8× the bandwidth, `Scripts/bench-vs-plasma`).
-    func mayDigestLate(_ l: ObjectLocation) -> Bool {
-        l.dataSize + l.metadataSize >= Self.lateDigestChunk && lateDigests.count < Self.maxLateDigests
-    }
+    /// later: an object of 64 KiB or more, while fewer than 4,096 wait
+    /// (`LateDigests.admits`). A smaller one is written back and digested
+    /// at once, as on a cluster: it costs a few µs at most, and its readers
+    /// then read it faster (1 kB and 10 kB objects at about 2.8× the
+    /// bandwidth, `Scripts/bench-vs-plasma`).
+    func mayDigestLate(_ l: ObjectLocation) -> Bool { lateDigests.admits(l) }
 
     /// Records an object sealed with its digest pending.
     func digestLater(_ id: ObjectID, _ l: ObjectLocation) {

@@ -46,7 +46,24 @@ public struct LateDigests: Sendable {
     var order: [ObjectID] = []
     var head = 0
 
-    public init() {}
+    /// Objects smaller than this are written back and digested at the
+    /// seal (a few µs at most, and their readers then read them faster).
+    public let minimumBytes: Int
+    /// At most this many wait: past it a seal is digested at once, so a
+    /// store that never idles keeps a bounded queue.
+    public let limit: Int
+
+    public init(minimumBytes: Int = 64 << 10, limit: Int = 4096) {
+        precondition(minimumBytes > 0 && limit >= 0)
+        self.minimumBytes = minimumBytes
+        self.limit = limit
+    }
+
+    /// Whether a seal of `l` may leave its digest for later: an object of
+    /// `minimumBytes` or more, while fewer than `limit` wait.
+    public func admits(_ l: ObjectLocation) -> Bool {
+        l.dataSize + l.metadataSize >= minimumBytes && items.count < limit
+    }
 
     public var count: Int { items.count }
     public var isEmpty: Bool { items.isEmpty }

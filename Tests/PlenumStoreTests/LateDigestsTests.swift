@@ -47,6 +47,25 @@ import Testing
         #expect(d.count == 0 && !d.contains(oid(1)))
     }
 
+    /// The bound of SPEC §11.3 "Seal": only objects of `minimumBytes` or
+    /// more wait, and never more than `limit` of them; once one is
+    /// finished, another may wait.
+    @Test func atMostLimitObjectsOfAtLeastMinimumBytesWait() {
+        var d = LateDigests(minimumBytes: 4096, limit: 3)
+        func at(_ k: Int, _ size: Int) -> ObjectLocation { ObjectLocation(offset: 8192 * k, dataSize: size, metadataSize: 0, reserved: 8192) }
+        #expect(!d.admits(at(0, 4095)), "smaller than minimumBytes: digested at the seal")
+        #expect(d.admits(ObjectLocation(offset: 0, dataSize: 4000, metadataSize: 96, reserved: 8192)), "data and metadata count together")
+        for k in 0..<3 {
+            #expect(d.admits(at(k, 4096)))
+            d.add(ObjectID(bytes: [UInt8](repeating: UInt8(k + 1), count: 20))!, location: at(k, 4096), created: UInt64(k))
+        }
+        #expect(d.count == 3)
+        #expect(!d.admits(at(3, 1 << 20)), "full: the next seal is digested at once")
+        #expect(d.advance(memory, bytes: 4096, isCurrent: { _, _ in true }) != nil)
+        #expect(d.admits(at(3, 4096)), "room again once one is finished")
+        #expect(LateDigests().minimumBytes == 64 << 10 && LateDigests().limit == 4096, "the store's bound (SPEC §11.3)")
+    }
+
     @Test func anEntryNoLongerCurrentIsDroppedAndASecondSealOfTheIdStartsOver() {
         var d = LateDigests()
         let first = ObjectLocation(offset: 0, dataSize: 50_000, metadataSize: 0, reserved: 50_048)
