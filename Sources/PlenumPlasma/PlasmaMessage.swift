@@ -88,16 +88,9 @@ public struct PlasmaObjectSpec: Equatable, Sendable {
 
     /// Little-endian struct bytes: i32, pad 4, u64, i64, u64, i64, i32, pad 4.
     public var bytes: [UInt8] {
-        var b: [UInt8] = []
-        b.reserveCapacity(Self.size)
-        append(to: &b)
+        var b = [UInt8](repeating: 0, count: Self.size)
+        b.withUnsafeMutableBytes { store(into: $0, at: 0) }
         return b
-    }
-
-    /// Appends the struct's bytes to `b`.
-    public func append(to b: inout [UInt8]) {
-        b += [UInt8](repeating: 0, count: Self.size)
-        b.withUnsafeMutableBytes { store(into: $0, at: $0.count - Self.size) }
     }
 
     /// Writes the struct's bytes at `at` (the pads are left as they are).

@@ -30,13 +30,9 @@ public struct ObjectID: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     /// Appends the 20 bytes to `out` (no intermediate array).
     public func append(to out: inout [UInt8]) {
-        // Byte by byte: a raw buffer's generic append costs ten times more.
-        var x = w0
-        for _ in 0..<8 { out.append(UInt8(truncatingIfNeeded: x)); x >>= 8 }
-        x = w1
-        for _ in 0..<8 { out.append(UInt8(truncatingIfNeeded: x)); x >>= 8 }
-        var y = w2
-        for _ in 0..<4 { out.append(UInt8(truncatingIfNeeded: y)); y >>= 8 }
+        out.appendLittleEndian(w0)
+        out.appendLittleEndian(w1)
+        out.appendLittleEndian(w2)
     }
 
     /// The 20 bytes.

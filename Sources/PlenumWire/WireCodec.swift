@@ -13,15 +13,7 @@ public struct WireWriter {
     public mutating func u16(_ v: UInt16) { le(v) }
     public mutating func u32(_ v: UInt32) { le(v) }
     public mutating func u64(_ v: UInt64) { le(v) }
-    /// Byte by byte, least significant first: appending through a raw
-    /// buffer's generic sequence path cost ten times as many instructions.
-    @inline(__always) mutating func le<T: FixedWidthInteger>(_ v: T) {
-        var x = v
-        for _ in 0..<MemoryLayout<T>.size {
-            bytes.append(UInt8(truncatingIfNeeded: x))
-            x >>= 8
-        }
-    }
+    @inline(__always) mutating func le<T: FixedWidthInteger>(_ v: T) { bytes.appendLittleEndian(v) }
     public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
     public mutating func int(_ v: Int) { u64(UInt64(bitPattern: Int64(v))) }
     public mutating func id(_ v: ObjectID) { v.append(to: &bytes) }
