@@ -6,7 +6,7 @@ import PlenumWire
 /// come in (requests that cross nodes complete as their nodes answer).
 ///
 /// ```
-///   submit ─▶ inFlight{rid} ── reply arrives (any wait, any call) ──▶ completed[rid] ── wait(rid) ─▶ response
+///   submit ─▶ inFlight: rid waiting ── reply arrives (any wait, any call) ──▶ rid arrived ── wait(rid) ─▶ response
 /// ```
 /// A client keeps at most `maxInFlight` requests outstanding by its own
 /// choice (the helpers below); the store bounds what it queues per client
@@ -33,7 +33,7 @@ extension PlenumClient {
         nextRequest += 1
         let bytes = frame(rid)
         if try !post(bytes, doorbell: false) { try send(bytes) }
-        inFlight.insert(rid)
+        inFlight.expect(rid)
         return Ticket(requestId: rid)
     }
 
@@ -47,7 +47,7 @@ extension PlenumClient {
         let rid = ticket.requestId
         try ringDoorbell()
         while true {
-            if let result = completed.removeValue(forKey: rid) {
+            if let result = inFlight.take(rid) {
                 switch result {
                 case .success(let response): return response
                 case .failure(let e): throw .remote(e)
@@ -59,7 +59,7 @@ extension PlenumClient {
     }
 
     /// Requests submitted and not yet waited for.
-    public var requestsInFlight: Int { inFlight.count + completed.count }
+    public var requestsInFlight: Int { inFlight.count }
 
     /// `contains` of every id with up to `window` lookups in flight at once
     /// (ids homed on different nodes are looked up in parallel).

@@ -23,8 +23,7 @@ public final class PlenumClient {
     var nextRequest: UInt64 = 1
     /// Requests sent by `submit` whose replies have not arrived, and
     /// replies that arrived before anyone asked for them.
-    var inFlight: Set<UInt64> = []
-    var completed: [UInt64: Result<StoreResponse, RemoteError>] = [:]
+    var inFlight = ReplyTable<Result<StoreResponse, RemoteError>>()
     var input: [UInt8] = []
     public internal(set) var notifications: [StoreNotification] = []
     /// Shared-memory rings to the store, once `useRings()` succeeded.
@@ -177,28 +176,30 @@ public final class PlenumClient {
         let byRing = try post(bytes)
         if !byRing { try send(bytes) }
         while true {
-            if let result = completed.removeValue(forKey: rid) {
+            // A request that went by the socket (the ring is unusable) is
+            // answered there: look on every round, not every 64th.
+            if let result = try take(next(socketEvery: byRing ? 64 : 1), awaiting: rid) {
                 switch result {
                 case .success(let response): return response
                 case .failure(let e): throw .remote(e)
                 }
             }
-            // A request that went by the socket (the ring is unusable) is
-            // answered there: look on every round, not every 64th.
-            try take(next(socketEvery: byRing ? 64 : 1), awaiting: rid)
         }
     }
 
     /// Files an incoming frame: a notification is queued, the reply to
-    /// `awaiting` or to a request in flight (`submit`) is kept in
-    /// `completed`, anything else (a stray reply) is dropped.
-    func take(_ incoming: Wire.Incoming, awaiting rid: UInt64) {
+    /// `awaiting` is returned, one to a request in flight (`submit`) is
+    /// kept in `inFlight`, anything else (a stray reply) is dropped.
+    @discardableResult
+    func take(_ incoming: Wire.Incoming, awaiting rid: UInt64) -> Result<StoreResponse, RemoteError>? {
         switch incoming {
         case .notification(let n): notifications.append(n)
         case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .metrics, .wake: break
         case .reply(let r, let result):
-            if r == rid || inFlight.remove(r) != nil { completed[r] = result }
+            if r == rid { return result }
+            _ = inFlight.arrive(r, result)
         }
+        return nil
     }
 
     /// Sends a frame nothing answers (a quiet release): by the request ring

@@ -6,7 +6,7 @@ extension ClusterCore {
     mutating func local(_ e: StoreEvent, now: UInt64, into out: inout [ClusterAction]) {
         switch e {
         case .connected, .tick:
-            localActions(store.handle(e, now: now), now: now, into: &out)
+            localActions(of: e, now: now, into: &out)
         case .disconnected(let c):
             disconnect(c, now: now, into: &out)
         case .request(let c, let rid, let r):
@@ -82,7 +82,7 @@ extension ClusterCore {
     }
 
     mutating func passThrough(_ c: ClientID, _ rid: UInt64, _ r: StoreRequest, now: UInt64, into out: inout [ClusterAction]) {
-        localActions(store.handle(.request(c, requestId: rid, r), now: now), for: c, now: now, into: &out)
+        localActions(of: .request(c, requestId: rid, r), for: c, now: now, into: &out)
     }
 
     // MARK: create
@@ -109,7 +109,11 @@ extension ClusterCore {
         if h == me {
             // A home grants new reservations only in a view it has taken
             // over (SPEC §10.4 "Handoff"); until then the create waits.
-            guard takenOver else { awaitingTakeover.append((k, now &+ config.requestTimeout)); return }
+            guard takenOver else {
+                awaitingTakeover.append((k, now &+ config.requestTimeout))
+                noteDeadline(now &+ config.requestTimeout)
+                return
+            }
             guard directory.reserve(k.id, by: me) else { reply(k.client, k.requestId, .error(.alreadyExists(k.id)), into: &out); return }
             myReservations.insert(k.id)
             reserved(k, now: now, into: &out)
@@ -255,6 +259,7 @@ extension ClusterCore {
         if h == me {
             if !takenOver {
                 awaitingTakeoverBatch.append((token, i, id, deadline))
+                noteDeadline(deadline)
             } else if directory.reserve(id, by: me) {
                 myReservations.insert(id)
                 batchAnswered(token, i, nil, into: &out)
@@ -331,7 +336,7 @@ extension ClusterCore {
         held[c] = nil
         awaitingTakeover.removeAll { $0.create.client == c }
         let unsealed = localUnsealed.removeValue(forKey: c) ?? []
-        localActions(store.handle(.disconnected(c), now: now), now: now, into: &out)
+        localActions(of: .disconnected(c), now: now, into: &out)
         for id in unsealed where store.location(id) == nil { releaseReservation(id, now: now, into: &out) }
         for (token, g) in gets where g.client == c { dropGet(token, now: now, into: &out) }
         for name in barrierWaiters.keys { barrierWaiters[name]!.removeAll { $0.client == c } }

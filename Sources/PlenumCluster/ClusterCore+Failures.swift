@@ -13,6 +13,7 @@ extension ClusterCore {
 
     /// Fails requests whose peer did not answer in time.
     mutating func expire(now: UInt64, into out: inout [ClusterAction]) {
+        guard now >= expiryScanAt else { return }
         for (corr, o) in outstanding where o.deadline <= now {
             outstanding[corr] = nil
             keepForLateAnswers(corr, o)
@@ -23,7 +24,18 @@ extension ClusterCore {
             if let d = g.deadline, d <= now { finishGet(token, now: now, into: &out) }
         }
         expireTakeover(now: now, into: &out)
+        // What is left (and whatever the failures above sent) sets the next scan.
+        var next = UInt64.max
+        for o in outstanding.values { next = min(next, o.deadline) }
+        for g in gets.values { if let d = g.deadline { next = min(next, d) } }
+        for w in awaitingTakeover { next = min(next, w.deadline) }
+        for b in awaitingTakeoverBatch { next = min(next, b.deadline) }
+        expiryScanAt = next
     }
+
+    /// A deadline was set: `expire` must scan by then.
+    @inline(__always)
+    mutating func noteDeadline(_ d: UInt64) { expiryScanAt = min(expiryScanAt, d) }
 
     /// What to do when a request to a peer cannot complete.
     mutating func fail(_ o: Outstanding, why: String, now: UInt64, into out: inout [ClusterAction]) {

@@ -22,7 +22,7 @@ extension ClusterCore {
         loads[n] = nil
         counters.deaths += 1
         // Its references and unsealed creations here: dropped and aborted.
-        localActions(store.handle(.disconnected(Self.pseudoClient(n)), now: now), now: now, into: &out)
+        localActions(of: .disconnected(Self.pseudoClient(n)), now: now, into: &out)
         awaitingAcks[Self.pseudoClient(n)] = nil
         held[Self.pseudoClient(n)] = nil
         directory.drop(node: n)

@@ -108,7 +108,9 @@ extension ClusterCore {
             let forward = config.forwardDelete && home(of: id) != me
             var c: UInt16 = StoreError.notFound(id).peerCode
             var forwarded = false
-            for a in store.handle(.request(pc, requestId: 0, .delete([id])), now: now) {
+            let actions = storeActions(.request(pc, requestId: 0, .delete([id])), now: now)
+            defer { recycle(actions) }
+            for a in actions {
                 if case .reply(pc, 0, let r) = a {
                     if case .deleted(let e) = r { c = (e.first ?? nil)?.peerCode ?? 0 }
                 } else if forward, case .removed(id) = a {

@@ -24,6 +24,7 @@ extension ClusterCore {
         let deadline: UInt64? = timeoutMs <= 0 ? nil : StoreCore.deadline(now: now, timeoutMs: timeoutMs)
         gets[token] = Get(client: c, requestId: rid, ids: ids, results: Array(repeating: nil, count: ids.count),
                           open: Set(ids.indices), deadline: deadline, watch: timeoutMs != 0)
+        if let deadline { noteDeadline(deadline) }
         for (i, id) in ids.enumerated() {
             if store.isSealed(id) {
                 takeLocal(token, i, id, now: now, into: &out)

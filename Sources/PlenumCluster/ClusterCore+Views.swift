@@ -146,12 +146,18 @@ extension ClusterCore {
         awaitingTakeover = []
         let open = takenOver
         for w in waiting {
-            if !open && home(of: w.create.id) == me { awaitingTakeover.append(w) } else { create(w.create, now: now, into: &out) }
+            if !open && home(of: w.create.id) == me {
+                awaitingTakeover.append(w)
+                noteDeadline(w.deadline)
+            } else { create(w.create, now: now, into: &out) }
         }
         let items = awaitingTakeoverBatch
         awaitingTakeoverBatch = []
         for b in items {
-            if !open && home(of: b.id) == me { awaitingTakeoverBatch.append(b) } else {
+            if !open && home(of: b.id) == me {
+                awaitingTakeoverBatch.append(b)
+                noteDeadline(b.deadline)
+            } else {
                 reserveBatchItem(b.token, b.index, b.id, deadline: b.deadline, now: now, into: &out)
             }
         }

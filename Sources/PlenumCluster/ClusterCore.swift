@@ -232,6 +232,13 @@ public struct ClusterCore: Sendable {
     var awaitingTakeover: [(create: Create, deadline: UInt64)] = []
     /// Ids of create-and-seal batches homed here, waiting the same way.
     var awaitingTakeoverBatch: [(token: UInt64, index: Int, id: ObjectID, deadline: UInt64)] = []
+    /// No deadline of `outstanding`, `gets` or the takeover queues is
+    /// earlier: `expire` scans them only once `now` reaches it (every event
+    /// ran the scan, O(requests in flight) each). Lowered by `noteDeadline`
+    /// wherever a deadline is set, recomputed by the scan.
+    var expiryScanAt: UInt64 = .max
+    /// The array `storeActions` fills, kept between calls.
+    var spareStoreActions: [StoreAction] = []
     /// Peers of `config.awaiting` not yet resolved: until none is left, this
     /// node has taken over no view (SPEC §10.4 "Starting").
     public internal(set) var unresolved: Set<NodeID> = []
@@ -262,6 +269,12 @@ public struct ClusterCore: Sendable {
 
     public mutating func handle(_ event: ClusterEvent, now: UInt64) -> [ClusterAction] {
         var out: [ClusterAction] = []
+        handle(event, now: now, into: &out)
+        return out
+    }
+
+    /// `handle`, appending to `out` (a shell reuses one array).
+    public mutating func handle(_ event: ClusterEvent, now: UInt64, into out: inout [ClusterAction]) {
         switch event {
         case .local(let e): local(e, now: now, into: &out)
         case .cluster(let c, let rid, let r): cluster(c, rid, r, now: now, into: &out)
@@ -277,7 +290,6 @@ public struct ClusterCore: Sendable {
         case .reserveBatch(let token, let ids): reserveBatch(token, ids, now: now, into: &out)
         }
         expire(now: now, into: &out)
-        return out
     }
 
     // MARK: plumbing
@@ -291,6 +303,7 @@ public struct ClusterCore: Sendable {
             corr = nextCorrelation
             nextCorrelation &+= 1
             outstanding[corr] = Outstanding(node: n, deadline: now &+ config.requestTimeout, what: p, view: view)
+            noteDeadline(now &+ config.requestTimeout)
         }
         counters.messagesOut += 1
         switch m {
@@ -321,9 +334,11 @@ public struct ClusterCore: Sendable {
     /// gets, removals) through `absorb`.
     mutating func runLocal(_ request: StoreRequest, as c: ClientID, now: UInt64, into out: inout [ClusterAction]) -> StoreResponse? {
         var direct: StoreResponse?
-        for a in store.handle(.request(c, requestId: 0, request), now: now) {
+        let actions = storeActions(.request(c, requestId: 0, request), now: now)
+        for a in actions {
             if case .reply(c, 0, let r) = a { direct = r } else { absorb(a, for: c, now: now, into: &out) }
         }
+        recycle(actions)
         return direct
     }
 
@@ -344,7 +359,23 @@ public struct ClusterCore: Sendable {
         }
     }
 
-    mutating func localActions(_ actions: [StoreAction], for client: ClientID? = nil, now: UInt64, into out: inout [ClusterAction]) {
+    mutating func localActions(of event: StoreEvent, for client: ClientID? = nil, now: UInt64, into out: inout [ClusterAction]) {
+        let actions = storeActions(event, now: now)
         for a in actions { absorb(a, for: client, now: now, into: &out) }
+        recycle(actions)
     }
+
+    /// The store core's actions for `event`, in the array kept from the
+    /// last call (no allocation per request); `recycle` gives it back. A
+    /// call made before that (absorbing an action that asks the store
+    /// again) gets a fresh array.
+    mutating func storeActions(_ event: StoreEvent, now: UInt64) -> [StoreAction] {
+        var actions = spareStoreActions
+        spareStoreActions = []
+        actions.removeAll(keepingCapacity: true)
+        store.handle(event, now: now, into: &actions)
+        return actions
+    }
+
+    mutating func recycle(_ actions: [StoreAction]) { spareStoreActions = actions }
 }

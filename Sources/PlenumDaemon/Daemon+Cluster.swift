@@ -42,8 +42,8 @@ extension StoreDaemon {
                              largestFree: s.largestFree, flags: core.store.subscribers.isEmpty ? 0 : Heartbeat.flagSubscribers)
         var events: [ClusterEvent] = []
         peers.tick(now: now, load: load, into: &events)
-        for e in events { dispatch(core.handle(e, now: now)) }
-        dispatch(core.handle(.local(.tick), now: now))
+        for e in events { apply(e, now: now) }
+        apply(.local(.tick), now: now)
         if !heartbeatArmed {
             heartbeatArmed = true
             armTimeout(heartbeatSpec, heartbeatNanos, .heartbeat)
@@ -57,7 +57,7 @@ extension StoreDaemon {
         var n = peers.poll(into: &events)
         if !events.isEmpty {
             let now = monotonicNanos()
-            for e in events { dispatch(core.handle(e, now: now)) }
+            for e in events { apply(e, now: now) }
             n += peers.flushAll()
         }
         return n

@@ -52,7 +52,7 @@ extension StoreDaemon {
         c.writable = true
         c.plasma = PlasmaSession()
         connections[id] = c
-        dispatch(core.handle(.local(.connected(id)), now: monotonicNanos()))
+        apply(.local(.connected(id)), now: monotonicNanos())
         armPlasmaRead(c)
         logger.info("Plasma client connected", metadata: ["client": "\(id)"])
     }
@@ -137,7 +137,7 @@ extension StoreDaemon {
         sub.owner = c.id
         connections[id] = sub
         session.subscriber = id
-        dispatch(core.handle(.local(.request(c.id, requestId: session.track(.silent), .subscribe)), now: monotonicNanos()))
+        apply(.local(.request(c.id, requestId: session.track(.silent), .subscribe)), now: monotonicNanos())
         // As Plasma's store does: a new subscriber first hears of every
         // object already sealed here.
         for o in core.store.sealedObjects.sorted(by: { $0.0 < $1.0 }) { plasmaNotify(session, .sealed(o.0, o.1)) }
@@ -150,7 +150,7 @@ extension StoreDaemon {
         func ask(_ p: PlasmaSession.Pending, _ r: StoreRequest) {
             let rid = s.track(p)
             metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(r), now: now, peerWork: peerWork)
-            dispatch(core.handle(.local(.request(c.id, requestId: rid, r)), now: now))
+            apply(.local(.request(c.id, requestId: rid, r)), now: now)
             metrics.settle(peerWork: peerWork)
         }
         switch q {
@@ -180,7 +180,7 @@ extension StoreDaemon {
             let rid = s.track(.createAndSeal(batch: batch))
             batches[token] = (c.id, rid, objects.map { Wire.InlineObject(id: $0.id, data: $0.data, metadata: $0.metadata) })
             metrics.begin(client: c.id, rid: rid, op: StoreMetrics.createAndSeal, now: now, peerWork: peerWork)
-            dispatch(core.handle(.reserveBatch(token: token, ids: objects.map(\.id)), now: now))
+            apply(.reserveBatch(token: token, ids: objects.map(\.id)), now: now)
             metrics.settle(peerWork: peerWork)
         case .abort(let id):
             s.created[id] = nil
@@ -281,7 +281,7 @@ extension StoreDaemon {
         switch (p, r) {
         case (.create(let id), .created(let l)):
             guard let (fd, size) = storeFD(for: l.region) else {
-                dispatch(core.handle(.local(.request(c.id, requestId: s.track(.silent), .abort(id))), now: monotonicNanos()))
+                apply(.local(.request(c.id, requestId: s.track(.silent), .abort(id))), now: monotonicNanos())
                 return send(.create(id, .missing, .objectNonexistent, storeFD: -1, mmapSize: 0))
             }
             s.created[id] = l
@@ -294,7 +294,7 @@ extension StoreDaemon {
             send(.seal(id, .ok))
             // Plasma's creator keeps its reference until it releases.
             s.pinning.insert(id)
-            dispatch(core.handle(.local(.request(c.id, requestId: s.track(.pin(id)), .get([id], timeoutMs: 0))), now: monotonicNanos()))
+            apply(.local(.request(c.id, requestId: s.track(.pin(id)), .get([id], timeoutMs: 0))), now: monotonicNanos())
         case (.pin(let id), .objects(let l)):
             s.pinning.remove(id)
             if l.first.flatMap({ $0 }) != nil { took(id, c, s) }
@@ -315,7 +315,7 @@ extension StoreDaemon {
                 guard let l else { specs.append(.missing); continue }
                 guard let (fd, size) = storeFD(for: l.region) else {
                     // The region went away meanwhile: not returned, and the reference the get took goes back.
-                    dispatch(core.handle(.local(.request(c.id, requestId: s.track(.silent), .release(id))), now: monotonicNanos()))
+                    apply(.local(.request(c.id, requestId: s.track(.silent), .release(id))), now: monotonicNanos())
                     specs.append(.missing)
                     continue
                 }
@@ -369,7 +369,7 @@ extension StoreDaemon {
     /// A reference the core granted: kept once per object (Plasma's set).
     func took(_ id: ObjectID, _ c: Connection, _ s: PlasmaSession) {
         if s.held[id] == nil { s.held[id] = 1; return }
-        dispatch(core.handle(.local(.request(c.id, requestId: s.track(.silent), .release(id))), now: monotonicNanos()))
+        apply(.local(.request(c.id, requestId: s.track(.silent), .release(id))), now: monotonicNanos())
     }
 
     /// Plasma's client finds an object's mapping by `segment_index`, which

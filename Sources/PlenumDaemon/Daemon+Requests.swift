@@ -21,7 +21,7 @@ extension StoreDaemon {
                 if !c.mayWrite, Self.changesTheStore(request) { return refuseReadOnly(c, rid) }
                 if case .list = request { settleDigests() }
                 metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(request), now: now, peerWork: peerWork)
-                dispatch(core.handle(.local(.request(c.id, requestId: rid, request)), now: now))
+                apply(.local(.request(c.id, requestId: rid, request)), now: now)
                 metrics.settle(peerWork: peerWork)
             case (let rid, .createAndSeal(let objects)):
                 guard c.mayWrite else { return refuseReadOnly(c, rid) }
@@ -29,7 +29,7 @@ extension StoreDaemon {
                 nextBatch += 1
                 batches[token] = (c.id, rid, objects)
                 metrics.begin(client: c.id, rid: rid, op: StoreMetrics.createAndSeal, now: now, peerWork: peerWork)
-                dispatch(core.handle(.reserveBatch(token: token, ids: objects.map(\.id)), now: now))
+                apply(.reserveBatch(token: token, ids: objects.map(\.id)), now: now)
                 metrics.settle(peerWork: peerWork)
             case (let rid, .openRings):
                 openRings(for: c, requestId: rid)
@@ -38,7 +38,7 @@ extension StoreDaemon {
             case (let rid, .cluster(let request)):
                 if case .createOn = request, !c.mayWrite { return refuseReadOnly(c, rid) }
                 metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(request), now: now, peerWork: peerWork)
-                dispatch(core.handle(.cluster(c.id, requestId: rid, request), now: now))
+                apply(.cluster(c.id, requestId: rid, request), now: now)
                 metrics.settle(peerWork: peerWork)
             case (let rid, .regions):
                 sendRegions(to: c, requestId: rid)
@@ -119,6 +119,16 @@ extension StoreDaemon {
         return nil
     }
 
+    /// The core handles `event`; its actions are carried out.
+    func apply(_ event: ClusterEvent, now: UInt64) {
+        var actions = spareActions
+        spareActions = []
+        actions.removeAll(keepingCapacity: true)
+        core.handle(event, now: now, into: &actions)
+        dispatch(actions)
+        spareActions = actions
+    }
+
     func dispatch(_ actions: [ClusterAction]) {
         // The index first: nothing these actions announce may be missing
         // from it (SPEC §10.4 "Directory index").
@@ -146,7 +156,7 @@ extension StoreDaemon {
             case .send(let node, let corr, let m):
                 peers?.send(m, to: node, correlation: corr)
             case .checkDigest(let token, let handle, let l, let digest):
-                dispatch(core.handle(.digestChecked(token: token, ok: checkDigest(handle, l, digest)), now: monotonicNanos()))
+                apply(.digestChecked(token: token, ok: checkDigest(handle, l, digest)), now: monotonicNanos())
             case .invalidate(let l):
                 if l.region == 0 { ObjectMemory.drop(region.memory(), l) } else if let (_, r) = peers?.region(handle: l.region), l.end <= r.size {
                     ObjectMemory.drop(r.memory(), l)   // a peer's range a local client wrote (§10.8)

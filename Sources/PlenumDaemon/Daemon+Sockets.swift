@@ -170,7 +170,7 @@ extension StoreDaemon {
             running = false
         case .timer:
             timerArmedFor = nil
-            dispatch(core.handle(.local(.tick), now: monotonicNanos()))
+            apply(.local(.tick), now: monotonicNanos())
         case .recv:
             if retired.removeValue(forKey: client) != nil { return }
             guard let c = connections[client] else { return }
@@ -240,7 +240,7 @@ extension StoreDaemon {
         let c = Connection(id: id, fd: fd)
         c.mayWrite = Self.peerUID(fd).map { $0 == geteuid() || options.writerUIDs.contains($0) } ?? false
         connections[id] = c
-        dispatch(core.handle(.local(.connected(id)), now: monotonicNanos()))
+        apply(.local(.connected(id)), now: monotonicNanos())
         armRecv(c)
         logger.info("client connected", metadata: ["client": "\(id)"])
     }
@@ -338,7 +338,7 @@ extension StoreDaemon {
         }
         if let sub = c.plasma?.subscriber, let s = connections[sub] { drop(s, why: "its Plasma client left") }
         endpoints[c.id] = nil   // unmaps its ring file
-        dispatch(core.handle(.local(.disconnected(c.id)), now: monotonicNanos()))
+        apply(.local(.disconnected(c.id)), now: monotonicNanos())
     }
 
     func shutdownSocket(_ fd: Int32) { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }

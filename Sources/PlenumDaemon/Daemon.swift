@@ -146,6 +146,9 @@ public final class StoreDaemon {
     /// Create-and-seal batches waiting for their ids' reservations.
     var batches: [UInt64: (client: UInt64, requestId: UInt64, objects: [Wire.InlineObject])] = [:]
     var nextBatch: UInt64 = 1
+    /// The action array `apply` hands the core, kept between events (one
+    /// allocation fewer per request; a nested `apply` takes a fresh one).
+    var spareActions: [ClusterAction] = []
     var ring = io_uring()
     var listenFD: Int32 = -1
     var signalFD: Int32 = -1

@@ -145,6 +145,12 @@ public struct StoreCore: Sendable {
 
     public mutating func handle(_ event: StoreEvent, now: UInt64) -> [StoreAction] {
         var out: [StoreAction] = []
+        handle(event, now: now, into: &out)
+        return out
+    }
+
+    /// `handle`, appending to `out` (a caller reuses one array).
+    public mutating func handle(_ event: StoreEvent, now: UInt64, into out: inout [StoreAction]) {
         switch event {
         case .connected(let c):
             clients[c] = clients[c] ?? Client()
@@ -162,7 +168,6 @@ public struct StoreCore: Sendable {
             }
         }
         expireWaiters(now: now, into: &out)
-        return out
     }
 
     /// nil when the reply is deferred (a blocking get).

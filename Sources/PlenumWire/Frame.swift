@@ -42,32 +42,29 @@ public enum Frame {
     /// Builds one frame around `body`.
     public static func build(_ kind: Kind, requestId: UInt64, _ body: (inout WireWriter) -> Void = { _ in }) -> [UInt8] {
         var w = WireWriter(reserving: 64)   // header + every small body
-        w.raw(headerBytes) { h in       // in place: length (patched below), type, flags 0, requestId
-            h.storeBytes(of: kind.rawValue.littleEndian, toByteOffset: 4, as: UInt16.self)
-            h.storeBytes(of: requestId.littleEndian, toByteOffset: 8, as: UInt64.self)
-        }
+        w.header(kind.rawValue, requestId: requestId)
         body(&w)
-        var bytes = w.bytes
         // Oversized frames are refused by the sender (see the daemon); never trap here.
-        let n = UInt32(truncatingIfNeeded: bytes.count).littleEndian
-        withUnsafeBytes(of: n) { for i in 0..<4 { bytes[i] = $0[i] } }
-        return bytes
+        w.patchLength()
+        return w.bytes
     }
 
     /// A frame with no body or a one-byte body (the hot small replies:
-    /// containsReply, sealed, released, …), written in place: the bytes of
-    /// `build` with the same fields, for a fraction of its instructions.
+    /// containsReply, sealed, released, …): the bytes of `build` with the
+    /// same fields, for a fraction of its instructions.
     public static func small(_ kind: Kind, requestId: UInt64, byte: UInt8? = nil) -> [UInt8] {
         let n = headerBytes + (byte == nil ? 0 : 1)
-        return [UInt8](unsafeUninitializedCapacity: n) { b, count in
-            let raw = UnsafeMutableRawBufferPointer(b)
-            raw.storeBytes(of: UInt32(n).littleEndian, toByteOffset: 0, as: UInt32.self)
-            raw.storeBytes(of: kind.rawValue.littleEndian, toByteOffset: 4, as: UInt16.self)
-            raw.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
-            raw.storeBytes(of: requestId.littleEndian, toByteOffset: 8, as: UInt64.self)
-            if let byte { raw[headerBytes] = byte }
-            count = n
-        }
+        // Reserved then appended: `[UInt8](unsafeUninitializedCapacity:)`
+        // and `[UInt8](repeating:count:)` look the array's storage type up
+        // at run time (about 300 instructions more, callgrind).
+        var b: [UInt8] = []
+        b.reserveCapacity(n)
+        b.appendLittleEndian(UInt32(n))
+        b.appendLittleEndian(kind.rawValue)
+        b.appendLittleEndian(UInt16(0))
+        b.appendLittleEndian(requestId)
+        if let byte { b.append(byte) }
+        return b
     }
 
     /// If `buffer[start...]` holds a whole frame, its length; nil if more
