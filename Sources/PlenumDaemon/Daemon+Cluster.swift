@@ -53,13 +53,16 @@ extension StoreDaemon {
     /// One pass over the peer rings; replies the core makes go out at once.
     func pollPeers() -> Int {
         guard let peers else { return 0 }
-        var events: [ClusterEvent] = []
+        var events = spareEvents   // kept between polls: no allocation per message
+        spareEvents = []
+        events.removeAll(keepingCapacity: true)
         var n = peers.poll(into: &events)
         if !events.isEmpty {
             let now = monotonicNanos()
             for e in events { apply(e, now: now) }
             n += peers.flushAll()
         }
+        spareEvents = events
         return n
     }
 

@@ -149,6 +149,8 @@ public final class StoreDaemon {
     /// The action array `apply` hands the core, kept between events (one
     /// allocation fewer per request; a nested `apply` takes a fresh one).
     var spareActions: [ClusterAction] = []
+    /// The event array `pollPeers` fills, kept the same way.
+    var spareEvents: [ClusterEvent] = []
     var ring = io_uring()
     var listenFD: Int32 = -1
     var signalFD: Int32 = -1

@@ -121,7 +121,7 @@ extension PeerLinks {
         l.inBlock = ib
         l.outMemory = om
         l.inMemory = im
-        l.queue = [(PeerMessage.Kind.hello.rawValue, 0, PeerMessage.hello(incarnation: incarnation).encodeBody())]
+        l.queue = [Queued(kind: PeerMessage.Kind.hello.rawValue, correlation: 0, body: PeerMessage.hello(incarnation: incarnation).encodeBody())]
         l.queueHead = 0
         l.lastError = ""
         logger.info("link attached", metadata: ["peer": "\(l.peer)"])

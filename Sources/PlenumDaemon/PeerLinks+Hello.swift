@@ -70,7 +70,7 @@ extension PeerLinks {
             l.consumer = consumer
             l.inBlock = inBlock
             l.inMemory = inMemory
-            l.queue = [(PeerMessage.Kind.hello.rawValue, 0, PeerMessage.hello(incarnation: incarnation).encodeBody())]
+            l.queue = [Queued(kind: PeerMessage.Kind.hello.rawValue, correlation: 0, body: PeerMessage.hello(incarnation: incarnation).encodeBody())]
             // Our heartbeat in the new block first, so our hello is believed.
             if let load = lastLoad { load.publish(at: ob.heartbeat, in: om) }
         }

@@ -15,6 +15,12 @@ import PlenumWire
 final class PeerLinks {
     typealias State = PeerWatch.State
 
+    struct Queued {
+        var kind: UInt16
+        var correlation: UInt64
+        var body: [UInt8]
+    }
+
     final class Link {
         let peer: NodeID
         var producer: RingProducer<MappedMemory>?
@@ -23,8 +29,14 @@ final class PeerLinks {
         var inBlock: LinkBlock?
         var outMemory: MappedMemory?
         var inMemory: MappedMemory?
-        var queue: [(kind: UInt16, correlation: UInt64, body: [UInt8])] = []
+        /// Messages the ring had no room for, in order (a struct, not a
+        /// tuple: an array of tuples copies and destroys its elements
+        /// through the runtime's generic tuple witnesses, callgrind).
+        var queue: [Queued] = []
         var queueHead = 0
+        /// Posted since the peer's doorbell was last looked at (`flush`
+        /// rings it if the peer sleeps, once per batch).
+        var unrung = false
         /// The failure detector's view of the peer (heartbeats, hello).
         var watch = PeerWatch()
         var state: State { get { watch.state } set { watch.state = newValue } }
@@ -255,16 +267,54 @@ final class PeerLinks {
         enqueue(l, m, correlation: correlation)
     }
 
-    /// Queues a message on a direct link, within its bound.
+    /// Posts a message on a direct link at once when nothing waits before
+    /// it (the peer sees it while this node carries on; its doorbell is
+    /// looked at once the batch is done, `flush`), else queues it, within
+    /// its bound.
     @discardableResult
     func enqueue(_ l: Link, _ m: PeerMessage, correlation: UInt64) -> Bool {
+        let q = Queued(kind: m.kind.rawValue, correlation: correlation, body: m.encodeBody())
+        if l.pending == 0, l.producer != nil {
+            switch post(q, on: l) {
+            case .posted?:
+                l.unrung = true
+                return true
+            case nil: return true   // the ring is unusable: re-attached by the tick, as in flush
+            default: break          // full: queued
+            }
+        }
         guard l.pending < Self.maxQueued else {
             l.overflow += 1
             warnings.warning(logger, key: "overflow-\(l.peer)", "peer not consuming: message dropped", metadata: ["peer": "\(l.peer)", "dropped": "\(l.overflow)"], now: monotonicNanos())
             return false
         }
-        l.queue.append((m.kind.rawValue, correlation, m.encodeBody()))
+        l.queue.append(q)
         return true
+    }
+
+    /// One message into the link's ring (SPEC §10.3): the post's result, or
+    /// nil when the ring is unusable (the link is detached then).
+    func post(_ m: Queued, on l: Link) -> PostResult? {
+        let r: PostResult
+        // Posted in place, as the consumer is polled.
+        do { r = try m.body.withUnsafeBytes { try l.producer!.post(kind: m.kind, requestId: m.correlation, payload: $0) } } catch {
+            // Aggregated (SPEC §9.4 "Limits"): a ring that stays unusable
+            // is re-attached every tick, and one line per attempt flooded
+            // the log (issue 23).
+            warnings.warning(logger, key: "unusable-\(l.peer)", "peer ring unusable; re-attaching",
+                             metadata: ["peer": "\(l.peer)", "error": "\(error)"], now: monotonicNanos())
+            l.producer = nil
+            l.consumer = nil
+            return nil
+        }
+        switch r {
+        case .posted:
+            l.sent += 1
+            trace.record(.peerOut, kind: m.kind, key: m.correlation, peer: l.peer)
+        case .full: l.fullEvents += 1
+        default: break
+        }
+        return r
     }
 
     /// Posts what waits, takes what arrived. Returns messages handled.
@@ -311,33 +361,19 @@ final class PeerLinks {
     /// Posts queued messages while the ring has room; rings the peer's
     /// doorbell if it sleeps.
     func flush(_ l: Link) -> Int {
-        guard l.producer != nil, l.pending > 0 else { return 0 }
+        guard l.producer != nil, l.pending > 0 || l.unrung else { return 0 }
         var posted = 0
         while l.queueHead < l.queue.count {
-            let m = l.queue[l.queueHead]
-            let r: PostResult
-            // Posted in place, as the consumer is polled.
-            do { r = try m.body.withUnsafeBytes { try l.producer!.post(kind: m.kind, requestId: m.correlation, payload: $0) } } catch {
-                // Aggregated (SPEC §9.4 "Limits"): a ring that stays unusable
-                // is re-attached every tick, and one line per attempt flooded
-                // the log (issue 23).
-                warnings.warning(logger, key: "unusable-\(l.peer)", "peer ring unusable; re-attaching",
-                                 metadata: ["peer": "\(l.peer)", "error": "\(error)"], now: monotonicNanos())
-                l.producer = nil
-                l.consumer = nil
-                return posted
-            }
-            guard case .posted = r else {
-                if case .full = r { l.fullEvents += 1 }
-                break
-            }
+            guard let r = post(l.queue[l.queueHead], on: l) else { return posted }
+            guard case .posted = r else { break }
             l.queueHead += 1
             posted += 1
-            l.sent += 1
-            trace.record(.peerOut, kind: m.kind, key: m.correlation, peer: l.peer)
         }
-        if l.queueHead == l.queue.count { l.queue.removeAll(keepingCapacity: true); l.queueHead = 0 }
-        if posted > 0 { ringBellIfAsleep(l) }
+        if l.queueHead == l.queue.count, !l.queue.isEmpty { l.queue.removeAll(keepingCapacity: true); l.queueHead = 0 }
+        if posted > 0 || l.unrung {
+            l.unrung = false
+            ringBellIfAsleep(l)
+        }
         return posted
     }
 
