@@ -370,9 +370,7 @@ public struct ClusterCore: Sendable {
     /// call made before that (absorbing an action that asks the store
     /// again) gets a fresh array.
     mutating func storeActions(_ event: StoreEvent, now: UInt64) -> [StoreAction] {
-        var actions = spareStoreActions
-        spareStoreActions = []
-        actions.removeAll(keepingCapacity: true)
+        var actions = spareStoreActions.takeForReuse()
         store.handle(event, now: now, into: &actions)
         return actions
     }

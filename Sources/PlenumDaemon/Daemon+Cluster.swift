@@ -53,9 +53,7 @@ extension StoreDaemon {
     /// One pass over the peer rings; replies the core makes go out at once.
     func pollPeers() -> Int {
         guard let peers else { return 0 }
-        var events = spareEvents   // kept between polls: no allocation per message
-        spareEvents = []
-        events.removeAll(keepingCapacity: true)
+        var events = spareEvents.takeForReuse()   // no allocation per message
         var n = peers.poll(into: &events)
         if !events.isEmpty {
             let now = monotonicNanos()

@@ -121,9 +121,7 @@ extension StoreDaemon {
 
     /// The core handles `event`; its actions are carried out.
     func apply(_ event: ClusterEvent, now: UInt64) {
-        var actions = spareActions
-        spareActions = []
-        actions.removeAll(keepingCapacity: true)
+        var actions = spareActions.takeForReuse()
         core.handle(event, now: now, into: &actions)
         dispatch(actions)
         spareActions = actions

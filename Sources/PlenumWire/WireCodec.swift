@@ -29,12 +29,8 @@ public struct WireWriter {
         bytes.withUnsafeMutableBytes { body(UnsafeMutableRawBufferPointer(rebasing: $0[start..<(start + count)])) }
     }
 
-    /// A frame's header (SPEC §9.2) with its length 0 until `patchLength`:
-    /// appended field by field (a zero-filled `raw` costs more than the
-    /// 16 bytes, callgrind).
-    mutating func header(_ kind: UInt16, requestId: UInt64) {
-        le(UInt32(0)); le(kind); le(UInt16(0)); le(requestId)
-    }
+    /// A frame's header (SPEC §9.2), its length 0 until `patchLength`.
+    mutating func header(_ kind: UInt16, requestId: UInt64) { bytes.appendFrameHeader(kind, requestId: requestId) }
 
     /// Stores the frame's length (every byte written so far) in its first
     /// four bytes, in place: no copy of the frame.
