@@ -23,7 +23,7 @@ public final class PlenumClient {
     var nextRequest: UInt64 = 1
     /// Requests sent by `submit` whose replies have not arrived, and
     /// replies that arrived before anyone asked for them.
-    var inFlight = ReplyTable<Result<StoreResponse, RemoteError>>()
+    let inFlight = ReplyTable<Result<StoreResponse, RemoteError>>()
     var input: [UInt8] = []
     public internal(set) var notifications: [StoreNotification] = []
     /// Shared-memory rings to the store, once `useRings()` succeeded.

@@ -62,15 +62,10 @@ extension ClusterCore {
             }
             passThrough(c, rid, r, now: now, into: &out)
         case .contains(let id):
-            if store.isSealed(id) { reply(c, rid, .contains(true), into: &out); return }
-            let h = home(of: id)
-            if h == me {
-                reply(c, rid, .contains(directory.lookup(id, watch: nil)?.sealed == true), into: &out)
-            } else if let a = peek(id, at: h) {
-                usedPeek()
-                if case .sealed = a { reply(c, rid, .contains(true), into: &out) } else { reply(c, rid, .contains(false), into: &out) }
+            if let known = knownSealed(id) {
+                reply(c, rid, .contains(known), into: &out)
             } else {
-                send(.lookup(id, watch: false), to: h, awaiting: .contains(c, requestId: rid), now: now, into: &out)
+                send(.lookup(id, watch: false), to: home(of: id), awaiting: .contains(c, requestId: rid), now: now, into: &out)
             }
         case .delete(let ids):
             delete(c, rid, ids, now: now, into: &out)
@@ -79,6 +74,29 @@ extension ClusterCore {
         case .evict, .subscribe, .stats, .refresh:
             passThrough(c, rid, r, now: now, into: &out)
         }
+    }
+
+    /// Whether `id` is sealed, when this node can tell without a message
+    /// (SPEC §10.6): sealed here, this node is its home, or the home's
+    /// directory index answers. nil: the home must be asked.
+    mutating func knownSealed(_ id: ObjectID) -> Bool? {
+        if store.isSealed(id) { return true }
+        let h = home(of: id)
+        if h == me { return directory.lookup(id, watch: nil)?.sealed == true }
+        guard let a = peek(id, at: h) else { return nil }
+        usedPeek()
+        if case .sealed = a { return true }
+        return false
+    }
+
+    /// A client's `contains` answered on the spot, the reply returned
+    /// rather than emitted (the shell's short path for the commonest
+    /// lookup): exactly what `handle` would reply, or nil when `handle`
+    /// must take the request — the answer needs the home, or c's replies
+    /// are held behind acknowledgements (they keep their order).
+    public mutating func containsAtOnce(_ id: ObjectID, for c: ClientID) -> Bool? {
+        guard c & Self.peerBit == 0, awaitingAcks.isEmpty || awaitingAcks[c] == nil else { return nil }
+        return knownSealed(id)
     }
 
     mutating func passThrough(_ c: ClientID, _ rid: UInt64, _ r: StoreRequest, now: UInt64, into out: inout [ClusterAction]) {

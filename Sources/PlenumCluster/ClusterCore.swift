@@ -319,7 +319,7 @@ public struct ClusterCore: Sendable {
 
     /// Emits now, or holds behind `c`'s unacknowledged directory updates.
     mutating func emit(_ a: ClusterAction, for c: ClientID, into out: inout [ClusterAction]) {
-        if (awaitingAcks[c] ?? 0) > 0 { held[c, default: []].append(a) } else { out.append(a) }
+        if !awaitingAcks.isEmpty, (awaitingAcks[c] ?? 0) > 0 { held[c, default: []].append(a) } else { out.append(a) }
     }
 
     mutating func acknowledged(_ c: ClientID, into out: inout [ClusterAction]) {

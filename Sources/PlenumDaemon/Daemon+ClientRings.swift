@@ -111,7 +111,9 @@ extension StoreDaemon {
             sendSocket(c, Wire.error(.malformedFrame, "the reply ring could not be attached; keep using the socket", requestId: requestId))
             return
         }
-        endpoints[c.id] = RingEndpoint(memory: m, doorbell: 0, sleepWord: size - line, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
+        let e = RingEndpoint(memory: m, doorbell: 0, sleepWord: size - line, requests: RingConsumer(memory: m, layout: req, ackBatch: 8), replies: producer)
+        endpoints[c.id] = e
+        c.rings = e
         sendSocket(c, Wire.encode(Wire.RingPair(requests: req.base, replies: rep.base, length: ringBytes, doorbell: 0), requestId: requestId),
                    descriptors: [fd])
         lastRingActivity = monotonicNanos()
@@ -127,15 +129,7 @@ extension StoreDaemon {
         guard !e.pending.isEmpty else { return 0 }
         var posted = 0
         while let frame = e.pending.first {
-            let reached: Int
-            do { reached = try RingPieces.post(frame, from: e.pendingOffset, into: &e.replies) } catch {
-                // The client corrupted its side of the reply ring (or wrote an
-                // absurd control word): it cannot be served.
-                e.pending.removeAll()
-                e.pendingBytes = 0
-                drop(c, why: "corrupt reply ring: \(error)", misbehaving: true)
-                return posted
-            }
+            guard let reached = post(frame, from: e.pendingOffset, to: e, of: c) else { return posted }
             let maxPiece = e.replies.layout.maxPayload
             posted += (reached - e.pendingOffset + maxPiece - 1) / maxPiece
             guard reached == frame.count else { e.pendingOffset = reached; break }
@@ -153,6 +147,18 @@ extension StoreDaemon {
             drop(c, why: "not reading its reply ring (no reply taken for \(options.replyStallNanos / 1_000_000) ms)", misbehaving: true)
         }
         return 0
+    }
+
+    /// `frame[from...]` into c's reply ring, piece by piece while it has
+    /// room: the offset reached, or nil when the client corrupted its side
+    /// of the ring (or wrote an absurd control word) and was dropped.
+    func post(_ frame: [UInt8], from offset: Int, to e: RingEndpoint, of c: Connection) -> Int? {
+        do { return try RingPieces.post(frame, from: offset, into: &e.replies) } catch {
+            e.pending.removeAll()
+            e.pendingBytes = 0
+            drop(c, why: "corrupt reply ring: \(error)", misbehaving: true)
+            return nil
+        }
     }
 
     /// After posting to c's reply ring: if the client said it sleeps
@@ -184,10 +190,22 @@ extension StoreDaemon {
     /// one (in order behind anything pending; a frame longer than a slot in
     /// pieces), else by the socket.
     func enqueue(_ c: Connection, _ frame: [UInt8]) {
-        guard let e = endpoints[c.id] else { return sendSocket(c, frame) }
-        e.pending.append(frame)
-        e.pendingBytes += frame.count
-        flushPending(e, of: c)
+        guard let e = c.rings else { return sendSocket(c, frame) }
+        if e.pending.isEmpty {
+            // Nothing waits ahead of it: posted now, queued only for what
+            // finds the ring full (then waiting for room starts now).
+            guard let reached = post(frame, from: 0, to: e, of: c) else { return }
+            if reached > 0 { wakeIfSleeping(e, c) }
+            if reached == frame.count { e.stalledSince = nil; return }
+            e.pendingOffset = reached
+            e.pending.append(frame)
+            e.pendingBytes += frame.count
+            e.stalledSince = monotonicNanos()
+        } else {
+            e.pending.append(frame)
+            e.pendingBytes += frame.count
+            flushPending(e, of: c)
+        }
         if e.pending.count > Self.maxPendingReplies || e.pendingBytes > Self.maxQueuedReplyBytes {
             drop(c, why: "not reading its reply ring (\(e.pending.count) replies, \(e.pendingBytes) bytes waiting)", misbehaving: true)
         }

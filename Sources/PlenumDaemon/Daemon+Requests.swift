@@ -17,6 +17,16 @@ extension StoreDaemon {
             let now = monotonicNanos()
             trace.record(.clientIn, kind: HopTraceLog.frameKind(frame), key: decoded.requestId, client: c.id)
             switch decoded {
+            case (let rid, .core(.contains(let id))):
+                // The commonest lookup, answered without the core's action
+                // list when it can be (ClusterCore.containsAtOnce).
+                metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(StoreRequest.contains(id)), now: now, peerWork: peerWork)
+                if let known = core.containsAtOnce(id, for: c.id) {
+                    reply(to: c, rid, .contains(known))
+                } else {
+                    apply(.local(.request(c.id, requestId: rid, .contains(id))), now: now)
+                }
+                metrics.settle(peerWork: peerWork)
             case (let rid, .core(let request)):
                 if !c.mayWrite, Self.changesTheStore(request) { return refuseReadOnly(c, rid) }
                 if case .list = request { settleDigests() }
@@ -127,6 +137,17 @@ extension StoreDaemon {
         spareActions = actions
     }
 
+    /// A reply to request `rid` of client c: timed, then sent (by its reply
+    /// ring when it has one, in Plasma's format to a Plasma client).
+    func reply(to c: Connection, _ rid: UInt64, _ response: StoreResponse) {
+        metrics.end(client: c.id, rid: rid, response, now: monotonicNanos(), peerWork: peerWork)
+        if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else {
+            let frame = Wire.encode(response, requestId: rid)
+            enqueue(c, frame)
+            trace.record(.clientOut, kind: HopTraceLog.frameKind(frame), key: rid, client: c.id)
+        }
+    }
+
     func dispatch(_ actions: [ClusterAction]) {
         // The index first: nothing these actions announce may be missing
         // from it (SPEC §10.4 "Directory index").
@@ -137,13 +158,11 @@ extension StoreDaemon {
         for a in actions {
             switch a {
             case .local(.reply(let client, let rid, let response)):
-                metrics.end(client: client, rid: rid, response, now: monotonicNanos(), peerWork: peerWork)
-                guard let c = connections[client] else { break }
-                if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else {
-                    let frame = Wire.encode(response, requestId: rid)
-                    enqueue(c, frame)
-                    trace.record(.clientOut, kind: HopTraceLog.frameKind(frame), key: rid, client: client)
+                guard let c = connections[client] else {
+                    metrics.end(client: client, rid: rid, response, now: monotonicNanos(), peerWork: peerWork)
+                    break
                 }
+                reply(to: c, rid, response)
             case .local(.notify(let client, let n)):
                 guard let c = connections[client] else { break }
                 if let s = c.plasma { plasmaNotify(s, n) } else { enqueue(c, Wire.encode(n)) }

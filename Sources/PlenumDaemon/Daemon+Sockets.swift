@@ -338,6 +338,7 @@ extension StoreDaemon {
         }
         if let sub = c.plasma?.subscriber, let s = connections[sub] { drop(s, why: "its Plasma client left") }
         endpoints[c.id] = nil   // unmaps its ring file
+        c.rings = nil
         apply(.local(.disconnected(c.id)), now: monotonicNanos())
     }
 

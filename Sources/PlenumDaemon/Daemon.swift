@@ -57,6 +57,9 @@ public final class StoreDaemon {
         /// not a core client. `owner` is the client that subscribed.
         var notifyOnly = false
         var owner: UInt64?
+        /// Its ring pair, as `endpoints[id]` (set and cleared with it): the
+        /// reply path reaches it without a table lookup.
+        var rings: RingEndpoint?
         init(id: UInt64, fd: Int32) { self.id = id; self.fd = fd }
         deinit {
             buffer.deallocate()

@@ -92,10 +92,11 @@ final class PeerLinks {
     /// Damaged descriptors of hosted blocks rewritten (status `link_blocks_repaired`).
     var blocksRepaired = 0
     var links: [NodeID: Link] = [:]
-    var peerRegions: [NodeID: Region] = [:] { didSet { regionsChanged &+= 1 } }
-    /// Bumped at every change of `peerRegions` (readers that cache a
-    /// peer's mapping check it instead of looking the region up).
-    private(set) var regionsChanged = 0
+    var peerRegions: [NodeID: Region] = [:] { didSet { regionsChanged?() } }
+    /// Called at every change of `peerRegions`: a reader that caches a
+    /// peer's mapping (PeerIndexes) lets go of it there, so a replaced
+    /// file is unmapped as soon as this node drops it.
+    var regionsChanged: (() -> Void)?
     /// The inode each peer region was mapped from: a peer that restarts
     /// cleanly creates a new file, which a stale mapping would never show.
     var regionInodes: [NodeID: UInt64] = [:]

@@ -52,6 +52,32 @@ final class ClusterCoreTests: XCTestCase {
         XCTAssertEqual(h.nodes[1].directoryEntries, 0)
     }
 
+    /// The shell's short path for `contains` gives handle's answer when it
+    /// needs no message, and none while the client's replies are held
+    /// behind an acknowledgement (it would overtake them).
+    func testContainsAtOnceAnswersAsHandleWouldAndKeepsReplyOrder() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        h.connect(2, on: 0)
+        let ids = (0..<100).map(oid)
+        let homedHere = ids.first { h.nodes[0].home(of: $0) == 0 }!
+        let homedThere = ids.filter { h.nodes[0].home(of: $0) == 1 }
+        XCTAssertEqual(h.nodes[0].containsAtOnce(homedHere, for: 1), false, "its home's directory: absent")
+        XCTAssertNil(h.nodes[0].containsAtOnce(homedThere[0], for: 1), "no index to read: the home is asked")
+        XCTAssertEqual(h.call(.contains(homedThere[0]), client: 1, on: 0), .contains(false))
+        XCTAssertEqual(h.put(homedThere[0], client: 1, on: 0), .sealed)
+        XCTAssertEqual(h.nodes[0].containsAtOnce(homedThere[0], for: 1), true, "sealed here")
+        XCTAssertEqual(h.call(.contains(homedThere[0]), client: 1, on: 0), .contains(true))
+        // Client 1's seal of another object waits for the home's acknowledgement.
+        guard case .created? = h.call(.create(homedThere[1], dataSize: 8, metadataSize: 0), client: 1, on: 0) else { return XCTFail() }
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .seal(homedThere[1], digest: 1))), now: h.now))
+        XCTAssertNil(h.nodes[0].containsAtOnce(homedThere[0], for: 1), "client 1's replies are held: this one waits behind them")
+        XCTAssertEqual(h.nodes[0].containsAtOnce(homedThere[0], for: 2), true, "client 2's are not")
+        h.settle()
+        XCTAssertEqual(h.nodes[0].containsAtOnce(homedThere[0], for: 1), true)
+        XCTAssertNil(h.nodes[0].containsAtOnce(homedThere[0], for: ClusterCore.peerBit | 1), "a pseudo-client's request is the core's")
+    }
+
     func testLookupCostIsIndependentOfClusterSize() {
         for count in [2, 4, 8] {
             var h = ClusterHarness(nodes: count)

@@ -6,7 +6,7 @@ import Testing
 /// colliding ids grow the table or, past its bound, go aside.
 @Suite struct ReplyTableTests {
     @Test func repliesInAnyOrderReachTheirRequests() {
-        var t = ReplyTable<Int>(capacity: 4)
+        let t = ReplyTable<Int>(capacity: 4)
         for rid in 1...4 as ClosedRange<UInt64> { t.expect(rid) }
         #expect(t.count == 4)
         let early = t.take(2)
@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test func strayAndRepeatedRepliesAreDropped() {
-        var t = ReplyTable<Int>(capacity: 4)
+        let t = ReplyTable<Int>(capacity: 4)
         t.expect(5)
         let never = t.arrive(6, 1), sameSlot = t.arrive(9, 1)
         #expect(!never, "never sent")
@@ -42,8 +42,11 @@ import Testing
     }
 
     @Test func idsSharingASlotGrowTheTableAndKeepTheirReplies() {
-        var t = ReplyTable<Int>(capacity: 4)
+        let t = ReplyTable<Int>(capacity: 4)
         t.expect(1)
+        t.expect(2)
+        let early = t.arrive(2, 20)   // held while the table grows twice
+        #expect(early)
         t.expect(5)   // slot 1 of 4 is 1's: the table doubles
         #expect(t.capacity == 8)
         t.expect(9)   // slot 1 of 8 is 1's: doubles again
@@ -56,11 +59,36 @@ import Testing
             let r = t.take(rid)
             #expect(r == Int(rid))
         }
+        let moved = t.take(2)
+        #expect(moved == 20)
         #expect(t.count == 0)
     }
 
+    /// Replies are held in memory of the table's own: one never taken is
+    /// released with the table, one taken is the caller's alone.
+    @Test func repliesNeverTakenAreReleasedWithTheTable() {
+        final class Reply {}
+        weak var kept: Reply?, taken: Reply?
+        var survivor: Reply?
+        do {
+            let t = ReplyTable<Reply>(capacity: 4)
+            t.expect(1)
+            t.expect(2)
+            let a = Reply(), b = Reply()
+            kept = a
+            taken = b
+            _ = t.arrive(1, a)
+            _ = t.arrive(2, b)
+            survivor = t.take(2)
+        }
+        #expect(kept == nil, "the table let go of the reply it held")
+        #expect(taken != nil && survivor != nil)
+        survivor = nil
+        #expect(taken == nil, "the taken reply was not retained twice")
+    }
+
     @Test func aRequestNeverWaitedForDoesNotGrowTheTablePastItsBound() {
-        var t = ReplyTable<Int>(capacity: 4)
+        let t = ReplyTable<Int>(capacity: 4)
         let max = UInt64(ReplyTable<Int>.maxSlots)
         t.expect(1)   // never answered
         for k in 0..<100 as Range<UInt64> {
