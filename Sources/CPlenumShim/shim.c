@@ -180,10 +180,12 @@ static uint32_t crc_soft(uint32_t crc, const unsigned char *p, size_t n) {
 #define CRC_TARGET __attribute__((target("sse4.2")))
 #define CRC_STEP64(c, v) __builtin_ia32_crc32di((c), (v))
 #define CRC_STEP8(c, b) __builtin_ia32_crc32qi((c), (b))
+#define CRC_STEP32(c, v) __builtin_ia32_crc32si((c), (v))
 #else
 #define CRC_TARGET __attribute__((target("+crc")))
 #define CRC_STEP64(c, v) ((uint64_t)__builtin_arm_crc32cd((uint32_t)(c), (v)))
 #define CRC_STEP8(c, b) __builtin_arm_crc32cb((c), (b))
+#define CRC_STEP32(c, v) __builtin_arm_crc32cw((c), (v))
 #endif
 
 // Long inputs run three independent CRC streams over three consecutive
@@ -255,6 +257,7 @@ CRC_TARGET static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n
     }
     for (; n >= 8; p += 8, n -= 8) { uint64_t v; __builtin_memcpy(&v, p, 8); c = CRC_STEP64(c, v); }
     uint32_t c32 = (uint32_t)c;
+    if (n >= 4) { uint32_t v; __builtin_memcpy(&v, p, 4); c32 = CRC_STEP32(c32, v); p += 4; n -= 4; }
     while (n--) c32 = CRC_STEP8(c32, *p++);
     return c32;
 }
@@ -268,6 +271,17 @@ uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length) {
     if (hw_crc) return ~crc_hw(crc, p, length);
 #endif
     return ~crc_soft(crc, p, length);
+}
+
+uint32_t plenum_crc32c_gap(const void *data, size_t length, size_t gap_at, size_t gap_length) {
+    plenum_cpu_init();
+    const unsigned char *p = (const unsigned char *)data;
+    size_t after = gap_at + gap_length;
+    uint32_t crc = ~0u;
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (hw_crc) return ~crc_hw(crc_hw(crc, p, gap_at), p + after, length - after);
+#endif
+    return ~crc_soft(crc_soft(crc, p, gap_at), p + after, length - after);
 }
 
 int plenum_futex_wait(const void *word, uint32_t expected, int64_t timeout_ns) {

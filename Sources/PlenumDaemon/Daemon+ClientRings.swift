@@ -186,6 +186,21 @@ extension StoreDaemon {
     /// The wake word's place in the doorbell line (SPEC §9.6).
     static let wakeWordOffset = 8
 
+    /// A small reply (`Frame.small`) written straight into c's reply ring
+    /// when nothing waits ahead of it and the ring has room: no frame is
+    /// allocated. False: not posted (no ring, replies queued, ring full or
+    /// unusable); `enqueue` the frame instead, which handles each case.
+    func postSmall(_ kind: Frame.Kind, _ byte: UInt8?, requestId rid: UInt64, to c: Connection) -> Bool {
+        guard let e = c.rings, e.pending.isEmpty else { return false }
+        let n = Frame.smallLength(byte: byte)
+        guard case .posted? = try? e.replies.post(kind: RingPieces.last, requestId: 0, length: n, fill: {
+            Frame.writeSmall(kind, requestId: rid, byte: byte, into: $0)
+        }) else { return false }
+        e.stalledSince = nil
+        wakeIfSleeping(e, c)
+        return true
+    }
+
     /// Replies and notifications: by the client's reply ring when it has
     /// one (in order behind anything pending; a frame longer than a slot in
     /// pieces), else by the socket.

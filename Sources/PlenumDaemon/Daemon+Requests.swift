@@ -141,7 +141,10 @@ extension StoreDaemon {
     /// ring when it has one, in Plasma's format to a Plasma client).
     func reply(to c: Connection, _ rid: UInt64, _ response: StoreResponse) {
         metrics.end(client: c.id, rid: rid, response, now: monotonicNanos(), peerWork: peerWork)
-        if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else {
+        if let s = c.plasma { plasmaReply(c, s, requestId: rid, response) } else if let (kind, byte) = Wire.small(response),
+                                                                                     postSmall(kind, byte, requestId: rid, to: c) {
+            trace.record(.clientOut, kind: kind.rawValue, key: rid, client: c.id)
+        } else {
             let frame = Wire.encode(response, requestId: rid)
             enqueue(c, frame)
             trace.record(.clientOut, kind: HopTraceLog.frameKind(frame), key: rid, client: c.id)

@@ -8,4 +8,13 @@ public enum CRC32C {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return seed }
         return plenum_crc32c(seed, base, bytes.count)
     }
+
+    /// The checksum of `bytes` without `gap` (a checksum field inside the
+    /// bytes it covers): that of `bytes[..<gap.lowerBound]` followed by
+    /// `bytes[gap.upperBound...]`, in one call.
+    @inlinable public static func checksum(_ bytes: UnsafeRawBufferPointer, skipping gap: Range<Int>) -> UInt32 {
+        precondition(gap.lowerBound >= 0 && gap.upperBound <= bytes.count, "gap inside the bytes")
+        guard let base = bytes.baseAddress else { return 0 }
+        return plenum_crc32c_gap(base, bytes.count, gap.lowerBound, gap.count)
+    }
 }

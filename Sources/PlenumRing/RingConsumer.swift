@@ -100,8 +100,7 @@ public struct RingConsumer<Memory: SharedMemory> {
             memory.fence(.full)
         }
         let outcome: R? = try memory.read(at: slot, count: end) { (b) throws(E) -> R? in
-            var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[0..<RingLayout.sCRC]))
-            crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: b[RingLayout.sRequest...]), seed: crc)
+            let crc = CRC32C.checksum(UnsafeRawBufferPointer(b), skipping: RingLayout.sCRC..<RingLayout.sRequest)
             guard crc == UInt32(littleEndian: b.loadUnaligned(fromByteOffset: RingLayout.sCRC, as: UInt32.self)) else { return nil }
             let message = RingMessage(
                 sequence: seq,

@@ -129,8 +129,7 @@ public struct RingProducer<Memory: SharedMemory> {
         staged.storeBytes(of: UInt32(length).littleEndian, toByteOffset: RingLayout.sLength, as: UInt32.self)
         staged.storeBytes(of: requestId.littleEndian, toByteOffset: RingLayout.sRequest, as: UInt64.self)
         fill(UnsafeMutableRawBufferPointer(rebasing: staged[RingLayout.slotHeaderBytes...]))
-        var crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: staged[0..<RingLayout.sCRC]))
-        crc = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: staged[RingLayout.sRequest...]), seed: crc)
+        let crc = CRC32C.checksum(UnsafeRawBufferPointer(staged), skipping: RingLayout.sCRC..<RingLayout.sRequest)
         staged.storeBytes(of: crc.littleEndian, toByteOffset: RingLayout.sCRC, as: UInt32.self)
         memory.write(at: slot &+ 8, count: end &- 8) { b in
             b.copyMemory(from: UnsafeRawBufferPointer(rebasing: staged[8...]))

@@ -64,6 +64,20 @@ public enum Frame {
         return b
     }
 
+    /// The length of a `small` frame.
+    @inlinable public static func smallLength(byte: UInt8?) -> Int { headerBytes + (byte == nil ? 0 : 1) }
+
+    /// The bytes of `small` written in place (`b`: exactly
+    /// `smallLength(byte:)` bytes), e.g. straight into a ring slot.
+    public static func writeSmall(_ kind: Kind, requestId: UInt64, byte: UInt8?, into b: UnsafeMutableRawBufferPointer) {
+        precondition(b.count == smallLength(byte: byte))
+        b.storeBytes(of: UInt32(b.count).littleEndian, toByteOffset: 0, as: UInt32.self)
+        b.storeBytes(of: kind.rawValue.littleEndian, toByteOffset: 4, as: UInt16.self)
+        b.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
+        b.storeBytes(of: requestId.littleEndian, toByteOffset: 8, as: UInt64.self)
+        if let byte { b[headerBytes] = byte }
+    }
+
     /// If `buffer[start...]` holds a whole frame, its length; nil if more
     /// bytes are needed. Throws when the length field itself is impossible.
     public static func complete(_ buffer: [UInt8], from start: Int = 0) throws(WireError) -> Int? {

@@ -35,11 +35,25 @@ extension Wire {
         return l
     }
 
+    /// A reply with no body or a one-byte body: its kind and byte
+    /// (`Frame.small`); nil for any other.
+    public static func small(_ response: StoreResponse) -> (kind: Frame.Kind, byte: UInt8?)? {
+        switch response {
+        case .sealed: return (.sealed, nil)
+        case .aborted: return (.aborted, nil)
+        case .released: return (.released, nil)
+        case .contains(let b): return (.containsReply, b ? 1 : 0)
+        case .subscribed: return (.subscribed, nil)
+        default: return nil
+        }
+    }
+
     public static func encode(_ response: StoreResponse, requestId: UInt64) -> [UInt8] {
         switch response {
+        case .sealed, .aborted, .released, .contains, .subscribed:
+            let (kind, byte) = small(response)!
+            return Frame.small(kind, requestId: requestId, byte: byte)
         case .created(let l): return Frame.build(.created, requestId: requestId) { location(&$0, l) }
-        case .sealed: return Frame.small(.sealed, requestId: requestId)
-        case .aborted: return Frame.small(.aborted, requestId: requestId)
         case .objects(let ls): return Frame.build(.objects, requestId: requestId) { w in
             w.u32(UInt32(ls.count))
             // present u8, then five i64 (§9.2 `location`), written in place.
@@ -58,8 +72,6 @@ extension Wire {
                 }
             }
         }
-        case .released: return Frame.small(.released, requestId: requestId)
-        case .contains(let b): return Frame.small(.containsReply, requestId: requestId, byte: b ? 1 : 0)
         case .deleted(let es): return Frame.build(.deleted, requestId: requestId) { perObject(&$0, es) }
         case .list(let rows): return Frame.build(.listReply, requestId: requestId) { w in
             w.u32(UInt32(rows.count))
@@ -69,7 +81,6 @@ extension Wire {
             }
         }
         case .evicted(let b): return Frame.build(.evicted, requestId: requestId) { $0.int(b) }
-        case .subscribed: return Frame.small(.subscribed, requestId: requestId)
         case .stats(let s): return Frame.build(.statsReply, requestId: requestId) { w in
             for v in [s.capacity, s.used, s.objects, s.sealed, s.clients, s.evictions, s.evictedBytes,
                       s.allocator.freeBlocks, s.allocator.largestFree] { w.int(v) }

@@ -16,6 +16,30 @@ import Testing
         }
     }
 
+    /// A checksum that skips a gap (a ring slot's own CRC field) equals the
+    /// chained checksum of the two sides, and a bitwise reference of the
+    /// concatenation, for every short length and tail (8-, 4- and 1-byte steps).
+    @Test func crc32cSkippingAGapEqualsTheTwoSides() {
+        func reference(_ b: [UInt8]) -> UInt32 {
+            var c: UInt32 = 0xFFFF_FFFF
+            for x in b {
+                c ^= UInt32(x)
+                for _ in 0..<8 { c = c & 1 == 1 ? c >> 1 ^ 0x82F6_3B78 : c >> 1 }
+            }
+            return ~c
+        }
+        let data = (0..<300).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+        for n in [0, 3, 4, 20, 24, 25, 31, 32, 33, 45, 64, 299] {
+            for gap in [0..<0, 0..<4, 20..<24, 7..<12, n / 2..<n] where gap.upperBound <= n {
+                let bytes = Array(data[..<n])
+                let skipped = bytes.withUnsafeBytes { CRC32C.checksum($0, skipping: gap) }
+                let head = bytes[..<gap.lowerBound].withUnsafeBytes { CRC32C.checksum($0) }
+                #expect(skipped == bytes[gap.upperBound...].withUnsafeBytes { CRC32C.checksum($0, seed: head) }, "\(n) bytes, gap \(gap)")
+                #expect(skipped == reference(Array(bytes[..<gap.lowerBound]) + Array(bytes[gap.upperBound...])), "\(n) bytes, gap \(gap)")
+            }
+        }
+    }
+
     /// The checksum of long inputs (three interleaved streams joined by
     /// shifting, for 768 bytes and more) equals a bit-by-bit CRC-32C, at
     /// every length around the block boundaries and at odd addresses.

@@ -52,7 +52,15 @@ import Testing
                 if let byte { w.u8(byte) }
                 #expect(Frame.small(kind, requestId: rid, byte: byte) == w.bytes, "\(kind) \(rid)")
                 #expect(Frame.build(kind, requestId: rid) { if let byte { $0.u8(byte) } } == w.bytes, "\(kind) \(rid)")
+                var slot = [UInt8](repeating: 0xEE, count: Frame.smallLength(byte: byte))
+                slot.withUnsafeMutableBytes { Frame.writeSmall(kind, requestId: rid, byte: byte, into: $0) }
+                #expect(slot == w.bytes, "written in place: \(kind) \(rid)")
             }
+            for r: StoreResponse in [.contains(true), .contains(false), .sealed, .released, .aborted, .subscribed] {
+                let (kind, byte) = try #require(Wire.small(r))
+                #expect(Frame.small(kind, requestId: rid, byte: byte) == Wire.encode(r, requestId: rid), "\(r)")
+            }
+            #expect(Wire.small(.evicted(bytes: 0)) == nil)
             #expect(try Wire.decodeIncoming(Wire.encode(.contains(true), requestId: rid)) == .reply(requestId: rid, .success(.contains(true))))
         }
     }

@@ -63,6 +63,11 @@ void plenum_cpu_relax(void);
 /// CRC32C (Castagnoli), hardware instruction when the CPU has one.
 uint32_t plenum_crc32c(uint32_t crc, const void *data, size_t length);
 
+/// CRC32C (seed 0) of data[0, gap_at) ++ data[gap_at + gap_length, length):
+/// a ring slot's checksum, which skips its own field, in one call.
+/// Requires gap_at + gap_length <= length.
+uint32_t plenum_crc32c_gap(const void *data, size_t length, size_t gap_at, size_t gap_length);
+
 /// Pins the calling thread to one CPU. Returns 0 or an errno value.
 int plenum_pin_to_cpu(int cpu);
 
