@@ -1,3 +1,4 @@
+import PlenumRing
 import PlenumStore
 import PlenumWire
 
@@ -20,7 +21,23 @@ extension PlenumClient {
     /// Posts `request` without waiting for its reply (by the request ring
     /// without a doorbell check: `wait` or `flush` does that once for all).
     public func submit(_ request: StoreRequest) throws(ClientError) -> Ticket {
-        try submitFrame { Wire.encode(request, requestId: $0) }
+        if let (kind, id) = Wire.oneID(request), let t = submitInPlace(kind, id) { return t }
+        return try submitFrame { Wire.encode(request, requestId: $0) }
+    }
+
+    /// A one-id request (contains, release, abort) written straight into
+    /// the request ring: no frame allocated. nil when it takes the general
+    /// path instead (no rings; the ring full or unusable: `post` waits or
+    /// falls back to the socket).
+    func submitInPlace(_ kind: Frame.Kind, _ id: ObjectID) -> Ticket? {
+        guard requests != nil else { return nil }
+        let rid = nextRequest
+        guard case .posted? = try? requests!.post(kind: RingPieces.last, requestId: 0, length: Frame.oneIDLength, fill: {
+            Frame.writeOneID(kind, requestId: rid, id: id, into: $0)
+        }) else { return nil }
+        nextRequest += 1
+        inFlight.expect(rid)
+        return Ticket(requestId: rid)
     }
 
     /// As `submit`, for a cluster request (create on a node, barrier).

@@ -71,11 +71,30 @@ public enum Frame {
     /// `smallLength(byte:)` bytes), e.g. straight into a ring slot.
     public static func writeSmall(_ kind: Kind, requestId: UInt64, byte: UInt8?, into b: UnsafeMutableRawBufferPointer) {
         precondition(b.count == smallLength(byte: byte))
+        writeHeader(kind, requestId: requestId, into: b)
+        if let byte { b[headerBytes] = byte }
+    }
+
+    /// The length of a frame whose body is one id (`Wire.oneID`).
+    public static let oneIDLength = headerBytes + ObjectID.byteCount
+
+    /// A frame whose body is one id written in place (`b`: exactly
+    /// `oneIDLength` bytes): the bytes of `Wire.encode` for that request.
+    public static func writeOneID(_ kind: Kind, requestId: UInt64, id: ObjectID, into b: UnsafeMutableRawBufferPointer) {
+        precondition(b.count == oneIDLength)
+        writeHeader(kind, requestId: requestId, into: b)
+        let (w0, w1, w2) = id.words
+        b.storeBytes(of: w0.littleEndian, toByteOffset: headerBytes, as: UInt64.self)
+        b.storeBytes(of: w1.littleEndian, toByteOffset: headerBytes + 8, as: UInt64.self)
+        b.storeBytes(of: w2.littleEndian, toByteOffset: headerBytes + 16, as: UInt32.self)
+    }
+
+    /// The header of a frame of `b.count` bytes, in place (SPEC §9.2).
+    private static func writeHeader(_ kind: Kind, requestId: UInt64, into b: UnsafeMutableRawBufferPointer) {
         b.storeBytes(of: UInt32(b.count).littleEndian, toByteOffset: 0, as: UInt32.self)
         b.storeBytes(of: kind.rawValue.littleEndian, toByteOffset: 4, as: UInt16.self)
         b.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)
         b.storeBytes(of: requestId.littleEndian, toByteOffset: 8, as: UInt64.self)
-        if let byte { b[headerBytes] = byte }
     }
 
     /// If `buffer[start...]` holds a whole frame, its length; nil if more

@@ -29,6 +29,17 @@ public struct Hello: Equatable, Sendable {
 public enum Wire {
     // MARK: requests
 
+    /// A request whose body is one id: its kind and id
+    /// (`Frame.writeOneID`); nil for any other.
+    public static func oneID(_ r: StoreRequest) -> (kind: Frame.Kind, id: ObjectID)? {
+        switch r {
+        case .contains(let id): return (.contains, id)
+        case .release(let id): return (.release, id)
+        case .abort(let id): return (.abort, id)
+        default: return nil
+        }
+    }
+
     public static func encode(_ r: StoreRequest, requestId: UInt64) -> [UInt8] {
         switch r {
         case .create(let id, let d, let m): return Frame.build(.create, requestId: requestId) { $0.id(id); $0.int(d); $0.int(m) }

@@ -61,6 +61,15 @@ import Testing
                 #expect(Frame.small(kind, requestId: rid, byte: byte) == Wire.encode(r, requestId: rid), "\(r)")
             }
             #expect(Wire.small(.evicted(bytes: 0)) == nil)
+            let id = ObjectID(bytes: (1...20).map { UInt8($0) })!
+            for r: StoreRequest in [.contains(id), .release(id), .abort(id)] {
+                let (kind, same) = try #require(Wire.oneID(r))
+                #expect(same == id)
+                var slot = [UInt8](repeating: 0xEE, count: Frame.oneIDLength)
+                slot.withUnsafeMutableBytes { Frame.writeOneID(kind, requestId: rid, id: id, into: $0) }
+                #expect(slot == Wire.encode(r, requestId: rid), "written in place: \(r) \(rid)")
+            }
+            #expect(Wire.oneID(.seal(id, digest: 1)) == nil)
             #expect(try Wire.decodeIncoming(Wire.encode(.contains(true), requestId: rid)) == .reply(requestId: rid, .success(.contains(true))))
         }
     }
