@@ -7,8 +7,9 @@
 /// ```
 ///   slot = rid & (capacity − 1)          capacity: a power of two ≤ maxSlots
 ///   ┌──────────┬──────────┬──────────┬──────────┐
-///   │ rid 8    │ 0 (free) │ rid 10   │ rid 11   │   8, 11: in flight
-///   │ waiting  │          │ arrived  │ waiting  │   10: its reply, kept
+///   │ rid 8    │ 0 (free) │ rid 10   │ rid 11   │   ids     8, 11: in flight
+///   │ waiting  │ free     │ arrived  │ waiting  │   state   10: its reply, kept
+///   │ —        │ —        │ reply 10 │ —        │   held    initialized iff arrived
 ///   └──────────┴──────────┴──────────┴──────────┘
 /// ```
 /// An id whose slot another holds doubles the table (two ids apart in a
