@@ -220,12 +220,13 @@ extension StoreDaemon {
             ask(.delete(ids), .delete(ids))
         case .contains(let id):
             if spilled[id] != nil { return sendSocket(c, PlasmaCodec.encode(.contains(id, true))) }
-            if core.store.isSealed(id) {
-                // Sealed here: what the core answers first (ClusterCore's
-                // contains), answered without its bookkeeping; counted alike.
-                metrics.begin(client: c.id, rid: 0, op: StoreMetrics.op(StoreRequest.contains(id)), now: now, peerWork: peerWork)
-                metrics.end(client: c.id, rid: 0, .contains(true), now: now, peerWork: peerWork)
-                return sendSocket(c, PlasmaCodec.encode(.contains(id, true)))
+            // What the core would answer when it needs no message
+            // (ClusterCore.containsAtOnce, as for a Plenum client), without
+            // a pending entry; counted alike.
+            metrics.begin(client: c.id, rid: 0, op: StoreMetrics.op(StoreRequest.contains(id)), now: now, peerWork: peerWork)
+            if let known = core.containsAtOnce(id, for: c.id) {
+                metrics.end(client: c.id, rid: 0, .contains(known), now: now, peerWork: peerWork)
+                return sendSocket(c, PlasmaCodec.encode(.contains(id, known)))
             }
             ask(.contains(id), .contains(id))
         case .list:
