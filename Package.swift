@@ -92,7 +92,7 @@ let package = Package(
             swiftSettings: optimise
         ),
         // The Swift client library: socket requests, zero-copy object views.
-        .target(name: "PlenumClient", dependencies: ["PlenumStore", "PlenumWire", "PlenumMemory", "PlenumRing", "CPlenumShim"],
+        .target(name: "PlenumClient", dependencies: ["PlenumStore", "PlenumWire", "PlenumMemory", "PlenumRing", "PlenumRegion", "PlenumCluster", "CPlenumShim"],
                 swiftSettings: optimise),
         // The coherency-fault simulator: the production ring, store and
         // cluster cores on a model of non-coherent memory (SPEC §7).

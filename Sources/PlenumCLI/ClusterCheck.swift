@@ -59,7 +59,7 @@ struct ClusterPlanReport {
             let n = config.node(id)!, r = region(id)
             s += "\nnode \(id)\n"
             s += "  region   \(n.region): \(r.total) B = 4096 header + \(r.objects) objects + \(r.links) peer links (\(r.rings) ring(s))"
-            s += r.index > 0 ? " + \(r.index) directory index (\(r.indexLayout!.capacity) entries)\n" : "\n"
+            s += r.index > 0 ? " + \(r.index) directory index (\(r.indexLayout!.capacity) entries) + \(r.view) cluster view\n" : "\n"
             s += "  waits    \(config.waitMode(of: id).rawValue)\(n.cpu.map { ", pinned to cpu \($0)" } ?? "")\(n.numaNode.map { ", memory on NUMA node \($0)" } ?? "")\n"
             let rings = hosted(in: id).map { "\($0[0])→\($0[1])" }
             s += "  hosts    \(rings.isEmpty ? "no ring" : "rings " + rings.joined(separator: ", "))\n"
@@ -85,7 +85,7 @@ struct ClusterPlanReport {
                 let n = config.node(id)!, r = region(id)
                 var d: [String: Any] = [
                     "id": Int(id), "region": n.region, "socket": n.socket, "wait": config.waitMode(of: id).rawValue,
-                    "region_bytes": ["total": r.total, "header": RegionPlan.headerBytes, "objects": r.objects, "peer_links": r.links, "directory_index": r.index],
+                    "region_bytes": ["total": r.total, "header": RegionPlan.headerBytes, "objects": r.objects, "peer_links": r.links, "directory_index": r.index, "cluster_view": r.view],
                     "rings_hosted": hosted(in: id).map { ["producer": Int($0[0]), "consumer": Int($0[1])] },
                     "maps": n.reach.sorted(by: { $0.key < $1.key }).map { ["node": Int($0.key), "path": $0.value] },
                 ]

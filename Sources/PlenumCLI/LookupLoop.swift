@@ -23,6 +23,7 @@ struct LookupLoop: ParsableCommand {
     @Option(help: "create and delete: skip this many of the ids first (a warm-up run takes the first ones).") var skip = 0
     @Option(help: "contains only: this many lookups in flight (PlenumClient.contains(_:window:)); prints lookups per second.") var window = 1
     @Flag(help: "Also trace the lookups hop by hop and print where their time goes.") var trace = false
+    @Flag(help: "contains: every lookup a request to the store (the client reads no index itself, SPEC §10.4 \"Client peeks\").") var viaStore = false
 
     func run() throws {
         let config = try loadCluster(cluster)
@@ -41,6 +42,7 @@ struct LookupLoop: ParsableCommand {
             ? Array(idsHomed(at: home, among: live, count: skip + count, fill: 0xC3 &+ UInt8(truncatingIfNeeded: ownerID)).dropFirst(skip))
             : idsHomed(at: home, among: live, count: 64, fill: 0xA7 &+ UInt8(truncatingIfNeeded: ownerID))
         let c = try PlenumClient(socketPath: asker.socket, prefault: false)
+        c.readsIndexes = !viaStore
         if kind == "contains" || kind == "get" {
             let holder = try PlenumClient(socketPath: ownerNode.socket, prefault: false)
             for id in ids where try !holder.contains(id) { try holder.put(id, data: [1]) }

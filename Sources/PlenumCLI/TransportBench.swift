@@ -74,11 +74,11 @@ struct TransportBench: ParsableCommand {
         // One cluster at a time: on a small machine the idle stores of other
         // clusters (and gRPC's threads) would take the CPUs the measured one
         // needs. Each round starts a fresh cluster per transport, in turn.
-        let names = ["ping", "lookup (contains)", "get+release", "alloc (create on a peer)", "free (delete on a peer)", "barrier (\(nodes) nodes)"]
+        let names = ["ping", "lookup (contains)", "lookup via the store", "get+release", "alloc (create on a peer)", "free (delete on a peer)", "barrier (\(nodes) nodes)"]
         var hists: [String: [PeerTransport: Histogram<UInt64>]] = [:]
         for n in names { hists[n] = Dictionary(uniqueKeysWithValues: wanted.map { ($0, Histogram<UInt64>.latency()) }) }
         var floor = Histogram<UInt64>.latency(), tcp = Histogram<UInt64>.latency()
-        var throughput: [PeerTransport: [Int: [Double]]] = [:]
+        var throughput: [String: [Int: [Double]]] = [:]
         for round in 1...rounds {
             log("round \(round)/\(rounds): floors")
             let ring = try Self.ringReport(messages: operations * 4)
@@ -95,14 +95,20 @@ struct TransportBench: ParsableCommand {
                     for s in try pinger(g, operations) { _ = hists["ping"]![r.transport]!.record(s) }
                 }
                 try r.series(operations: operations, names: names, into: &hists)
-                for k in [1, 8, 64] { throughput[r.transport, default: [:]][k, default: []].append(try r.lookupThroughput(inFlight: k, total: throughputOperations)) }
+                for k in [1, 8, 64] { throughput[r.transport.rawValue, default: [:]][k, default: []].append(try r.lookupThroughput(inFlight: k, total: throughputOperations)) }
+                if r.transport == .rings {
+                    for k in [1, 8, 64] {
+                        throughput[Self.viaStore, default: [:]][k, default: []].append(try r.lookupThroughput(inFlight: k, total: throughputOperations, viaStore: true))
+                    }
+                }
             }
         }
         // The rings' ping row is one p50 per round (its child measures many).
         var rows: [Row] = []
         let notes = [
             "rings: `bench ring` round trip between two processes (p50 per round); gRPC: an empty call (or stream echo) from this process to node 0, no store work",
-            "node 1's client asks for an object of node 0 whose home is node 2: one peer round trip 1 → 2",
+            "node 1's client, an object of node 0 whose home is node 2; rings: the client reads node 2's directory index itself (SPEC §10.4 \"Client peeks\"); gRPC: no index, one peer round trip 1 → 2",
+            "the same with PlenumClient.readsIndexes = false: a request to node 1's store, which reads node 2's index (rings) or asks node 2 (gRPC)",
             "rings: lookupAcquire at the home (node 2), forwarded to the owner (node 0), whose grant comes straight back; gRPC: lookup at the home + acquire at the owner; release is one-way",
             "reserve at the home + allocate in node 0's memory (64 B); sealed afterwards, untimed",
             "lookup at the home + delete at the owner (node 0)",
@@ -117,21 +123,27 @@ struct TransportBench: ParsableCommand {
         }
         let med = { (a: [Double]) in a.sorted()[a.count / 2] }
         var tp: [String: [String: Double]] = [:]
-        for (t, ks) in throughput { tp[t.rawValue] = Dictionary(uniqueKeysWithValues: ks.map { ("\($0.key)", med($0.value)) }) }
+        for (t, ks) in throughput { tp[t] = Dictionary(uniqueKeysWithValues: ks.map { ("\($0.key)", med($0.value)) }) }
         // Issue 22's targets, all from this run.
         let lookup = rows[1].ratioToRings
         let tcpP50 = Double(max(1, LatencySummary(tcp).p50))
         func ringsOverTCP(_ row: Int) -> Double? { rows[row].latency["rings"].map { Double($0.p50) / tcpP50 } }
         var targets: [String: Bool] = [:]
         if let r = ringsOverTCP(1) { targets["lookup over rings p50 ≤ 1.0 × TCP round trip"] = r <= 1.0 }
-        for (row, what) in [(2, "get+release"), (3, "create on a peer"), (4, "delete on a peer")] {
+        if let r = ringsOverTCP(2) { targets["lookup via the store over rings p50 ≤ 1.0 × TCP round trip"] = r <= 1.0 }
+        for (row, what) in [(3, "get+release"), (4, "create on a peer"), (5, "delete on a peer")] {
             if let r = ringsOverTCP(row) { targets["\(what) over rings p50 ≤ 2.0 × TCP round trip"] = r <= 2.0 }
         }
         if let u = lookup["grpc-unary"] { targets["lookup rings ≥ 50× faster than grpc-unary"] = u >= 50 }
         if let s = lookup["grpc-stream"] { targets["lookup rings ≥ 25× faster than grpc-stream"] = s >= 25 }
-        if let r = tp["rings"]?["64"] {
-            targets["one client, 64 in flight: ≥ 200,000 lookups/s over rings"] = r >= 200_000
-            if let g = tp["grpc-stream"]?["64"] { targets["one client, 64 in flight: rings ≥ 20× grpc-stream"] = r >= 20 * g }
+        // Via the store: rings' request path against gRPC's (the same row of each).
+        let viaStore = rows[2].ratioToRings
+        if let u = viaStore["grpc-unary"] { targets["lookup via the store: rings ≥ 50× faster than grpc-unary"] = u >= 50 }
+        if let s = viaStore["grpc-stream"] { targets["lookup via the store: rings ≥ 25× faster than grpc-stream"] = s >= 25 }
+        for (key, what) in [("rings", ""), (Self.viaStore, " via the store")] {
+            guard let r = tp[key]?["64"] else { continue }
+            targets["one client, 64 in flight\(what): ≥ 200,000 lookups/s over rings"] = r >= 200_000
+            if let g = tp["grpc-stream"]?["64"] { targets["one client, 64 in flight\(what): rings ≥ 20× grpc-stream"] = r >= 20 * g }
         }
         let report = Report(nodes: nodes, operations: operations, rounds: rounds, transports: wanted.map(\.rawValue),
                             floorFlushedRttNs: LatencySummary(floor), tcpRttNs: LatencySummary(tcp), rows: rows, lookupThroughput: tp,
@@ -143,6 +155,9 @@ struct TransportBench: ParsableCommand {
         if let output { try (text + "\n").write(toFile: output, atomically: true, encoding: .utf8) }
         print(json ? text : Self.table(report))
     }
+
+    /// The throughput series of rings with every lookup a request to the store.
+    static let viaStore = "rings-via-store"
 
     static func table(_ r: Report) -> String {
         func us(_ v: UInt64?) -> String { v.map { String(format: "%9.1f", Double($0) / 1000) } ?? "        -" }
@@ -161,9 +176,9 @@ struct TransportBench: ParsableCommand {
             s += "  \(row.seeds ?? "-")\n"
         }
         s += "lookup throughput (ops/s) with 1 / 8 / 64 in flight:\n"
-        for t in r.transports {
+        for t in r.transports + (r.lookupThroughput[Self.viaStore] == nil ? [] : [Self.viaStore]) {
             let v = r.lookupThroughput[t] ?? [:]
-            s += "  \(t.padding(toLength: 12, withPad: " ", startingAt: 0)) " + ["1", "8", "64"].map { String(format: "%10.0f", v[$0] ?? .nan) }.joined(separator: " ") + "\n"
+            s += "  \(t.padding(toLength: 16, withPad: " ", startingAt: 0)) " + ["1", "8", "64"].map { String(format: "%10.0f", v[$0] ?? .nan) }.joined(separator: " ") + "\n"
         }
         for (k, v) in r.targets.sorted(by: { $0.key < $1.key }) { s += "target \(k): \(v ? "met" : "not met")\n" }
         return s

@@ -58,11 +58,17 @@ final class TransportRun {
             try body()
             _ = h[name]![transport]!.record(monotonicNanos() &- t0)
         }
-        for i in 0..<operations {
-            try time(names[1]) { guard try c1.contains(remote[i % remote.count]) else { throw CLIError("\(transport.rawValue): lookup missed") } }
+        // The client reads the home's index itself where there is one
+        // (SPEC §10.4 "Client peeks"), then the same lookups by its store.
+        for (row, reads) in [(1, true), (2, false)] {
+            c1.readsIndexes = reads
+            for i in 0..<operations {
+                try time(names[row]) { guard try c1.contains(remote[i % remote.count]) else { throw CLIError("\(transport.rawValue): lookup missed") } }
+            }
         }
+        c1.readsIndexes = true
         for i in 0..<operations {
-            try time(names[2]) {
+            try time(names[3]) {
                 guard let b = try c1.get([remote[i % remote.count]], timeoutMs: 0).first ?? nil else { throw CLIError("\(transport.rawValue): get missed") }
                 try c1.release(b)
             }
@@ -71,12 +77,12 @@ final class TransportRun {
         for _ in 0..<operations {
             let id = freshID(home: 2)
             var l = ObjectLocation(offset: 0, dataSize: 0, metadataSize: 0, reserved: 0)
-            try time(names[3]) { l = try c1.create(id, dataSize: 64, onNode: 0) }
+            try time(names[4]) { l = try c1.create(id, dataSize: 64, onNode: 0) }
             try c1.seal(id, l)
             made.append(id)
         }
         for id in made {
-            try time(names[4]) { guard try c1.delete([id]).first! == nil else { throw CLIError("\(transport.rawValue): delete refused") } }
+            try time(names[5]) { guard try c1.delete([id]).first! == nil else { throw CLIError("\(transport.rawValue): delete refused") } }
         }
         let barriers = max(10, operations / 10)
         let partners = config.nodes.filter { $0.id != 1 }.map(\.socket)
@@ -88,16 +94,18 @@ final class TransportRun {
             }
         }
         threads.forEach { $0.start() }
-        for _ in 0..<barriers { try time(names[5]) { _ = try c1.barrier(11) } }
+        for _ in 0..<barriers { try time(names[6]) { _ = try c1.barrier(11) } }
         while threads.contains(where: { !$0.isFinished }) { usleep(1000) }
     }
 
     /// Lookups per second from one client of node 1 with `k` lookups in
     /// flight (`PlenumClient.contains(_:window:)`): the ids are homed at
-    /// node 2 and sealed in node 0's memory.
-    func lookupThroughput(inFlight k: Int, total: Int) throws -> Double {
+    /// node 2 and sealed in node 0's memory. `viaStore`: the client reads
+    /// no index itself (SPEC §10.4 "Client peeks"), every lookup is a request.
+    func lookupThroughput(inFlight k: Int, total: Int, viaStore: Bool = false) throws -> Double {
         let c = try PlenumClient(socketPath: config.nodes[1].socket)
         try c.useRings()
+        c.readsIndexes = !viaStore
         let ids = (0..<total).map { remote[$0 % remote.count] }
         let t0 = monotonicNanos()
         let found = try c.contains(ids, window: k)

@@ -21,8 +21,29 @@ extension PlenumClient {
     /// Posts `request` without waiting for its reply (by the request ring
     /// without a doorbell check: `wait` or `flush` does that once for all).
     public func submit(_ request: StoreRequest) throws(ClientError) -> Ticket {
-        if let (kind, id) = Wire.oneID(request), let t = submitInPlace(kind, id) { return t }
-        return try submitFrame { Wire.encode(request, requestId: $0) }
+        let lookup: Bool
+        if case .contains(let id) = request {
+            if let b = peekContains(id) { return answered(.contains(b)) }
+            lookup = true
+        } else {
+            lookup = false
+        }
+        let t: Ticket
+        if let (kind, id) = Wire.oneID(request), let posted = submitInPlace(kind, id) { t = posted } else {
+            t = try submitFrame { Wire.encode(request, requestId: $0) }
+        }
+        // A lookup that follows waits for this one's reply (IndexPeeks).
+        if !lookup, let p = indexPeeks { p.unanswered.insert(t.requestId) }
+        return t
+    }
+
+    /// A ticket whose reply is already here (a lookup this client answered).
+    func answered(_ response: StoreResponse) -> Ticket {
+        let rid = nextRequest
+        nextRequest += 1
+        inFlight.expect(rid)
+        _ = inFlight.arrive(rid, .success(response))
+        return Ticket(requestId: rid)
     }
 
     /// A one-id request (contains, release, abort) written straight into
@@ -42,7 +63,9 @@ extension PlenumClient {
 
     /// As `submit`, for a cluster request (create on a node, barrier).
     public func submit(_ request: ClusterRequest) throws(ClientError) -> Ticket {
-        try submitFrame { Wire.encode(request, requestId: $0) }
+        let t = try submitFrame { Wire.encode(request, requestId: $0) }
+        indexPeeks?.unanswered.insert(t.requestId)
+        return t
     }
 
     func submitFrame(_ frame: (UInt64) -> [UInt8]) throws(ClientError) -> Ticket {

@@ -113,7 +113,10 @@ extension PlenumClient {
         }
     }
 
+    /// Whether `id` is sealed: read from its home's directory index by this
+    /// client itself when it can (SPEC §10.4 "Client peeks"), else asked.
     public func contains(_ id: ObjectID) throws(ClientError) -> Bool {
+        if let b = peekContains(id) { return b }
         guard case .contains(let b) = try call(.contains(id)) else { throw .unexpected("contains") }
         return b
     }

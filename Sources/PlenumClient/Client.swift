@@ -53,7 +53,19 @@ public final class PlenumClient {
     var assembler = PieceAssembler(limit: Frame.maxBytes)
     public var usesRings: Bool { requests != nil }
     /// Peer regions (SPEC §10.7), by handle; kept mapped while connected.
-    var peerRegions: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:]
+    var peerRegions: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:] {
+        didSet { indexPeeks?.forget() }
+    }
+    /// This client's reads of directory indexes (SPEC §10.4 "Client
+    /// peeks"): set up when the store publishes its view.
+    var indexPeeks: IndexPeeks?
+    /// Whether `contains` reads the id's home's directory index itself
+    /// when it can (SPEC §10.4 "Client peeks"; on by default). Off, every
+    /// lookup goes to the store (benchmarks compare the two).
+    public var readsIndexes = true
+    /// Lookups this client answered from an index itself, and lookups it
+    /// sent to its store while it reads indexes (SPEC §10.4 "Client peeks").
+    public var indexPeekCounts: (answered: Int, asked: Int) { (indexPeeks?.answered ?? 0, indexPeeks?.asked ?? 0) }
     /// Descriptors received with frames, in arrival order.
     var receivedFDs: [Int32] = []
 
@@ -115,6 +127,7 @@ public final class PlenumClient {
         if prefault, fstat(regionFD, &st) == 0, Int(st.st_blocks) * 512 >= hello.regionSize {
             try? mapping.populate(subject: "store region", forWriting: access == .readWrite)
         }
+        indexPeeks = findClusterView()
         if rings {
             // Refused (no free ring pair, no memory for a ring file): the socket serves.
             do throws(ClientError) { try useRings() } catch {
@@ -196,6 +209,10 @@ public final class PlenumClient {
         case .notification(let n): notifications.append(n)
         case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .metrics, .wake: break
         case .reply(let r, let result):
+            if let p = indexPeeks {
+                if !p.unanswered.isEmpty { p.unanswered.remove(r) }
+                p.highestAnswered = max(p.highestAnswered, r)
+            }
             if r == rid { return result }
             _ = inFlight.arrive(r, result)
         }
@@ -209,6 +226,7 @@ public final class PlenumClient {
         nextRequest += 1
         let bytes = frame(rid)
         if try !post(bytes) { try send(bytes) }
+        indexPeeks?.quietRequest = rid
     }
 
     /// Sends a request answered on the socket (descriptors, replies larger

@@ -164,7 +164,10 @@ public struct ClusterCore: Sendable {
     public var config: Config
     public internal(set) var store: StoreCore
     var directory = Directory()
-    public internal(set) var peers: [NodeID: PeerInfo] = [:] { didSet { live = [me] + peers.keys.sorted() } }
+    public internal(set) var peers: [NodeID: PeerInfo] = [:] { didSet { live = [me] + peers.keys.sorted(); peersChanges &+= 1 } }
+    /// Grows at every change of `peers`: a shell that publishes the view
+    /// (SPEC §10.4 "Client peeks") compares it with what it last wrote.
+    public private(set) var peersChanges: UInt64 = 0
     public internal(set) var loads: [NodeID: PeerLoad] = [:]
     public internal(set) var counters = ClusterCounters()
     var nextCorrelation: UInt64

@@ -28,6 +28,7 @@ import PlenumStore
 ///  bucket(id) = mix(key(id)) mod B, B a power of two (key, mix: §10.4)
 /// ```
 public struct DirectoryIndexLayout: Equatable, Sendable {
+    public static let segmentName = "directory-index"
     public static let magic: UInt64 = 0x5852_4944_4D4E_4C50 // "PLNMDIRX"
     public static let version: UInt32 = 1
     public static let entryBytes = 24

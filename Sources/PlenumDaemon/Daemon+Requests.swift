@@ -158,6 +158,8 @@ extension StoreDaemon {
             let m = region.memory()
             for (id, a) in core.takeIndexChanges() { index!.update(id, a, in: m) }
         }
+        // And the view its clients peek with (SPEC §10.4 "Client peeks").
+        if clusterView != nil, clusterView!.written != core.peersChanges { publishView() }
         for a in actions {
             switch a {
             case .local(.reply(let client, let rid, let response)):

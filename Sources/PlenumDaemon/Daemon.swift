@@ -130,6 +130,10 @@ public final class StoreDaemon {
     var core: ClusterCore
     /// This node's directory index, if it keeps one (SPEC §10.4 "Directory index").
     var index: DirectoryIndexWriter?
+    /// The view this store publishes for its clients' peeks (SPEC §10.4
+    /// "Client peeks"), with an index only: its place, its sequence word,
+    /// the `core.peersChanges` and the members it last wrote.
+    var clusterView: (layout: ClusterViewLayout, seq: UInt64, written: UInt64, members: [NodeID: ClusterViewLayout.Member])?
     /// What this store counts (SPEC §10.9 "Metrics").
     let metrics: StoreMetrics
     /// Links to the other stores (nil for a single store).
@@ -216,15 +220,17 @@ public final class StoreDaemon {
         var plan: RingPlan?
         var linkArea = 0
         var indexArea = 0
+        var viewArea = 0
         let me = options.cluster?.node ?? 0
         if let (config, _) = options.cluster {
             plan = try RingPlan(config)
             let sizes = RegionPlan(config: config, plan: plan!, node: me)
             linkArea = sizes.links
             indexArea = sizes.index
+            viewArea = sizes.view
         }
-        // SPEC §10.3 "Region size": header, objects, peer links, directory index — nothing else.
-        let size = RegionLayout.dataOffset(line: line) + heap + linkArea + indexArea
+        // SPEC §10.3 "Region size": header, objects, peer links, directory index, cluster view — nothing else.
+        let size = RegionLayout.dataOffset(line: line) + heap + linkArea + indexArea + viewArea
         (regionLockFD, ownsRegionFile) = try Self.lockRegionFile(path, force: options.forceRegion, clusterNode: options.cluster?.node)
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -232,7 +238,7 @@ public final class StoreDaemon {
         self.incarnation = incarnation
         // Everything that can fail after the region file is locked undoes
         // the lock and the file it created.
-        let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>, index: DirectoryIndexWriter?)
+        let made: (region: Region, segment: Segment, peers: PeerLinks?, reachable: Set<NodeID>, index: DirectoryIndexWriter?, view: ClusterViewLayout?)
         do {
             let region = try Region.create(at: path, size: size, lineSize: options.lineSize, owner: me, numaNode: options.numaNode, overwrite: true,
                                            requireBacking: options.prefault)
@@ -255,10 +261,15 @@ public final class StoreDaemon {
                     layout.format(incarnation: incarnation, in: region.memory())
                     index = DirectoryIndexWriter(layout: layout)
                 }
+                var view: ClusterViewLayout?
+                if viewArea > 0 {
+                    let seg = try SegmentTable.append(.raw, name: ClusterViewLayout.segmentName, length: viewArea, in: region.memory(), header: region.header)
+                    view = ClusterViewLayout(base: seg.offset, length: seg.length, size: region.memory().size)
+                }
                 made = (region, segment, PeerLinks(config: config, plan: plan, me: node, incarnation: incarnation, own: region, logger: logger),
-                        Set(config.node(node)!.reach.keys), index)
+                        Set(config.node(node)!.reach.keys), index, view)
             } else {
-                made = (region, segment, nil, [], nil)
+                made = (region, segment, nil, [], nil, nil)
             }
         } catch {
             if ownsRegionFile { unlink(path) }
@@ -288,6 +299,10 @@ public final class StoreDaemon {
         // Peers' indexes are read where they have one (§10.4); not over the
         // gRPC baseline, which measures what messages cost.
         if let peers = made.peers, options.cluster?.config.transport == .rings { core.peeker = PeerIndexes(links: peers) }
+        if let v = made.view {
+            clusterView = (v, 0, 0, [:])
+            publishView()
+        }
     }
 
     deinit {

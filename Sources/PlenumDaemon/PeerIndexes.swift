@@ -20,7 +20,7 @@ import PlenumStore
 ///    mappings it holds are let go: a replaced file is unmapped at once)
 /// ```
 final class PeerIndexes: DirectoryPeeker, @unchecked Sendable {
-    static let segmentName = "directory-index"
+    static let segmentName = DirectoryIndexLayout.segmentName
 
     private unowned let links: PeerLinks
     /// Per home (node ids are 0…63): what was found for which incarnation.

@@ -31,6 +31,7 @@ import Testing
             let segments = (region["segments"] as? [[String: Any]] ?? []).reduce(into: [String: Int]()) { $0[$1["name"] as? String ?? ""] = $1["length"] as? Int }
             #expect(segments["objects"] == bytes["objects"] && segments["peer-links"] == bytes["peer_links"], "node \(id): \(segments) vs \(bytes)")
             #expect(segments["directory-index"] == ((bytes["directory_index"] ?? 0) > 0 ? bytes["directory_index"] : nil), "node \(id)")
+            #expect(segments["cluster-view"] == ((bytes["cluster_view"] ?? 0) > 0 ? bytes["cluster_view"] : nil), "node \(id)")
             // The rings it hosts are the rings its peers attached to in its memory.
             let hosted = (n["rings_hosted"] as? [[String: Int]] ?? []).map { "\($0["producer"]!)→\($0["consumer"]!)" }
             let seen = (cluster.status(id)?["peers"] as? [[String: Any]] ?? []).flatMap { p -> [String] in

@@ -144,7 +144,7 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
         let region = try #require(c2.regions.first { $0.handle == b.region })
         #expect(b.region != 0 && region.node == 0)
         #expect(try c2.memory(for: b.location).size == region.size)
-        // SPEC §10.3 "Region size": 4096 (header) + objects + peer-links + directory-index, nothing after.
+        // SPEC §10.3 "Region size": 4096 (header) + objects + peer-links + directory-index + cluster-view, nothing after.
         let plan = try RingPlan(cluster.config), c = cluster.config
         let block = 5 * c.lineSize + c.ringSlots * c.ringSlotSize
         for n in c.nodes {
@@ -152,7 +152,8 @@ func cid(_ k: Int, _ tag: UInt8 = 0) -> ObjectID {
             let size = (try? FileManager.default.attributesOfItem(atPath: n.region)[.size] as? Int) ?? -1
             // The directory index: rings only (SPEC §10.4), L·(1 + buckets) rounded to pages.
             let index = c.transport != .rings || c.directoryIndex == 0 ? 0 : (c.lineSize * (1 + c.directoryIndex / ((c.lineSize - 16) / 24)) + 4095) / 4096 * 4096
-            #expect(size == 4096 + (n.memory + 4095) / 4096 * 4096 + links + index, "node \(n.id)'s region")
+            let view = index > 0 ? 4096 : 0     // SPEC §10.4 "Client peeks"
+            #expect(size == 4096 + (n.memory + 4095) / 4096 * 4096 + links + index + view, "node \(n.id)'s region")
             if n.id == 0 { #expect(region.size == size, "the size the client was told") }
         }
         // Node 0 sees node 2's reference: delete and eviction refused.

@@ -21,6 +21,7 @@ import Testing
         defer { cluster.stop() }
         let ids = Self.homed(at: 1, among: [0, 1, 2], count: 40, tag: 0x91)
         let c0 = try cluster.client(0), c2 = try cluster.client(2)
+        c0.readsIndexes = false      // the store peeks (ClientPeekProcessTests: the client)
         for (i, id) in ids.enumerated() { try c2.put(id, data: [UInt8(i), 9]) }     // owner 2, home 1
         #expect(Self.index(cluster, 1)["indexed"] == ids.count)
         for id in ids { #expect(try c0.contains(id)) }
@@ -47,6 +48,7 @@ import Testing
         defer { cluster.stop() }
         let ids = Self.homed(at: 1, among: [0, 1, 2], count: 20, tag: 0x92)
         let c0 = try cluster.client(0), c2 = try cluster.client(2)
+        c0.readsIndexes = false      // the store peeks (ClientPeekProcessTests: the client)
         for id in ids { try c2.put(id, data: [3]) }
         #expect(try c0.contains(ids, window: 4).allSatisfy { $0 })
         let before = Self.index(cluster, 0)["peeks"] ?? 0

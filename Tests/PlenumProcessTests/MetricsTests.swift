@@ -16,6 +16,7 @@ import Testing
         let cluster = try TestCluster(nodes: 3)
         defer { cluster.stop() }
         let c0 = try cluster.client(0), c1 = try cluster.client(1)
+        c0.readsIndexes = false      // the store answers every lookup (SPEC §10.4 "Client peeks")
         let size = 100
         // Node 0: five objects homed at node 0 in its own memory (no peer involved).
         let mine = Self.homed(at: 0, count: 5, tag: 0xB1)

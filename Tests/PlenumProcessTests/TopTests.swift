@@ -42,6 +42,7 @@ import Testing
         #expect(eventually(60) { let s = screen(); return (0..<3).allSatisfy { row($0, s).contains("up") && row($0, s).contains("2/2") } }, "\(screen())")
         // Work shows as ops/s on node 0.
         let c0 = try cluster.client(0)
+        c0.readsIndexes = false      // every lookup is the store's work (SPEC §10.4 "Client peeks")
         #expect(eventually(60) {
             for i in 0..<300 { _ = try? c0.contains(cid(i, 0xC1)) }
             return row(0, screen()).split(separator: " ").dropFirst(2).first.flatMap { Int($0) }.map { $0 > 0 } == true
