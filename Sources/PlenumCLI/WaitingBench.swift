@@ -134,7 +134,8 @@ struct WaitingBench: ParsableCommand {
                                  lookupNs: try lookups(c, ids, gapUs: 0)))
         }
         // With the directory index (SPEC §10.4) a lookup never reaches the
-        // home: the store on its path is the asking one. Each store on a core
+        // home: the store on its path (every lookup a request here, see
+        // `start`) is the asking one. Each store on a core
         // of its own, as in a deployment: the asking store dedicated, the
         // client on the other CPU (with the idle home).
         log("dedicated asking store: a 2-node cluster, node 0 dedicated to CPU 1; node 1 (the home, adaptive) and this client pinned to CPU 0")

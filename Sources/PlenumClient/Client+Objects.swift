@@ -150,7 +150,9 @@ extension PlenumClient {
     public func nextNotification() throws(ClientError) -> StoreNotification {
         if !notifications.isEmpty { return notifications.removeFirst() }
         while true {
-            if case .notification(let n) = try next() { return n }
+            let incoming = try next()
+            if case .notification(let n) = incoming { return n }
+            take(incoming, awaiting: 0)   // a reply to a request in flight is kept for its wait
         }
     }
 }

@@ -54,7 +54,9 @@ public final class PlenumClient {
     public var usesRings: Bool { requests != nil }
     /// Peer regions (SPEC §10.7), by handle; kept mapped while connected.
     var peerRegions: [Int: (info: Wire.RegionInfo, mapping: Mapping, memory: MappedMemory)] = [:] {
-        didSet { indexPeeks?.forget() }
+        // A peek holds the memory of the handles it found: let go of them
+        // when the set of handles changes (a handle's mapping never does).
+        didSet { if indexPeeks != nil, peerRegions.count != oldValue.count || peerRegions.keys.contains(where: { oldValue[$0] == nil }) { indexPeeks!.forget() } }
     }
     /// This client's reads of directory indexes (SPEC §10.4 "Client
     /// peeks"): set up when the store publishes its view.
@@ -209,7 +211,7 @@ public final class PlenumClient {
         case .notification(let n): notifications.append(n)
         case .ringsOpened, .regions, .clusterStatus, .writeGranted, .verified, .hopTrace, .metrics, .wake: break
         case .reply(let r, let result):
-            if let p = indexPeeks {
+            if let p = indexPeeks, r < nextRequest {      // a stray id proves nothing
                 if !p.unanswered.isEmpty { p.unanswered.remove(r) }
                 p.highestAnswered = max(p.highestAnswered, r)
             }

@@ -10,15 +10,19 @@ import PlenumStore
 /// ```
 ///  contains(id)
 ///    a request of this client not answered yet (but lookups),
-///    or a quiet release no later reply has passed ─────────────────▶ ask the store
+///    or a quiet release no reply to a later request has passed ─────▶ ask the store
 ///    view: seq (acquiring) = the copy's? keep it : seqlock copy (odd, torn ▶ ask)
 ///    h ← Home.of(id, view.live); h not mapped by the store ──────────▶ ask
 ///    h's index for (life, handle) found? ── no: look (a regions fetch
 ///        for an unknown handle), again every 1,024 lookups ──────────▶ ask
 ///    seqlock read of id's bucket (§10.4 reader) ─ nil ───────────────▶ ask
-///    sealed → true · absent, reserved → false
-///    but an entry of this node in another home's index ──────────────▶ ask
-///        (the store knows whether its one-way updates are still on the way)
+///    the view's seq moved meanwhile ─────────────────────────────────▶ ask
+///    h = me: sealed → true · absent, reserved → false (the store's own table)
+///    h ≠ me: sealed at another node → true · anything else ──────────▶ ask
+///        (the store answers from its own memory first: an object sealed
+///        here whose publication — after a view change, a re-publication —
+///        has not reached h yet reads absent or reserved in h's index; and an
+///        entry of this node may be one its one-way update has not reached)
 /// ```
 final class IndexPeeks {
     let view: ClusterViewLayout
@@ -35,6 +39,8 @@ final class IndexPeeks {
     var found = [Found?](repeating: nil, count: 64)
     /// Requests (but lookups) whose replies have not arrived: while any
     /// is out, lookups go to the store, behind them (SPEC §9.6 "Order").
+    /// A reply that never comes through `take` (the raw `receive()`) keeps
+    /// its request here: lookups then go to the store, never wrong.
     var unanswered: Set<UInt64> = []
     /// The last reply-less request (a quiet release), and the highest
     /// request id answered: the store applied the former once it answered
@@ -93,14 +99,22 @@ extension PlenumClient {
         guard let v = p.currentView(in: memory) else { return nil }
         let h = Home.of(id, among: v.live)
         guard let row = v.members[h], row.mapped, let (layout, m) = homeIndex(h, row, p) else { return nil }
-        switch layout.peek(id, in: m) {
-        case nil: return nil
-        case .absent?: return false
-        // This node's own entry in another home's index may be one its
-        // one-way update has not reached yet: the store knows (§10.4).
-        case .reserved(let by)?: return by == v.me && h != v.me ? nil : false
-        case .sealed(let owner)?: return owner == v.me && h != v.me ? nil : true
+        let a = layout.peek(id, in: m)
+        // The answer holds for the view it was read in (a peek that fetched
+        // the region table may have waited a round trip).
+        guard p.view.sequence(in: memory) == p.copySeq else { return nil }
+        if h == v.me {
+            // This store's own table: exactly its directory (§10.4 writer).
+            switch a {
+            case nil: return nil
+            case .sealed?: return true
+            case .absent?, .reserved?: return false
+            }
         }
+        // Another home: only "sealed at another node" is beyond what this
+        // store's own memory could contradict (§10.4 "Client peeks").
+        if case .sealed(let owner)? = a, owner != v.me { return true }
+        return nil
     }
 
     /// Home h's index in this life (its header checked, §10.4 reader), or nil.
