@@ -99,6 +99,24 @@ extension ClusterCore {
         return knownSealed(id)
     }
 
+    /// A client's get of ids all sealed here, answered on the spot: exactly
+    /// the reply and references `handle` would give (the single-node path),
+    /// or nil when `handle` must take it — an id not sealed here, or c's
+    /// replies held behind acknowledgements (they keep their order).
+    public mutating func getAtOnce(_ ids: [ObjectID], for c: ClientID) -> [ObjectLocation?]? {
+        guard c & Self.peerBit == 0, awaitingAcks.isEmpty || awaitingAcks[c] == nil else { return nil }
+        return store.getAtOnce(ids, client: c)
+    }
+
+    /// A client's release of a reference to an object here that only counts
+    /// down, done on the spot (its reply is `released`); false when `handle`
+    /// must take it (a remote reference, no reference, a removal, held replies).
+    public mutating func releaseAtOnce(_ id: ObjectID, for c: ClientID) -> Bool {
+        guard c & Self.peerBit == 0, awaitingAcks.isEmpty || awaitingAcks[c] == nil,
+              remoteRefs.isEmpty || remoteRefs[c]?[id] == nil else { return false }
+        return store.releaseAtOnce(id, client: c)
+    }
+
     mutating func passThrough(_ c: ClientID, _ rid: UInt64, _ r: StoreRequest, now: UInt64, into out: inout [ClusterAction]) {
         localActions(of: .request(c, requestId: rid, r), for: c, now: now, into: &out)
     }

@@ -153,6 +153,14 @@ extension StoreDaemon {
             apply(.local(.request(c.id, requestId: rid, r)), now: now)
             metrics.settle(peerWork: peerWork)
         }
+        // What the core answered on the spot (ClusterCore.getAtOnce,
+        // releaseAtOnce): tracked, counted and replied as `ask` would.
+        func answered(_ p: PlasmaSession.Pending, _ r: StoreRequest, _ response: StoreResponse) {
+            let rid = s.track(p)
+            metrics.begin(client: c.id, rid: rid, op: StoreMetrics.op(r), now: now, peerWork: peerWork)
+            reply(to: c, rid, response)
+            metrics.settle(peerWork: peerWork)
+        }
         switch q {
         case .connect:
             sendSocket(c, PlasmaCodec.encode(.connect(memoryCapacity: Int64(options.plasmaCapacity ?? options.memory))))
@@ -201,7 +209,11 @@ extension StoreDaemon {
         case .get(let ids, let timeout):
             restoreSpilled(ids, for: c.id)
             let limit = core.store.config.maxIdsPerRequest
-            guard ids.count > limit else { return ask(.get(ids), .get(ids, timeoutMs: timeout < 0 ? -1 : timeout)) }
+            guard ids.count > limit else {
+                let r = StoreRequest.get(ids, timeoutMs: timeout < 0 ? -1 : timeout)
+                if let ls = core.getAtOnce(ids, for: c.id) { return answered(.get(ids), r, .objects(ls)) }
+                return ask(.get(ids), r)
+            }
             // Plasma has no limit: parts of at most `limit` ids, each waiting
             // the same timeout, answered together once all are.
             let token = s.nextBigGet
@@ -214,7 +226,9 @@ extension StoreDaemon {
             }
         case .release(let id):
             if s.pinning.contains(id) { s.releasedWhilePinning.insert(id); return }
-            for _ in 0..<(s.held.removeValue(forKey: id) ?? 0) { ask(.silent, .release(id)) }
+            for _ in 0..<(s.held.removeValue(forKey: id) ?? 0) {
+                if core.releaseAtOnce(id, for: c.id) { answered(.silent, .release(id), .released) } else { ask(.silent, .release(id)) }
+            }
         case .delete(let ids):
             for id in ids { spillDrop(id) }
             ask(.delete(ids), .delete(ids))

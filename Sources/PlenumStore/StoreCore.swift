@@ -288,6 +288,32 @@ public struct StoreCore: Sendable {
         return out
     }
 
+    /// A get whose every id is sealed here, answered on the spot: the reply
+    /// and the references `handle(.get(ids, timeoutMs:))` gives then (with
+    /// every id sealed nothing waits, whatever the timeout). nil — too many
+    /// ids, an unknown client, an id not sealed here — when `handle` must
+    /// take it.
+    public mutating func getAtOnce(_ ids: [ObjectID], client c: ClientID) -> [ObjectLocation?]? {
+        guard ids.count <= config.maxIdsPerRequest, clients[c] != nil,
+              ids.allSatisfy({ objects[$0]?.state == .sealed }) else { return nil }
+        return take(ids, client: c)
+    }
+
+    /// A release that only counts down, done on the spot: true when it was
+    /// `handle(.release(id))` answering `released` with no other action;
+    /// false — no reference (an error reply), or the last reference to an
+    /// object in the deletion cache (a removal) — when `handle` must take it.
+    public mutating func releaseAtOnce(_ id: ObjectID, client c: ClientID) -> Bool {
+        guard let held = clients[c]?.references[id], held > 0, let e = objects[id] else { return false }
+        if e.refCount == 1, deleteAtRelease.contains(id) { return false }
+        clients[c]!.references[id] = held == 1 ? nil : held - 1
+        objects[id]!.refCount -= 1
+        var none: [StoreAction] = []
+        unreferenced(id, into: &none)
+        assert(none.isEmpty, "a release done at once caused actions")
+        return true
+    }
+
     /// After a reference was dropped: an unreferenced sealed object becomes
     /// an eviction candidate, as the most recently used.
     /// One in the deletion cache is removed instead (as a delete).

@@ -78,6 +78,61 @@ final class ClusterCoreTests: XCTestCase {
         XCTAssertNil(h.nodes[0].containsAtOnce(homedThere[0], for: ClusterCore.peerBit | 1), "a pseudo-client's request is the core's")
     }
 
+    /// The Plasma handler's short paths (issue 25): a get of ids all sealed
+    /// here and a release that only counts down give exactly `handle`'s
+    /// reply and leave the same references; anything else is `handle`'s.
+    func testGetAndReleaseAtOnceAreWhatHandleDoes() {
+        var h = ClusterHarness(nodes: 2)
+        h.connect(1, on: 0)
+        h.connect(2, on: 0)
+        let ids = (0..<40).map(oid)
+        let mine = Array(ids.prefix(6))
+        let homedThere = ids.filter { h.nodes[0].home(of: $0) == 1 && !mine.contains($0) }
+        for id in mine { XCTAssertEqual(h.put(id, client: 1, on: 0), .sealed) }
+        /// Each object's references, as the store lists them (and its invariants hold).
+        func list(_ core: ClusterCore) -> [ObjectID: Int] {
+            var store = core.store
+            XCTAssertNil(store.checkInvariants())
+            var rows: [ObjectID: Int] = [:]
+            for a in store.handle(.request(2, requestId: 99, .list), now: 0) {
+                if case .reply(_, _, .list(let r)) = a { for row in r { rows[row.id] = row.refCount } }
+            }
+            return rows
+        }
+        // A get of sealed ids: the same reply and the same references.
+        var viaHandle = h.nodes[0]
+        let replies = viaHandle.handle(.local(.request(1, requestId: 5, .get(mine, timeoutMs: 0))), now: h.now)
+        let got = h.nodes[0].getAtOnce(mine, for: 1)
+        XCTAssertEqual(replies.count, 1)
+        if case .local(.reply(1, 5, let r))? = replies.first { XCTAssertEqual(r, got.map { .objects($0) }) } else { XCTFail("\(replies)") }
+        XCTAssertEqual(list(h.nodes[0]), list(viaHandle))
+        XCTAssertEqual(list(h.nodes[0])[mine[0]], 1)
+        // Not every id sealed here: handle's (a wait, or the home's answer).
+        XCTAssertNil(h.nodes[0].getAtOnce(mine + [homedThere[0]], for: 1))
+        XCTAssertNil(h.nodes[0].getAtOnce(mine, for: 77), "an unknown client gets handle's error")
+        // Release: counts down like handle; no reference left is handle's error.
+        var released = h.nodes[0]
+        let r2 = released.handle(.local(.request(1, requestId: 6, .release(mine[0]))), now: h.now)
+        XCTAssertTrue(h.nodes[0].releaseAtOnce(mine[0], for: 1))
+        if case .local(.reply(1, 6, .released))? = r2.first {} else { XCTFail("\(r2)") }
+        XCTAssertEqual(list(h.nodes[0]), list(released))
+        XCTAssertFalse(h.nodes[0].releaseAtOnce(mine[0], for: 1), "no reference left: handle answers noReference")
+        // The last reference to an object in the deletion cache: a removal, handle's.
+        XCTAssertTrue(h.nodes[0].deleteAtLastRelease(mine[1]))
+        XCTAssertFalse(h.nodes[0].releaseAtOnce(mine[1], for: 1))
+        XCTAssertEqual(h.call(.release(mine[1]), client: 1, on: 0), .released)
+        XCTAssertNil(list(h.nodes[0])[mine[1]], "removed at its last release")
+        // Client 1's replies held behind an acknowledgement: handle's, in order.
+        guard case .created? = h.call(.create(homedThere[1], dataSize: 8, metadataSize: 0), client: 1, on: 0) else { return XCTFail() }
+        h.apply(0, h.nodes[0].handle(.local(.request(1, requestId: 9, .seal(homedThere[1], digest: 1))), now: h.now))
+        XCTAssertNil(h.nodes[0].getAtOnce([mine[2]], for: 1))
+        XCTAssertFalse(h.nodes[0].releaseAtOnce(mine[2], for: 1))
+        XCTAssertNotNil(h.nodes[0].getAtOnce([mine[2]], for: 2), "client 2's replies are not held")
+        h.settle()
+        XCTAssertNotNil(h.nodes[0].getAtOnce([mine[2]], for: 1))
+        XCTAssertNil(h.nodes[0].getAtOnce([mine[2]], for: ClusterCore.peerBit | 1), "a pseudo-client's request is the core's")
+    }
+
     func testLookupCostIsIndependentOfClusterSize() {
         for count in [2, 4, 8] {
             var h = ClusterHarness(nodes: count)
