@@ -30,13 +30,7 @@ final class IndexPeeks {
     private(set) var copy: ClusterViewLayout.View?
     private(set) var copySeq: UInt64 = 0
     /// Per home: what was found for which life and handle.
-    struct Found {
-        var incarnation: UInt64
-        var handle: Int
-        var index: (layout: DirectoryIndexLayout, memory: MappedMemory)?
-        var misses = 0
-    }
-    var found = [Found?](repeating: nil, count: 64)
+    let found = FoundIndexes()
     /// Requests (but lookups) whose replies have not arrived: while any
     /// is out, lookups go to the store, behind them (SPEC §9.6 "Order").
     /// A reply that never comes through `take` (the raw `receive()`) keeps
@@ -58,9 +52,7 @@ final class IndexPeeks {
     var settled: Bool { unanswered.isEmpty && quietRequest <= highestAnswered }
 
     /// Everything found is let go (the client's region mappings changed).
-    func forget() {
-        for h in found.indices where found[h] != nil { found[h] = nil }
-    }
+    func forget() { found.forget() }
 
     /// The view as the store last published it, or nil (being rewritten).
     func currentView(in m: MappedMemory) -> ClusterViewLayout.View? {
@@ -118,29 +110,19 @@ extension PlenumClient {
     }
 
     /// Home h's index in this life (its header checked, §10.4 reader), or nil.
-    private func homeIndex(_ h: NodeID, _ row: ClusterViewLayout.Member, _ p: IndexPeeks) -> (DirectoryIndexLayout, MappedMemory)? {
-        let i = Int(h)
-        if let f = p.found[i], f.incarnation == row.incarnation, f.handle == row.handle {
-            if let index = f.index { return index }
-            p.found[i]!.misses += 1
-            if (f.misses + 1) % 1024 != 0 { return nil }
+    private func homeIndex(_ h: NodeID, _ row: ClusterViewLayout.Member, _ p: IndexPeeks) -> FoundIndexes.Index? {
+        p.found.index(of: h, life: row.incarnation, handle: row.handle) {
+            let region: (memory: MappedMemory, mapping: Mapping)?
+            if h == p.copy?.me {
+                region = (memory, mapping)
+            } else {
+                if peerRegions[row.handle] == nil { try? refreshRegions() }
+                region = peerRegions[row.handle].map { ($0.memory, $0.mapping) }
+            }
+            guard let (m, mapping) = region,
+                  let header = try? RegionHeader.read(from: m, mappedSize: m.size, path: "region of node \(h)"),
+                  let seg = try? SegmentTable.find(DirectoryIndexLayout.segmentName, in: m, header: header) else { return nil }
+            return DirectoryIndexLayout.found(at: seg.offset, length: seg.length, in: m, mapping: mapping, life: row.incarnation)
         }
-        var index: (layout: DirectoryIndexLayout, memory: MappedMemory)?
-        let region: (memory: MappedMemory, mapping: Mapping)?
-        if h == p.copy?.me {
-            region = (memory, mapping)
-        } else {
-            if peerRegions[row.handle] == nil { try? refreshRegions() }
-            region = peerRegions[row.handle].map { ($0.memory, $0.mapping) }
-        }
-        if let (m, mapping) = region,
-           let header = try? RegionHeader.read(from: m, mappedSize: m.size, path: "region of node \(h)"),
-           let seg = try? SegmentTable.find(DirectoryIndexLayout.segmentName, in: m, header: header),
-           let (l, life) = DirectoryIndexLayout.read(at: seg.offset, length: seg.length, in: m), life == row.incarnation {
-            index = (l, m)
-            mapping.prefaultForReading(offset: l.base, count: l.totalBytes)
-        }
-        p.found[i] = IndexPeeks.Found(incarnation: row.incarnation, handle: row.handle, index: index)
-        return index
     }
 }

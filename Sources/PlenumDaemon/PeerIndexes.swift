@@ -19,48 +19,28 @@ import PlenumStore
 ///  PeerLinks changes its regions ─▶ everything found is forgotten (the
 ///    mappings it holds are let go: a replaced file is unmapped at once)
 /// ```
+/// (`FoundIndexes` keeps what was found, and looks again every 1,024
+/// lookups of a life without an index.)
 final class PeerIndexes: DirectoryPeeker, @unchecked Sendable {
     static let segmentName = DirectoryIndexLayout.segmentName
 
     private unowned let links: PeerLinks
-    /// Per home (node ids are 0…63): what was found for which incarnation.
-    private struct Found {
-        var incarnation: UInt64
-        /// The index and the home's memory, held only while `PeerLinks`
-        /// maps that file (`forget` runs at each change of its regions).
-        var index: (layout: DirectoryIndexLayout, memory: MappedMemory)?
-        var misses = 0
-    }
-    private var found = [Found?](repeating: nil, count: 64)
+    /// What was found per home and life; it holds the home's memory only
+    /// while `PeerLinks` maps that file (forgotten at each change of its regions).
+    private let found = FoundIndexes()
 
     init(links: PeerLinks) {
         self.links = links
-        links.regionsChanged = { [weak self] in self?.forget() }
-    }
-
-    private func forget() {
-        for h in found.indices where found[h] != nil { found[h] = nil }
+        links.regionsChanged = { [weak self] in self?.found.forget() }
     }
 
     func peek(_ id: ObjectID, at home: NodeID, incarnation: UInt64) -> IndexAnswer? {
-        guard home < 64 else { return nil }
-        if let f = found[Int(home)], f.incarnation == incarnation {
-            if let (layout, memory) = f.index { return layout.peek(id, in: memory) }
-            // No index found for this life: look again now and then (a peer
-            // without one costs a segment-table read per 1,024 lookups).
-            found[Int(home)]!.misses += 1
-            if (f.misses + 1) % 1024 != 0 { return nil }
-        }
-        var index: (layout: DirectoryIndexLayout, memory: MappedMemory)?
-        if let r = links.peerRegions[home] {
+        let index = found.index(of: home, life: incarnation) {
+            guard let r = links.peerRegions[home] else { return nil }
             let m = r.memory()
-            if let seg = try? SegmentTable.find(Self.segmentName, in: m, header: r.header),
-               let (l, life) = DirectoryIndexLayout.read(at: seg.offset, length: seg.length, in: m), life == incarnation {
-                index = (l, m)
-                r.mapping.prefaultForReading(offset: l.base, count: l.totalBytes)
-            }
+            guard let seg = try? SegmentTable.find(Self.segmentName, in: m, header: r.header) else { return nil }
+            return DirectoryIndexLayout.found(at: seg.offset, length: seg.length, in: m, mapping: r.mapping, life: incarnation)
         }
-        found[Int(home)] = Found(incarnation: incarnation, index: index)
         guard let (layout, memory) = index else { return nil }
         return layout.peek(id, in: memory)
     }

@@ -209,11 +209,7 @@ public struct StoreCore: Sendable {
             waits.add(client: c, requestId: rid, ids: ids, missing: missing, deadline: Self.deadline(now: now, timeoutMs: timeoutMs))
             return nil
         case .release(let id):
-            guard let held = clients[c]?.references[id], held > 0, objects[id] != nil else { return .error(.noReference(id)) }
-            clients[c]!.references[id] = held == 1 ? nil : held - 1
-            objects[id]!.refCount -= 1
-            unreferenced(id, into: &out)
-            return .released
+            return dropReference(id, client: c, into: &out) ? .released : .error(.noReference(id))
         case .contains(let id):
             return .contains(objects[id]?.state == .sealed)
         case .delete(let ids):
@@ -304,13 +300,20 @@ public struct StoreCore: Sendable {
     /// false — no reference (an error reply), or the last reference to an
     /// object in the deletion cache (a removal) — when `handle` must take it.
     public mutating func releaseAtOnce(_ id: ObjectID, client c: ClientID) -> Bool {
-        guard let held = clients[c]?.references[id], held > 0, let e = objects[id] else { return false }
-        if e.refCount == 1, deleteAtRelease.contains(id) { return false }
+        if let e = objects[id], e.refCount == 1, deleteAtRelease.contains(id) { return false }
+        var none: [StoreAction] = []
+        guard dropReference(id, client: c, into: &none) else { return false }
+        assert(none.isEmpty, "a release done at once caused actions")
+        return true
+    }
+
+    /// Drops one of c's references to `id` (false: c holds none); an
+    /// object left unreferenced becomes evictable, or goes (deletion cache).
+    mutating func dropReference(_ id: ObjectID, client c: ClientID, into out: inout [StoreAction]) -> Bool {
+        guard let held = clients[c]?.references[id], held > 0, objects[id] != nil else { return false }
         clients[c]!.references[id] = held == 1 ? nil : held - 1
         objects[id]!.refCount -= 1
-        var none: [StoreAction] = []
-        unreferenced(id, into: &none)
-        assert(none.isEmpty, "a release done at once caused actions")
+        unreferenced(id, into: &out)
         return true
     }
 
