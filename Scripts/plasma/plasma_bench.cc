@@ -27,7 +27,7 @@ static void check(const arrow::Status& s, const char* what) {
 }
 
 int main(int argc, char** argv) {
-  if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE [ROUND [CLIENTS]]\n"); return 2; }
+  if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE [ROUND [CLIENTS]] (SCALE 0: small-object rows only)\n"); return 2; }
   std::string socket = argv[1];
   int repeats = atoi(argv[2]), operations = atoi(argv[3]), scale = atoi(argv[4]);
   plasma::PlasmaClient client;
@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
   struct Spec { int count; int64_t size; const char* label; };
   Spec table[] = {{1000, 1 << 10, "1000x1kB"}, {500, 10 << 10, "500x10kB"}, {200, 100 << 10, "200x100kB"},
                   {100, 1 << 20, "100x1MB"}, {50, 10 << 20, "50x10MB"}, {10, 100 << 20, "10x100MB"}};
+  // SCALE 0: the small-object rows only (Scripts/plasma-client-breakdown).
   for (auto& t : table) {
+    if (scale == 0) break;
     int count = std::max(1, t.count / scale);
     std::vector<double> create, get_all, read;
     for (int r = 0; r < repeats; r++) {
@@ -89,7 +91,7 @@ int main(int argc, char** argv) {
     rows.push_back({std::string("get all ") + t.label, "latency", "ns", median(get_all)});
     rows.push_back({std::string("read ") + t.label, "bandwidth", "bytes/s", median(read)});
   }
-  {
+  if (scale > 0) {
     std::vector<double> inl;
     std::string payload(1024, '\x5A');
     for (int r = 0; r < repeats; r++) {
