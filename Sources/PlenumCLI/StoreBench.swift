@@ -23,6 +23,8 @@ struct StoreBench: ParsableCommand {
     struct Row: Codable { var name: String; var kind: String; var unit: String; var plenum: Double }
 
     /// Gets of all of a row's objects timed per round (the row reports their median).
+    /// Get-all samples per repeat (back to back), and read samples (each
+    /// right after a get of all, the first after the last get-all sample).
     static let getAllSamples = 5
     static let readSamples = 5
     static let table: [(count: Int, size: Int, label: String)] = [
@@ -100,9 +102,13 @@ struct StoreBench: ParsableCommand {
                 // medians, as Scripts/plasma/plasma_bench.cc does for Plasma.
                 // Gets 0–4 of all follow each other (get all: those five);
                 // gets 4–8 are each followed by a read of every object, one
-                // 8-byte load per 64-byte line (read: those five). A get
-                // after a read is not a get-all sample: a store idle for the
-                // read's tens of ms answers it only once woken.
+                // 8-byte load per 64-byte line (read: those five). Reads
+                // after the first re-read objects the last read touched: for
+                // objects that fit in cache they measure a warm read, less
+                // whatever the client's releases and get evicted between. A
+                // get after a read is not a get-all sample: a store idle
+                // through a long read may be asleep and answer only once
+                // woken.
                 var buffers: [ObjectBuffer?] = []
                 for k in 0..<(Self.getAllSamples + Self.readSamples - 1) {
                     if k > 0 { for b in buffers { try c.release(b!) } }
@@ -114,9 +120,10 @@ struct StoreBench: ParsableCommand {
                     buffers.removeAll()
                     let start = monotonicNanos()
                     buffers = try c.get(ids, timeoutMs: 0)
-                    let t2 = monotonicNanos()
-                    if k < Self.getAllSamples { getAll.append(Double(t2 - start)) }
+                    let got = monotonicNanos()
+                    if k < Self.getAllSamples { getAll.append(Double(got - start)) }
                     guard k >= Self.getAllSamples - 1 else { continue }
+                    let t2 = monotonicNanos()
                     var sum: UInt64 = 0
                     for b in buffers { try b!.withData { p in
                         var i = 0
