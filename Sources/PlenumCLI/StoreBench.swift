@@ -22,9 +22,9 @@ struct StoreBench: ParsableCommand {
 
     struct Row: Codable { var name: String; var kind: String; var unit: String; var plenum: Double }
 
-    /// Gets of all of a row's objects timed per round (the row reports their median).
-    /// Get-all samples per repeat (back to back), and read samples (each
-    /// right after a get of all, the first after the last get-all sample).
+    /// Gets of all of a row's objects timed per repeat, back to back, and
+    /// reads of all of them, each right after a get of all (the first after
+    /// the last get-all sample); the rows report the medians.
     static let getAllSamples = 5
     static let readSamples = 5
     static let table: [(count: Int, size: Int, label: String)] = [
