@@ -64,8 +64,17 @@ final class PlasmaTestClient {
         return p
     }
 
-    /// True once the store closed this connection.
-    func closedByStore() -> Bool { while fill() {}; return true }
+    /// True once the store closed this connection (end of stream, or a
+    /// reset: it closed with bytes of ours unread); false if it kept it
+    /// open through the receive timeout.
+    func closedByStore() -> Bool {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let got = recv(fd, &buf, buf.count, 0)
+            if got > 0 { continue }
+            return got == 0 || errno == ECONNRESET
+        }
+    }
 }
 
 @Suite(.serialized) struct PlasmaProcessTests {
@@ -205,6 +214,36 @@ final class PlasmaTestClient {
         #expect(try a.reply() == .evict(bytes: 4))
         #expect(try next() == PlasmaObjectInfo(id: old, dataSize: -1, metadataSize: -1, isDeletion: true))
         close(pair[0])
+        #expect(store.stop() == 0)
+    }
+
+    /// SPEC §11.1: descriptors come only with a subscription. The store
+    /// receives in the kernel (io_uring recvmsg into the connection's
+    /// slot); a client that passes descriptors nobody asked for is
+    /// disconnected once it has passed more than 16, every one it passed is
+    /// closed, and the store serves on.
+    @Test func unaskedDescriptorsDisconnectTheirSenderAndAreClosed() throws {
+        let store = try Store()
+        let good = try PlasmaTestClient(store.plasma)
+        good.send(.contains(Self.id(1)))
+        #expect(try good.reply() == .contains(Self.id(1), false))
+        let fdDir = "/proc/\(store.process.process.processIdentifier)/fd"
+        let before = try FileManager.default.contentsOfDirectory(atPath: fdDir).count
+        let bad = try PlasmaTestClient(store.plasma)
+        let devNull = open("/dev/null", O_RDONLY)
+        defer { close(devNull) }
+        // One byte and one descriptor per message: a stream recvmsg stops
+        // after a message that carries descriptors, so each is its own
+        // completion; the 17th is one too many.
+        let one: [UInt8] = [0x14]
+        for _ in 0..<17 {
+            guard one.withUnsafeBytes({ plenum_send_with_fd(bad.fd, $0.baseAddress, 1, devNull) }) == 1 else { break }
+        }
+        #expect(bad.closedByStore())
+        good.send(.contains(Self.id(2)))
+        #expect(try good.reply() == .contains(Self.id(2), false))
+        // The dropped connection and the 17 descriptors it passed are closed.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fdDir).count == before)
         #expect(store.stop() == 0)
     }
 
