@@ -349,40 +349,42 @@ final class ClusterCoreTests: XCTestCase {
         XCTAssertEqual(h.call(.get([oid(3)], timeoutMs: 0), client: 2, on: 1), .objects([nil]))
     }
 
-    func testLyingOwnerCannotHandOutMemoryOutsideItsRegion() {
-        var h = ClusterHarness(nodes: 2)
-        h.connect(2, on: 1)
-        let id = oid(8)
-        // Node 1 asks; a forged acquire reply points past node 0's region.
-        h.apply(1, h.nodes[1].handle(.local(.request(2, requestId: 3, .get([id], timeoutMs: 0))), now: h.now))
-        // Answer the lookup as node 0's directory would if it lied.
-        var forged: [ClusterHarness.PeerLink] = []
-        for m in h.queues[0] where m.kind == PeerMessage.Kind.lookup.rawValue {
-            forged.append(.init(from: 0, to: 1, corr: m.corr, kind: PeerMessage.Kind.lookupReply.rawValue,
-                                body: PeerMessage.lookupReply(.sealed, owner: 0, location: ObjectLocation(offset: 0, dataSize: 1, metadataSize: 0, reserved: 64), digest: 1).encodeBody()))
+    /// A peer that lies about where an object is cannot make a reader map
+    /// memory outside its region: an acquire reply past the owner's region
+    /// is refused and the get finds nothing — whether the home forwards the
+    /// acquire to the owner (the default) or the reader asks the owner
+    /// itself after a lookup. Node 0 answers nothing here: every reply it
+    /// "sends" is forged, and delivered to node 1 alone.
+    func testLyingOwnerCannotHandOutMemoryOutsideItsRegion() throws {
+        for forward in [true, false] {
+            var h = ClusterHarness(nodes: 2)
+            h.nodes[1].config.forwardAcquire = forward
+            h.connect(2, on: 1)
+            let id = try XCTUnwrap((0..<2_000).map(oid).first { h.nodes[1].home(of: $0) == 0 })
+            func forge(_ m: PeerMessage, answering corr: UInt64) {
+                h.apply(1, h.nodes[1].handle(.message(from: 0, correlation: corr, m), now: h.now))
+            }
+            func taken(_ kind: PeerMessage.Kind) -> [ClusterHarness.PeerLink] {
+                defer { h.queues[0].removeAll() }
+                return h.queues[0].filter { $0.kind == kind.rawValue }
+            }
+            let lie = ObjectLocation(offset: 1 << 40, dataSize: 10, metadataSize: 0, reserved: 64)
+            h.apply(1, h.nodes[1].handle(.local(.request(2, requestId: 3, .get([id], timeoutMs: 0))), now: h.now))
+            let acquire: ClusterHarness.PeerLink
+            if forward {
+                acquire = try XCTUnwrap(taken(.lookupAcquire).first, "forward \(forward): node 1 asked its home")
+            } else {
+                let lookup = try XCTUnwrap(taken(.lookup).first, "forward \(forward): node 1 asked its home")
+                // The home says: sealed at node 0, inside its region.
+                forge(.lookupReply(.sealed, owner: 0, location: ObjectLocation(offset: 0, dataSize: 10, metadataSize: 0, reserved: 64), digest: 1),
+                      answering: lookup.corr)
+                acquire = try XCTUnwrap(taken(.acquire).first, "forward \(forward): node 1 asked the owner")
+            }
+            XCTAssertTrue(h.replies[1].isEmpty, "forward \(forward): answered before the owner did")
+            forge(.acquireReply(code: 0, location: lie, digest: 1), answering: acquire.corr)
+            XCTAssertEqual(h.replies[1].first?.2, .objects([nil]), "forward \(forward)")
+            XCTAssertGreaterThan(h.nodes[1].counters.refusedMessages, 0, "forward \(forward)")
         }
-        for m in h.queues[1] where m.kind == PeerMessage.Kind.lookup.rawValue {
-            _ = m
-        }
-        let home = h.nodes[1].home(of: id)
-        h.queues[Int(home)].removeAll()
-        if home == 0 { h.queues[1] += forged } else {
-            // Home is node 1 itself: it has no entry, so the get is simply empty.
-            h.settle()
-            XCTAssertEqual(h.replies[1].first?.2, .objects([nil]))
-            return
-        }
-        h.settle()
-        // The acquire went to node 0; replace its honest answer with a lie.
-        let acquires = h.queues[0].filter { $0.kind == PeerMessage.Kind.acquire.rawValue }
-        h.queues[0].removeAll()
-        for a in acquires {
-            h.queues[1].append(.init(from: 0, to: 1, corr: a.corr, kind: PeerMessage.Kind.acquireReply.rawValue,
-                                     body: PeerMessage.acquireReply(code: 0, location: ObjectLocation(offset: 1 << 40, dataSize: 10, metadataSize: 0, reserved: 64), digest: 1).encodeBody()))
-        }
-        h.settle()
-        XCTAssertEqual(h.replies[1].first?.2, .objects([nil]))
-        XCTAssertGreaterThan(h.nodes[1].counters.refusedMessages, 0)
     }
 
     /// SPEC §10.8 "Writer side": a client creating in a peer's memory may

@@ -114,7 +114,8 @@ final class ViewTests: XCTestCase {
                 h.queues[2].removeAll()
                 guard let i = [0, 1].first(where: { !h.queues[$0].isEmpty }) else { return }
                 let m = h.queues[i].removeFirst()
-                guard m.from != 2, let decoded = try? PeerMessage.decode(kind: m.kind, body: m.body) else { continue }
+                guard m.from != 2 else { continue }
+                guard let decoded = try? PeerMessage.decode(kind: m.kind, body: m.body) else { return XCTFail("undecodable message of kind \(m.kind)") }
                 h.apply(NodeID(i), h.nodes[i].handle(.message(from: m.from, correlation: m.corr, decoded), now: h.now))
             }
         }

@@ -19,8 +19,8 @@ import Testing
             .compactMap { $0.split(separator: " ").last.flatMap { Double($0) } }.reduce(0, +)
     }
 
-    @Test func aClientAnswersLookupsFromTheHomesIndexWithoutItsStore() throws {
-        guard TestCluster.transport == .rings else { return }   // no indexes over gRPC (§10.11)
+    @Test(.enabled(if: TestCluster.transport == .rings, "no indexes over gRPC (§10.11)"))
+    func aClientAnswersLookupsFromTheHomesIndexWithoutItsStore() throws {
         let cluster = try TestCluster(nodes: 3)
         defer { cluster.stop() }
         let live: [NodeID] = [0, 1, 2]
@@ -52,8 +52,8 @@ import Testing
         #expect(try Self.storeLookups(c0) == asked + Double(missing.count + 2 * remote.count + own.count))
     }
 
-    @Test func aLookupNeverOvertakesTheClientsOwnRequests() throws {
-        guard TestCluster.transport == .rings else { return }
+    @Test(.enabled(if: TestCluster.transport == .rings, "no indexes over gRPC (§10.11)"))
+    func aLookupNeverOvertakesTheClientsOwnRequests() throws {
         let cluster = try TestCluster(nodes: 3)
         defer { cluster.stop() }
         let live: [NodeID] = [0, 1, 2]
@@ -100,8 +100,8 @@ import Testing
         #expect(c0.indexPeekCounts == (answered: before.answered + 1, asked: before.asked + 1), "\(before) → \(c0.indexPeekCounts)")
     }
 
-    @Test func peeksFollowTheStoresViewThroughADeathAndARestart() throws {
-        guard TestCluster.transport == .rings else { return }
+    @Test(.enabled(if: TestCluster.transport == .rings, "no indexes over gRPC (§10.11)"))
+    func peeksFollowTheStoresViewThroughADeathAndARestart() throws {
         let cluster = try TestCluster(nodes: 3, deadAfterMs: 3000)
         defer { cluster.stop() }
         let ids = DirectoryIndexProcessTests.homed(at: 1, among: [0, 1, 2], count: 20, tag: 0xA5)

@@ -31,19 +31,33 @@ final class HardenedStore {
     /// CPU seconds (user + system) the daemon used so far.
     var cpuSeconds: Double { processCPUSeconds(pid) }
 
-    /// Private (anonymous) resident memory in bytes: the region is shared memory and not counted.
+    /// Private (anonymous) resident memory in bytes: the region is shared
+    /// memory and not counted. An unreadable figure (the daemon gone) fails
+    /// the test rather than reading as 0.
     var anonymousBytes: Int {
         guard let s = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }) else { return 0 }
-        return (Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0) * 1024
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }),
+              let kB = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
+            Issue.record("no RssAnon in /proc/\(pid)/status (is the daemon running?)")
+            return 0
+        }
+        return kB * 1024
     }
 }
 
-/// CPU seconds (user + system) process `pid` used so far.
+/// CPU seconds (user + system) process `pid` used so far. An unreadable
+/// figure (the process gone) fails the test rather than reading as 0.
 func processCPUSeconds(_ pid: Int32) -> Double {
-    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else { return 0 }
+    guard let s = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = s.lastIndex(of: ")") else {
+        Issue.record("cannot read /proc/\(pid)/stat (is the process running?)")
+        return 0
+    }
     let f = s[s.index(after: close)...].split(separator: " ")
-    return (Double(f[11]) ?? 0) / 100 + (Double(f[12]) ?? 0) / 100   // utime, stime: fields 14 and 15
+    guard f.count > 12, let user = Double(f[11]), let system = Double(f[12]) else {
+        Issue.record("unexpected /proc/\(pid)/stat: \(s)")
+        return 0
+    }
+    return user / 100 + system / 100   // utime, stime: fields 14 and 15
 }
 
 /// A procfs file, read to its end with read(2) (procfs reports size 0).

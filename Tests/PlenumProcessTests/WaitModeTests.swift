@@ -44,8 +44,8 @@ import Testing
         }
     }
 
-    @Test func dedicatedStoresArePinnedAndNeverSleep() throws {
-        guard ProcessInfo.processInfo.activeProcessorCount >= 2 else { return }
+    @Test(.enabled(if: ProcessInfo.processInfo.activeProcessorCount >= 2, "needs two CPUs"))
+    func dedicatedStoresArePinnedAndNeverSleep() throws {
         let cluster = try TestCluster(nodes: 2, configure: { c in
             c.wait = .dedicated
             for i in c.nodes.indices { c.nodes[i].cpu = i }

@@ -218,7 +218,11 @@ struct Harness {
         #expect(h.ask(1, .delete([oid(40)])) == .deleted([nil]), "its reference is gone")
         #expect(h.core.stats.used == 0, "nothing leaks")
         #expect(h.core.stats.clients == 2)
-        h.put(1, oid(42))  // the dead client's waiter is not answered
+        // The dead client's waiter is not answered when the object comes.
+        guard case .created = h.ask(1, .create(oid(42), dataSize: 100, metadataSize: 0)) else { Issue.record("create"); return }
+        let sealed = h.send(1, .seal(oid(42), digest: 7))
+        #expect(sealed.contains { if case .reply(1, _, .sealed) = $0 { true } else { false } })
+        #expect(!sealed.contains { if case .reply(2, _, _) = $0 { true } else { false } }, "\(sealed)")
     }
 
     @Test func listReportsSizesRefsAndTimes() {
