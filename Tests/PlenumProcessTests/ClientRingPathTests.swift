@@ -53,8 +53,8 @@ import Testing
             }
             #expect(try c.delete([id]) == [nil], "rings \(rings): the last release was applied first")
             // Releasing what this client does not hold: nothing answers, and
-            // the next request gets its own reply.
-            // Read raw: the client's own calls drop a stray reply unseen.
+            // the next request gets its own reply (read raw: the client's
+            // own calls drop a stray reply unseen).
             try c.send(Wire.encodeReleaseQuietly([oid(n: 7003)], requestId: 9_000))
             try c.send(Wire.encode(.stats, requestId: 9_001))
             var first: UInt64?
