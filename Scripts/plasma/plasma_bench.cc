@@ -1,7 +1,7 @@
 // plasma_bench.cc — the Plasma side of Scripts/bench-vs-plasma: the same rows
 // as `plenum bench store`, through Plasma's native C++ client (pyarrow 11).
 // Prints {"rows":[{"name":..,"kind":..,"unit":..,"value":..}, ...]}.
-#include <plasma/client.h>
+#include "bench_util.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -22,9 +22,6 @@ static double median(std::vector<double> v) {
   size_t n = v.size();
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
-static void check(const arrow::Status& s, const char* what) {
-  if (!s.ok()) { fprintf(stderr, "plasma %s: %s\n", what, s.ToString().c_str()); exit(1); }
-}
 
 int main(int argc, char** argv) {
   if (argc < 5) { fprintf(stderr, "usage: plasma_bench SOCKET REPEATS OPERATIONS SCALE [ROUND [CLIENTS]] (SCALE 0: small-object rows only)\n"); return 2; }
@@ -37,12 +34,7 @@ int main(int argc, char** argv) {
   // Ids of round k start at k·10^6: interleaved rounds against one server
   // never collide with objects an earlier round left.
   uint32_t serial = argc > 5 ? uint32_t(atoi(argv[5])) * 1000000u : 0;
-  auto next_id = [&]() {
-    std::string b(20, '\xBE');
-    uint32_t s = ++serial;
-    for (int i = 0; i < 4; i++) b[16 + i] = char((s >> (8 * (3 - i))) & 0xff);
-    return plasma::ObjectID::from_binary(b);
-  };
+  auto next_id = [&]() { return object_id('\xBE', ++serial); };
   struct Spec { int count; int64_t size; const char* label; };
   Spec table[] = {{1000, 1 << 10, "1000x1kB"}, {500, 10 << 10, "500x10kB"}, {200, 100 << 10, "200x100kB"},
                   {100, 1 << 20, "100x1MB"}, {50, 10 << 20, "50x10MB"}, {10, 100 << 20, "10x100MB"}};
@@ -84,11 +76,7 @@ int main(int argc, char** argv) {
         if (k < get_all_samples) get_all.push_back(ns(start, got));
         if (k < get_all_samples - 1) continue;
         auto t2 = Clock::now();
-        uint64_t sum = 0;
-        for (auto& b : out) {
-          const uint8_t* p = b.data->data();
-          for (int64_t i = 0; i + 8 <= b.data->size(); i += 64) { uint64_t v; memcpy(&v, p + i, 8); sum += v; }
-        }
+        uint64_t sum = touch_lines(out);
         auto t3 = Clock::now();
         if (sum == 1) printf(" ");
         read.push_back(double(count) * t.size / (ns(t2, t3) / 1e9));

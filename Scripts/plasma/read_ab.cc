@@ -11,19 +11,11 @@
 // Object ids start at SERIAL·10^6 (a rerun against the same servers never
 // collides). Deletes everything before it exits.
 // Prints {"count","size","pairs","reget","a_gbps":[...],"b_gbps":[...]}.
-#include <plasma/client.h>
+#include "bench_util.h"
 
 #include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <string>
-#include <vector>
 
 using Clock = std::chrono::steady_clock;
-
-static void check(const arrow::Status& s, const char* what) {
-  if (!s.ok()) { fprintf(stderr, "plasma %s: %s\n", what, s.ToString().c_str()); exit(1); }
-}
 
 int main(int argc, char** argv) {
   if (argc != 8) { fprintf(stderr, "usage: read_ab SOCKET_A SOCKET_B COUNT SIZE PAIRS SERIAL REGET\n"); return 2; }
@@ -38,10 +30,7 @@ int main(int argc, char** argv) {
   for (int s = 0; s < 2; s++) {
     check(clients[s].Connect(argv[1 + s], "", 0), "connect");
     for (int i = 0; i < count; i++) {
-      std::string b(20, '\xAB');
-      uint32_t n = ++serial;
-      for (int k = 0; k < 4; k++) b[16 + k] = char((n >> (8 * (3 - k))) & 0xff);
-      ids[s].push_back(plasma::ObjectID::from_binary(b));
+      ids[s].push_back(object_id('\xAB', ++serial));
       std::shared_ptr<arrow::Buffer> buf;
       check(clients[s].Create(ids[s].back(), size, nullptr, 0, &buf), "create");
       memset(buf->mutable_data(), 0x5A, size);
@@ -60,10 +49,7 @@ int main(int argc, char** argv) {
         check(clients[s].Get(ids[s], 0, &held[s]), "get");
       }
       auto t0 = Clock::now();
-      for (auto& b : held[s]) {
-        const uint8_t* d = b.data->data();
-        for (int64_t i = 0; i + 8 <= b.data->size(); i += 64) { uint64_t v; memcpy(&v, d + i, 8); sum += v; }
-      }
+      sum += touch_lines(held[s]);
       auto t1 = Clock::now();
       gbps[s].push_back(double(count) * double(size) / std::chrono::duration<double, std::nano>(t1 - t0).count());
     }

@@ -75,13 +75,18 @@ func readWhole(_ path: String) -> String {
 }
 
 /// Waits until the store closes `c`'s socket (true), or `seconds` pass.
-func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool {
+func closedByStore(_ c: PlenumClient, within seconds: Int32) -> Bool { closedByStore(fd: c.fd, within: seconds) }
+
+/// True once the store closed the connection on `fd` (end of stream, or a
+/// reset: it closed with bytes unread), whatever it sent before; false if
+/// it kept it open for `seconds`.
+func closedByStore(fd: Int32, within seconds: Int32) -> Bool {
     var chunk = [UInt8](repeating: 0, count: 65536)
-    var pfd = pollfd(fd: c.fd, events: Int16(POLLIN), revents: 0)
+    var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
     let deadline = Date().addingTimeInterval(Double(seconds))
     while Date() < deadline {
         guard poll(&pfd, 1, 500) > 0 else { continue }
-        if recv(c.fd, &chunk, chunk.count, Int32(MSG_DONTWAIT)) <= 0 { return true }
+        if recv(fd, &chunk, chunk.count, Int32(MSG_DONTWAIT)) <= 0 { return true }
     }
     return false
 }

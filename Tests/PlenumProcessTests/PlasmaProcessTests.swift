@@ -64,17 +64,9 @@ final class PlasmaTestClient {
         return p
     }
 
-    /// True once the store closed this connection (end of stream, or a
-    /// reset: it closed with bytes of ours unread); false if it kept it
-    /// open through the receive timeout.
-    func closedByStore() -> Bool {
-        var buf = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let got = recv(fd, &buf, buf.count, 0)
-            if got > 0 { continue }
-            return got == 0 || errno == ECONNRESET
-        }
-    }
+    /// True once the store closed this connection; false if it kept it
+    /// open for 20 s.
+    func closedByStore() -> Bool { PlenumProcessTests.closedByStore(fd: fd, within: 20) }
 }
 
 @Suite(.serialized) struct PlasmaProcessTests {
